@@ -1,0 +1,151 @@
+/* core.c: actions lists, the seeded PRNG and allocation helpers shared by
+ * every protocol core. Pure: no I/O beyond aborting on out-of-memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL) {
+		fputs("partisand: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+
+	if (p == NULL) {
+		fputs("partisand: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL) {
+		fputs("partisand: out of memory\n", stderr);
+		abort();
+	}
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(xmalloc(n), s, n);
+}
+
+static uint64_t rng_rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void rng_seed(struct rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = rng_splitmix(&seed);
+}
+
+uint64_t rng_next(struct rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t out = rng_rotl(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rng_rotl(s[3], 45);
+	return out;
+}
+
+uint64_t rng_below(struct rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+void actions_init(struct actions *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+void actions_clear(struct actions *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->v[i].node);
+		free(a->v[i].buf);
+		if (a->v[i].spec)
+			node_spec_free(a->v[i].spec);
+	}
+	a->n = 0;
+}
+
+void actions_free(struct actions *a)
+{
+	actions_clear(a);
+	free(a->v);
+	actions_init(a);
+}
+
+static struct action *actions_push(struct actions *a, enum action_kind kind)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 16;
+		a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
+	}
+	memset(&a->v[a->n], 0, sizeof(a->v[0]));
+	a->v[a->n].kind = kind;
+	return &a->v[a->n++];
+}
+
+void actions_send(struct actions *a, const char *node, const char *channel,
+		  const PartisanPeer__PeerMsg *msg)
+{
+	struct action *x = actions_push(a, ACT_SEND);
+
+	x->node = xstrdup(node);
+	x->channel = channel;
+	x->len = partisan_peer__peer_msg__get_packed_size(msg);
+	x->buf = xmalloc(x->len);
+	partisan_peer__peer_msg__pack(msg, x->buf);
+}
+
+void actions_connect(struct actions *a, const struct node_spec *spec)
+{
+	actions_push(a, ACT_CONNECT)->spec = node_spec_dup(spec);
+}
+
+void actions_disconnect(struct actions *a, const char *node)
+{
+	actions_push(a, ACT_DISCONNECT)->node = xstrdup(node);
+}
+
+void actions_event(struct actions *a, enum core_event ev, const char *node)
+{
+	struct action *x = actions_push(a, ACT_EVENT);
+
+	x->event = ev;
+	x->node = node ? xstrdup(node) : NULL;
+}

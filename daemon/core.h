@@ -1,0 +1,79 @@
+/* core.h: the seam between pure protocol cores and their drivers.
+ *
+ * A core is given the time and its randomness (struct core_env) and appends
+ * what it wants done to an action list; it never touches a socket, the clock
+ * or a global. The daemon's I/O shell and the simulator (tests/sim) drain the
+ * same actions, one for real and one on a virtual network.
+ */
+#ifndef PARTISAN_CORE_H
+#define PARTISAN_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "peer.pb-c.h"
+#include "nodespec.h"
+
+/* xoshiro256** seeded PRNG: deterministic for a seed. */
+struct rng {
+	uint64_t s[4];
+};
+
+void rng_seed(struct rng *r, uint64_t seed);
+uint64_t rng_next(struct rng *r);
+/* Uniform in [0, n); n > 0. */
+uint64_t rng_below(struct rng *r, uint64_t n);
+
+struct core_env {
+	uint64_t now_ms;   /* monotonic milliseconds */
+	struct rng *rng;
+};
+
+enum action_kind {
+	ACT_SEND,       /* send buf (a packed PeerMsg) to node on channel */
+	ACT_CONNECT,    /* keep connections to spec open (idempotent) */
+	ACT_DISCONNECT, /* close every connection to node */
+	ACT_EVENT,      /* tell the shell something happened */
+};
+
+enum core_event {
+	EV_MEMBER_ADDED,   /* node joined the membership */
+	EV_MEMBER_REMOVED, /* node left the membership */
+	EV_SELF_REMOVED,   /* this node was removed: stop taking part */
+	EV_VIEW_CHANGED,   /* overlay views changed (hyparview) */
+};
+
+struct action {
+	enum action_kind kind;
+	char *node;              /* SEND, DISCONNECT, EVENT: node name (owned) */
+	struct node_spec *spec;  /* CONNECT: the node to reach (owned) */
+	uint8_t *buf;            /* SEND: packed PeerMsg (owned) */
+	size_t len;
+	const char *channel;     /* SEND: channel name, NULL for default (not owned: static) */
+	enum core_event event;   /* EVENT */
+};
+
+struct actions {
+	struct action *v;
+	size_t n, cap;
+};
+
+void actions_init(struct actions *a);
+/* Free every action's owned memory and empty the list. */
+void actions_clear(struct actions *a);
+void actions_free(struct actions *a);
+/* Pack msg and queue it for node. */
+void actions_send(struct actions *a, const char *node, const char *channel,
+		  const PartisanPeer__PeerMsg *msg);
+void actions_connect(struct actions *a, const struct node_spec *spec);
+void actions_disconnect(struct actions *a, const char *node);
+void actions_event(struct actions *a, enum core_event ev, const char *node);
+
+/* Out-of-memory in a core or the shell: abort with a message. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+#endif

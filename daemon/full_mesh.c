@@ -1,0 +1,375 @@
+/* full_mesh.c: the full-mesh peer service manager (Partisan's pluggable
+ * manager with full membership). Pure core.
+ *
+ * Membership is an ORSWOT of node specs (orset.c). Every node keeps
+ * connections to every member. Gossip is cheap: each round a node sends a
+ * digest (a hash of its state) to a few connected members; full state goes
+ * only to a node whose digest differs, and after a local change a node
+ * pushes its state at once (rate limited) to a few members.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager.h"
+#include "orset.h"
+
+#define FM_PUSH_MIN_MS 100 /* a changed state is pushed at most this often */
+
+struct full_mesh {
+	struct node_spec *self;
+	char *actor;
+	struct orset set;
+	unsigned gossip_interval_ms;
+	unsigned fanout;
+	char **up;                 /* connected nodes, owned names */
+	size_t nup;
+	bool dirty;                /* changed since the last push */
+	bool stopped;              /* this node was removed */
+	uint64_t last_push_ms, next_gossip_ms;
+	const struct node_spec **cache;
+	size_t ncache;
+};
+
+static void *fm_create(const struct manager_params *p)
+{
+	struct full_mesh *m = xcalloc(1, sizeof(*m));
+
+	m->self = node_spec_dup(p->self);
+	m->actor = xstrdup(p->actor);
+	m->gossip_interval_ms = p->gossip_interval_ms ? p->gossip_interval_ms : 1000;
+	m->fanout = p->fanout ? p->fanout : 3;
+	orset_init(&m->set);
+	orset_add(&m->set, m->actor, m->self);
+	return m;
+}
+
+static void fm_destroy(void *mp)
+{
+	struct full_mesh *m = mp;
+
+	for (size_t i = 0; i < m->nup; i++)
+		free(m->up[i]);
+	free(m->up);
+	free(m->cache);
+	orset_free(&m->set);
+	node_spec_free(m->self);
+	free(m->actor);
+	free(m);
+}
+
+static bool fm_is_up(const struct full_mesh *m, const char *node)
+{
+	for (size_t i = 0; i < m->nup; i++)
+		if (strcmp(m->up[i], node) == 0)
+			return true;
+	return false;
+}
+
+static bool fm_is_member(void *mp, const char *node)
+{
+	return orset_find(&((struct full_mesh *)mp)->set, node) != NULL;
+}
+
+static void fm_send_state(struct full_mesh *m, const char *node, struct actions *out)
+{
+	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Membership pb;
+
+	orset_to_pb(&m->set, &pb);
+	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP;
+	msg.membership = &pb;
+	actions_send(out, node, NULL, &msg);
+	orset_pb_release(&pb);
+}
+
+static void fm_send_digest(struct full_mesh *m, const char *node, struct actions *out)
+{
+	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Digest d = PARTISAN_PEER__DIGEST__INIT;
+
+	d.hash = orset_hash(&m->set);
+	d.has_members = 1;
+	d.members = (uint32_t)m->set.nentries;
+	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_DIGEST;
+	msg.digest = &d;
+	actions_send(out, node, NULL, &msg);
+}
+
+/* Pick up to k distinct connected members at random and call fn on each. */
+static void fm_each_random(struct full_mesh *m, unsigned k, const struct core_env *env,
+			   struct actions *out,
+			   void (*fn)(struct full_mesh *, const char *, struct actions *))
+{
+	size_t n = 0;
+	const char **pool = xcalloc(m->nup, sizeof(*pool));
+
+	for (size_t i = 0; i < m->nup; i++)
+		if (orset_find(&m->set, m->up[i]))
+			pool[n++] = m->up[i];
+	for (unsigned i = 0; i < k && n > 0; i++) {
+		size_t j = (size_t)rng_below(env->rng, n);
+
+		fn(m, pool[j], out);
+		pool[j] = pool[--n];
+	}
+	free(pool);
+}
+
+static void fm_connect_members(struct full_mesh *m, struct actions *out)
+{
+	for (size_t i = 0; i < m->set.nentries; i++) {
+		const struct node_spec *s = m->set.entries[i].spec;
+
+		if (strcmp(s->name, m->self->name) != 0 && !fm_is_up(m, s->name))
+			actions_connect(out, s);
+	}
+}
+
+static void fm_disconnect_strangers(struct full_mesh *m, struct actions *out)
+{
+	for (size_t i = 0; i < m->nup; i++)
+		if (!orset_find(&m->set, m->up[i]))
+			actions_disconnect(out, m->up[i]);
+}
+
+/* Events for names that appeared in or vanished from the membership. */
+static void fm_diff_events(const struct orset *before, const struct orset *after,
+			   struct actions *out)
+{
+	for (size_t i = 0; i < after->nentries; i++) {
+		const char *n = after->entries[i].spec->name;
+
+		if (!orset_find(before, n))
+			actions_event(out, EV_MEMBER_ADDED, n);
+	}
+	for (size_t i = 0; i < before->nentries; i++) {
+		const char *n = before->entries[i].spec->name;
+
+		if (!orset_find(after, n))
+			actions_event(out, EV_MEMBER_REMOVED, n);
+	}
+}
+
+static void fm_stop(struct full_mesh *m, struct actions *out)
+{
+	m->stopped = true;
+	actions_event(out, EV_SELF_REMOVED, m->self->name);
+}
+
+/* Drop specs that carry our name but are not our current spec (a previous
+ * incarnation on another address); and notice if we were removed. */
+static void fm_check_self(struct full_mesh *m, struct actions *out)
+{
+	bool again;
+
+	if (!orset_contains(&m->set, m->self)) {
+		fm_stop(m, out);
+		return;
+	}
+	do {
+		again = false;
+		for (size_t i = 0; i < m->set.nentries; i++) {
+			const struct node_spec *s = m->set.entries[i].spec;
+
+			if (strcmp(s->name, m->self->name) == 0 && node_spec_cmp(s, m->self) != 0) {
+				orset_remove(&m->set, s);
+				m->dirty = again = true;
+				break;
+			}
+		}
+	} while (again);
+}
+
+static void fm_join(void *mp, const struct node_spec *spec, const struct core_env *env,
+		    struct actions *out)
+{
+	struct full_mesh *m = mp;
+
+	if (m->stopped || strcmp(spec->name, m->self->name) == 0)
+		return;
+	if (!orset_contains(&m->set, spec)) {
+		orset_add(&m->set, m->actor, spec);
+		actions_event(out, EV_MEMBER_ADDED, spec->name);
+	}
+	/* Gossip at once on join, not at the next round. */
+	fm_send_state(m, spec->name, out);
+	m->dirty = true;
+	fm_connect_members(m, out);
+}
+
+static void fm_leave(void *mp, const char *node, const struct core_env *env, struct actions *out)
+{
+	struct full_mesh *m = mp;
+	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Leave lv = PARTISAN_PEER__LEAVE__INIT;
+
+	if (m->stopped || orset_remove_name(&m->set, node) == 0)
+		return;
+	actions_event(out, EV_MEMBER_REMOVED, node);
+	/* Everyone connected hears of it now: a leave is rare, its news urgent. */
+	for (size_t i = 0; i < m->nup; i++)
+		fm_send_state(m, m->up[i], out);
+	lv.node = (char *)node;
+	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_LEAVE;
+	msg.leave = &lv;
+	if (strcmp(node, m->self->name) == 0) {
+		fm_stop(m, out);
+		return;
+	}
+	if (fm_is_up(m, node))
+		actions_send(out, node, NULL, &msg);
+	actions_disconnect(out, node);
+}
+
+static int fm_receive_membership(struct full_mesh *m, const char *from,
+				 const PartisanPeer__Membership *pb, struct actions *out,
+				 const char **why)
+{
+	struct orset in, before;
+	uint64_t inhash;
+
+	if (orset_from_pb(&in, pb, why) < 0)
+		return -1;
+	inhash = orset_hash(&in);
+	orset_init(&before);
+	orset_merge(&before, &m->set);
+	if (orset_merge(&m->set, &in)) {
+		m->dirty = true;
+		fm_check_self(m, out);
+		fm_diff_events(&before, &m->set, out);
+		if (!m->stopped) {
+			fm_connect_members(m, out);
+			fm_disconnect_strangers(m, out);
+		}
+	}
+	if (!m->stopped && orset_hash(&m->set) != inhash && fm_is_up(m, from))
+		fm_send_state(m, from, out);
+	orset_free(&before);
+	orset_free(&in);
+	return 0;
+}
+
+static int fm_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *msg,
+		      const struct core_env *env, struct actions *out, const char **why)
+{
+	struct full_mesh *m = mp;
+
+	if (m->stopped)
+		return 0;
+	switch (msg->body_case) {
+	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
+		return fm_receive_membership(m, from, msg->membership, out, why);
+	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:
+		if (msg->digest->hash != orset_hash(&m->set) && fm_is_up(m, from))
+			fm_send_state(m, from, out);
+		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_LEAVE:
+		if (strcmp(msg->leave->node, m->self->name) == 0 && orset_find(&m->set, from)) {
+			orset_remove_name(&m->set, m->self->name);
+			fm_stop(m, out);
+		}
+		return 0;
+	default:
+		*why = "unexpected message for full_mesh";
+		return -1;
+	}
+}
+
+static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core_env *env,
+		       struct actions *out)
+{
+	struct full_mesh *m = mp;
+
+	if (!fm_is_up(m, spec->name)) {
+		m->up = xrealloc(m->up, (m->nup + 1) * sizeof(*m->up));
+		m->up[m->nup++] = xstrdup(spec->name);
+	}
+	if (m->stopped)
+		return;
+	/* Prune stale specs: the node now lives at the address it just proved. */
+	if (orset_contains(&m->set, spec)) {
+		for (size_t i = 0; i < m->set.nentries; i++) {
+			const struct node_spec *s = m->set.entries[i].spec;
+
+			if (strcmp(s->name, spec->name) == 0 && node_spec_cmp(s, spec) != 0) {
+				orset_remove(&m->set, s);
+				m->dirty = true;
+				i = (size_t)-1;
+			}
+		}
+	}
+	fm_send_digest(m, spec->name, out);
+}
+
+static void fm_peer_down(void *mp, const char *node, const struct core_env *env,
+			 struct actions *out)
+{
+	struct full_mesh *m = mp;
+
+	for (size_t i = 0; i < m->nup; i++) {
+		if (strcmp(m->up[i], node) == 0) {
+			free(m->up[i]);
+			m->up[i] = m->up[--m->nup];
+			return;
+		}
+	}
+}
+
+static void fm_tick(void *mp, const struct core_env *env, struct actions *out)
+{
+	struct full_mesh *m = mp;
+
+	if (m->stopped)
+		return;
+	if (m->dirty && env->now_ms >= m->last_push_ms + FM_PUSH_MIN_MS) {
+		m->dirty = false;
+		m->last_push_ms = env->now_ms;
+		fm_each_random(m, m->fanout, env, out, fm_send_state);
+	}
+	if (env->now_ms >= m->next_gossip_ms) {
+		m->next_gossip_ms = env->now_ms + m->gossip_interval_ms;
+		fm_each_random(m, m->fanout, env, out, fm_send_digest);
+		fm_connect_members(m, out);
+		fm_disconnect_strangers(m, out);
+	}
+}
+
+static size_t fm_members(void *mp, const struct node_spec *const **out)
+{
+	struct full_mesh *m = mp;
+	size_t n = 0;
+
+	m->cache = xrealloc(m->cache, (m->set.nentries + 1) * sizeof(*m->cache));
+	for (size_t i = 0; i < m->set.nentries; i++) {
+		const struct node_spec *s = m->set.entries[i].spec;
+
+		if (n > 0 && strcmp(m->cache[n - 1]->name, s->name) == 0)
+			continue; /* a stale twin, sorted next to its live spec */
+		m->cache[n++] = s;
+	}
+	m->ncache = n;
+	*out = m->cache;
+	return n;
+}
+
+static size_t fm_no_view(void *mp, const char *const **out)
+{
+	*out = NULL;
+	return 0;
+}
+
+const struct manager_ops full_mesh_ops = {
+	.name = "full_mesh",
+	.create = fm_create,
+	.destroy = fm_destroy,
+	.join = fm_join,
+	.leave = fm_leave,
+	.receive = fm_receive,
+	.peer_up = fm_peer_up,
+	.peer_down = fm_peer_down,
+	.tick = fm_tick,
+	.members = fm_members,
+	.is_member = fm_is_member,
+	.active_view = fm_no_view,
+	.passive_view = fm_no_view,
+};
