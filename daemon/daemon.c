@@ -1,0 +1,198 @@
+/* daemon.c: the glue between the I/O shell and the protocol cores.
+ *
+ * Inputs (a peer message, a node up or down, a tick, a control request) go
+ * into the manager; the actions it queues are carried out by daemon_drain.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "peer.h"
+#include "router.h"
+
+uint64_t daemon_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct core_env daemon_env(struct daemon *d)
+{
+	struct core_env env = {.now_ms = daemon_now_ms(), .rng = &d->rng};
+
+	return env;
+}
+
+static void daemon_manager_params(struct daemon *d, struct manager_params *p)
+{
+	const struct config *c = d->cfg;
+
+	memset(p, 0, sizeof(*p));
+	p->self = d->self;
+	p->actor = d->actor;
+	p->gossip_interval_ms = c->gossip_interval_ms;
+	p->fanout = 3;
+	p->active_max = c->hyparview.active_max_size;
+	p->passive_max = c->hyparview.passive_max_size;
+	p->arwl = c->hyparview.arwl;
+	p->prwl = c->hyparview.prwl;
+	p->shuffle_interval_ms = c->hyparview.shuffle_interval_ms;
+	p->shuffle_k_active = c->hyparview.shuffle_k_active;
+	p->shuffle_k_passive = c->hyparview.shuffle_k_passive;
+	p->promotion_interval_ms = c->hyparview.random_promotion_interval_ms;
+}
+
+void daemon_reset_manager(struct daemon *d)
+{
+	struct manager_params p;
+	struct timespec ts;
+
+	if (d->mgr)
+		d->mops->destroy(d->mgr);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(d->actor, sizeof(d->actor), "%s/%llx", d->self->name,
+		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	daemon_manager_params(d, &p);
+	d->mgr = d->mops->create(&p);
+}
+
+/* This node was removed from the cluster: say so, close everything and go
+ * on as a cluster of one that may be joined again. */
+static void daemon_self_removed(struct daemon *d)
+{
+	const char **up;
+	size_t n = peer_up_nodes(d, &up);
+	char **names = xcalloc(n + 1, sizeof(*names));
+
+	log_notice("membership", "this node was removed from the cluster; it no longer takes part");
+	for (size_t i = 0; i < n; i++)
+		names[i] = xstrdup(up[i]);
+	free(up);
+	for (size_t i = 0; i < n; i++) {
+		peer_disconnect(d, names[i]);
+		free(names[i]);
+	}
+	free(names);
+	ipc_broadcast_stopped(d);
+	daemon_reset_manager(d);
+}
+
+static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
+{
+	switch (a->kind) {
+	case ACT_SEND:
+		peer_send(d, a->node, a->channel, NULL, 0, a->buf, a->len);
+		break;
+	case ACT_CONNECT:
+		peer_want(d, a->spec);
+		break;
+	case ACT_DISCONNECT:
+		peer_disconnect(d, a->node);
+		break;
+	case ACT_EVENT:
+		if (a->event == EV_SELF_REMOVED)
+			*self_removed = true;
+		else if (a->event == EV_MEMBER_ADDED)
+			log_info("membership", "%s joined", a->node);
+		else if (a->event == EV_MEMBER_REMOVED)
+			log_info("membership", "%s left", a->node);
+		break;
+	}
+}
+
+void daemon_drain(struct daemon *d)
+{
+	bool self_removed = false;
+
+	/* Carrying out an action may feed the cores again (a disconnect reports
+	 * a node down), so work on a detached list until none are left. */
+	while (d->acts.n > 0) {
+		struct actions work = d->acts;
+
+		actions_init(&d->acts);
+		for (size_t i = 0; i < work.n; i++)
+			daemon_do(d, &work.v[i], &self_removed);
+		actions_free(&work);
+	}
+	if (self_removed) {
+		daemon_self_removed(d);
+		daemon_drain(d);
+	}
+}
+
+void daemon_node_up(struct daemon *d, const struct node_spec *spec)
+{
+	struct core_env env = daemon_env(d);
+
+	d->mops->peer_up(d->mgr, spec, &env, &d->acts);
+	router_node_up(d, spec->name);
+	daemon_drain(d);
+}
+
+void daemon_node_down(struct daemon *d, const char *node, const char *reason)
+{
+	struct core_env env = daemon_env(d);
+
+	d->mops->peer_down(d->mgr, node, &env, &d->acts);
+	router_node_down(d, node, reason);
+	daemon_drain(d);
+}
+
+int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__PeerMsg *msg,
+		    const char **why)
+{
+	struct core_env env = daemon_env(d);
+	int r;
+
+	switch (msg->body_case) {
+	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
+	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:
+	case PARTISAN_PEER__PEER_MSG__BODY_LEAVE:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_JOIN:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_FORWARD_JOIN:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR_REPLY:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_DISCONNECT:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY:
+		r = d->mops->receive(d->mgr, node, msg, &env, &d->acts, why);
+		daemon_drain(d);
+		return r;
+	case PARTISAN_PEER__PEER_MSG__BODY_GOSSIP:
+	case PARTISAN_PEER__PEER_MSG__BODY_IHAVE:
+	case PARTISAN_PEER__PEER_MSG__BODY_GRAFT:
+	case PARTISAN_PEER__PEER_MSG__BODY_PRUNE:
+	case PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE:
+	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
+		/* Broadcast and acknowledgements are not spoken by this version. */
+		return 0;
+	default:
+		return router_peer_msg(d, node, msg, why);
+	}
+}
+
+void daemon_join_spec(struct daemon *d, const struct node_spec *spec)
+{
+	struct core_env env = daemon_env(d);
+
+	d->mops->join(d->mgr, spec, &env, &d->acts);
+	daemon_drain(d);
+}
+
+int daemon_leave(struct daemon *d, const char *node, const char **why)
+{
+	struct core_env env = daemon_env(d);
+
+	if (!d->mops->is_member(d->mgr, node))
+		return *why = "not a member", -1;
+	d->mops->leave(d->mgr, node, &env, &d->acts);
+	daemon_drain(d);
+	return 0;
+}

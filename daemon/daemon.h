@@ -1,0 +1,80 @@
+/* daemon.h: the daemon's state, shared by its I/O modules (peer, ipc,
+ * router) and the glue that drives the protocol cores. One instance. */
+#ifndef PARTISAN_DAEMON_H
+#define PARTISAN_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "config.h"
+#include "core.h"
+#include "manager.h"
+#include "strmap.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
+	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
+#endif
+
+struct event_base;
+struct event;
+struct pconn;
+struct ipc;
+struct router;
+
+#define DAEMON_TICK_MS 100
+
+struct daemon_stats {
+	uint64_t messages_in, messages_out; /* app data frames over the network */
+	uint64_t dropped_no_proc;          /* data for endpoints that did not exist */
+	uint64_t dropped_monotonic;        /* shed on monotonic channels */
+	uint64_t peer_frames_bad;          /* peer connections closed for bad input */
+};
+
+struct daemon {
+	const struct config *cfg;
+	struct event_base *base;
+	struct node_spec *self;          /* with the ports actually bound */
+	char actor[320];                 /* NAME/INCARNATION for the membership set */
+	const struct manager_ops *mops;
+	void *mgr;
+	struct rng rng;
+	struct actions acts;
+	struct strmap nodes;             /* name -> struct pnode */
+	TAILQ_HEAD(, pconn) conns;       /* every peer connection */
+	struct evconnlistener **listeners;
+	size_t nlisteners;
+	struct event *tick_ev;
+	uint64_t start_ms, last_tick_ms;
+	bool stopped;                    /* this node left or was removed */
+	uint8_t secret[256];
+	size_t secret_len;               /* 0: no cluster secret */
+	struct ipc *ipc;
+	struct router *router;
+	struct daemon_stats stats;
+};
+
+/* Monotonic milliseconds. */
+uint64_t daemon_now_ms(void);
+/* The core environment for now. */
+struct core_env daemon_env(struct daemon *d);
+/* Carry out (and clear) every action the cores queued in d->acts. */
+void daemon_drain(struct daemon *d);
+
+/* Called by the peer layer. */
+void daemon_node_up(struct daemon *d, const struct node_spec *spec);
+void daemon_node_down(struct daemon *d, const char *node, const char *reason);
+/* A post-hello message from node. Returns -1 with *why to close the link. */
+int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__PeerMsg *msg,
+		    const char **why);
+
+/* Start the manager afresh: a membership of this node alone, with a new
+ * incarnation. */
+void daemon_reset_manager(struct daemon *d);
+
+/* Membership operations for the control plane. */
+void daemon_join_spec(struct daemon *d, const struct node_spec *spec);
+int daemon_leave(struct daemon *d, const char *node, const char **why);
+
+#endif

@@ -1,0 +1,721 @@
+/* ipc.c: the Unix-socket server for local programs (see ipc.h).
+ *
+ * Each frame from a client is one Request; the first must be hello. Bad
+ * frames close that session only. Requests are dispatched through a table
+ * indexed by the request's body case; the control-plane handlers (status,
+ * members, join, ...) live here, messaging ones in router.c.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "peer.h"
+#include "router.h"
+#include "wire.h"
+
+/* A join waiting for its node's connections (sync_join). */
+struct pending_join {
+	struct session *s;
+	uint64_t id;
+	char node[300];      /* empty until the address answered */
+	char expect[300];    /* NAME given with the target, or empty */
+	uint64_t deadline;   /* 0: reply as soon as the join is made */
+	bool probing;
+	TAILQ_ENTRY(pending_join) entry;
+};
+
+struct ipc {
+	struct evconnlistener *listener;
+	char path[108];
+	TAILQ_HEAD(, session) sessions;
+	TAILQ_HEAD(, pending_join) joins;
+	uint64_t next_id;
+};
+
+typedef void (*ipc_handler)(struct session *, const PartisanIpc__Request *);
+
+static void ipc_session_close(struct session *s, const char *why);
+
+/* ---- output ---- */
+
+static void ipc_write(struct session *s, const PartisanIpc__ServerMsg *m)
+{
+	struct evbuffer *out;
+	size_t len;
+	uint8_t hdr[FRAME_HEADER];
+	uint8_t stackbuf[1024];
+	uint8_t *buf;
+
+	if (s->closing && s->bev == NULL)
+		return;
+	out = bufferevent_get_output(s->bev);
+	len = partisan_ipc__server_msg__get_packed_size(m);
+	buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
+	partisan_ipc__server_msg__pack(m, buf);
+	frame_put_header(hdr, (uint32_t)len);
+	evbuffer_add(out, hdr, sizeof(hdr));
+	evbuffer_add(out, buf, len);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+void ipc_respond(struct session *s, uint64_t id, PartisanIpc__Response *r)
+{
+	PartisanIpc__ServerMsg m = PARTISAN_IPC__SERVER_MSG__INIT;
+
+	r->id = id;
+	m.body_case = PARTISAN_IPC__SERVER_MSG__BODY_RESPONSE;
+	m.response = r;
+	ipc_write(s, &m);
+}
+
+void ipc_respond_ok(struct session *s, uint64_t id)
+{
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+
+	ipc_respond(s, id, &r);
+}
+
+void ipc_respond_error(struct session *s, uint64_t id, PartisanIpc__Error err, const char *fmt,
+		       ...)
+{
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r.has_error = 1;
+	r.error = err;
+	r.error_msg = msg;
+	ipc_respond(s, id, &r);
+}
+
+void ipc_push_event(struct session *s, PartisanIpc__Event *ev)
+{
+	PartisanIpc__ServerMsg m = PARTISAN_IPC__SERVER_MSG__INIT;
+
+	m.body_case = PARTISAN_IPC__SERVER_MSG__BODY_EVENT;
+	m.event = ev;
+	ipc_write(s, &m);
+}
+
+size_t ipc_queued(const struct session *s)
+{
+	return s->bev ? evbuffer_get_length(bufferevent_get_output(s->bev)) : 0;
+}
+
+struct session *ipc_first(struct daemon *d)
+{
+	return TAILQ_FIRST(&d->ipc->sessions);
+}
+
+struct session *ipc_next(struct session *s)
+{
+	return TAILQ_NEXT(s, entry);
+}
+
+size_t ipc_count(struct daemon *d)
+{
+	size_t n = 0;
+	struct session *s;
+
+	TAILQ_FOREACH(s, &d->ipc->sessions, entry)
+	n++;
+	return n;
+}
+
+void ipc_broadcast_stopped(struct daemon *d)
+{
+	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
+	PartisanIpc__Empty e = PARTISAN_IPC__EMPTY__INIT;
+	struct session *s;
+
+	ev.body_case = PARTISAN_IPC__EVENT__BODY_STOPPED;
+	ev.stopped = &e;
+	TAILQ_FOREACH(s, &d->ipc->sessions, entry)
+	if (s->hello_done && !s->closing)
+		ipc_push_event(s, &ev);
+}
+
+/* ---- control-plane handlers ---- */
+
+static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
+{
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__HelloReply h = PARTISAN_IPC__HELLO_REPLY__INIT;
+	PartisanIpc__NodeSpec spec;
+
+	if (s->hello_done) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "hello sent twice");
+		return;
+	}
+	if (rq->hello->version != IPC_PROTOCOL_VERSION) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EVERSION,
+				  "daemon speaks IPC version %u, client %u", IPC_PROTOCOL_VERSION,
+				  rq->hello->version);
+		ipc_session_close(s, "protocol version mismatch");
+		return;
+	}
+	s->hello_done = true;
+	node_spec_to_ipc(s->d->self, &spec);
+	h.version = IPC_PROTOCOL_VERSION;
+	h.node = s->d->self->name;
+	h.self = s->ref;
+	h.spec = &spec;
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_HELLO;
+	r.hello = &h;
+	ipc_respond(s, rq->id, &r);
+	node_spec_ipc_release(&spec);
+	log_debug("ipc", "session %llu: hello from %s (pid %d, uid %u)", (unsigned long long)s->id,
+		  rq->hello->client ? rq->hello->client : "?", (int)s->pid, (unsigned)s->uid);
+}
+
+static void ipc_spec(struct session *s, const PartisanIpc__Request *rq)
+{
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__NodeSpec spec;
+
+	node_spec_to_ipc(s->d->self, &spec);
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_SPEC;
+	r.spec = &spec;
+	ipc_respond(s, rq->id, &r);
+	node_spec_ipc_release(&spec);
+}
+
+static void ipc_members(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__MemberList ml = PARTISAN_IPC__MEMBER_LIST__INIT;
+	const struct node_spec *const *v;
+	size_t n = d->mops->members(d->mgr, &v);
+
+	ml.n_members = n;
+	ml.members = xcalloc(n, sizeof(*ml.members));
+	for (size_t i = 0; i < n; i++) {
+		ml.members[i] = xmalloc(sizeof(**ml.members));
+		node_spec_to_ipc(v[i], ml.members[i]);
+	}
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_MEMBERS;
+	r.members = &ml;
+	ipc_respond(s, rq->id, &r);
+	for (size_t i = 0; i < n; i++) {
+		node_spec_ipc_release(ml.members[i]);
+		free(ml.members[i]);
+	}
+	free(ml.members);
+}
+
+static void ipc_nodes(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__NodeList nl = PARTISAN_IPC__NODE_LIST__INIT;
+	const char **up;
+	size_t n = peer_up_nodes(d, &up);
+
+	if (rq->nodes->has_all && rq->nodes->all) {
+		/* "all": connected nodes and every other known member. */
+		const struct node_spec *const *v;
+		size_t m = d->mops->members(d->mgr, &v);
+
+		up = xrealloc(up, (n + m + 1) * sizeof(*up));
+		for (size_t i = 0; i < m; i++)
+			if (strcmp(v[i]->name, d->self->name) != 0 && !peer_is_up(d, v[i]->name))
+				up[n++] = v[i]->name;
+	}
+	nl.n_nodes = n;
+	nl.nodes = (char **)up;
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_NODES;
+	r.nodes = &nl;
+	ipc_respond(s, rq->id, &r);
+	free(up);
+}
+
+static void ipc_conn_add(PartisanIpc__ConnList *cl, const char *node, const char *channel,
+			 unsigned have, unsigned want)
+{
+	PartisanIpc__ConnInfo *ci = xmalloc(sizeof(*ci));
+
+	partisan_ipc__conn_info__init(ci);
+	ci->node = (char *)node;
+	ci->channel = (char *)channel;
+	ci->connected = have;
+	ci->wanted = want;
+	cl->connections = xrealloc(cl->connections, (cl->n_connections + 1) * sizeof(ci));
+	cl->connections[cl->n_connections++] = ci;
+}
+
+static void ipc_connections(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__ConnList cl = PARTISAN_IPC__CONN_LIST__INIT;
+	const struct node_spec *const *v;
+	size_t m = d->mops->members(d->mgr, &v);
+	const char *only = rq->connections->node;
+
+	for (size_t i = 0; i < m; i++) {
+		if (strcmp(v[i]->name, d->self->name) == 0 || (only && strcmp(only, v[i]->name)))
+			continue;
+		for (size_t ch = 0; ch < d->cfg->nchannels; ch++) {
+			unsigned have, want;
+
+			peer_conn_count(d, v[i]->name, d->cfg->channels[ch].name, &have, &want);
+			ipc_conn_add(&cl, v[i]->name, d->cfg->channels[ch].name, have, want);
+		}
+	}
+	if (only && cl.n_connections == 0) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "%s: not a member", only);
+		return;
+	}
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_CONNECTIONS;
+	r.connections = &cl;
+	ipc_respond(s, rq->id, &r);
+	for (size_t i = 0; i < cl.n_connections; i++)
+		free(cl.connections[i]);
+	free(cl.connections);
+}
+
+static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__StatusReply st = PARTISAN_IPC__STATUS_REPLY__INIT;
+	PartisanIpc__NodeSpec spec;
+	const struct node_spec *const *v;
+	const char *const *view;
+	const char **up;
+
+	node_spec_to_ipc(d->self, &spec);
+	st.name = d->self->name;
+	st.spec = &spec;
+	st.manager = (char *)d->mops->name;
+	st.uptime_s = (daemon_now_ms() - d->start_ms) / 1000;
+	st.members = (uint32_t)d->mops->members(d->mgr, &v);
+	st.nodes = (uint32_t)peer_up_nodes(d, &up);
+	free(up);
+	st.n_endpoints = router_endpoints(d, &st.endpoints);
+	st.has_dropped_no_proc = 1;
+	st.dropped_no_proc = d->stats.dropped_no_proc;
+	st.n_active_view = d->mops->active_view(d->mgr, &view);
+	st.active_view = (char **)view;
+	st.n_passive_view = d->mops->passive_view(d->mgr, &view);
+	st.passive_view = (char **)view;
+	st.cluster = d->cfg->cluster_name;
+	st.has_sessions = 1;
+	st.sessions = (uint32_t)ipc_count(d);
+	st.has_messages_in = st.has_messages_out = 1;
+	st.messages_in = d->stats.messages_in;
+	st.messages_out = d->stats.messages_out;
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_STATUS;
+	r.status = &st;
+	ipc_respond(s, rq->id, &r);
+	router_endpoints_free(st.endpoints, st.n_endpoints);
+	node_spec_ipc_release(&spec);
+}
+
+/* ---- join / leave ---- */
+
+static void ipc_join_done(struct daemon *d, struct pending_join *j, PartisanIpc__Error err,
+			  const char *msg)
+{
+	struct ipc *ipc = d->ipc;
+
+	if (err == PARTISAN_IPC__ERROR__OK)
+		ipc_respond_ok(j->s, j->id);
+	else
+		ipc_respond_error(j->s, j->id, err, "%s", msg);
+	TAILQ_REMOVE(&ipc->joins, j, entry);
+	free(j);
+}
+
+static void ipc_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
+			    const char *why)
+{
+	struct pending_join *j = arg;
+
+	j->probing = false;
+	if (spec == NULL) {
+		ipc_join_done(d, j, PARTISAN_IPC__ERROR__ENOCONNECTION, why);
+		return;
+	}
+	if (j->expect[0] && strcmp(j->expect, spec->name) != 0) {
+		char msg[700];
+
+		snprintf(msg, sizeof(msg), "%s answers at that address, not %s", spec->name,
+			 j->expect);
+		ipc_join_done(d, j, PARTISAN_IPC__ERROR__ENOENT, msg);
+		return;
+	}
+	snprintf(j->node, sizeof(j->node), "%s", spec->name);
+	daemon_join_spec(d, spec);
+	if (j->deadline == 0)
+		ipc_join_done(d, j, PARTISAN_IPC__ERROR__OK, NULL);
+}
+
+/* Start joining target for session s. */
+static int ipc_start_join(struct daemon *d, struct session *s, uint64_t id, const char *target,
+			  uint32_t timeout_ms, const char **why)
+{
+	struct pending_join *j = xcalloc(1, sizeof(*j));
+	char ip[64];
+	uint16_t port;
+
+	if (peer_parse_target(target, j->expect, sizeof(j->expect), ip, sizeof(ip), &port) < 0) {
+		free(j);
+		return *why = "expected NAME@HOST:PORT or HOST:PORT", -1;
+	}
+	j->s = s;
+	j->id = id;
+	j->deadline = timeout_ms ? daemon_now_ms() + timeout_ms : 0;
+	j->probing = true;
+	TAILQ_INSERT_TAIL(&d->ipc->joins, j, entry);
+	if (peer_probe(d, ip, port, ipc_join_probed, j) < 0) {
+		TAILQ_REMOVE(&d->ipc->joins, j, entry);
+		free(j);
+		return *why = "cannot dial that address", -1;
+	}
+	return 0;
+}
+
+static void ipc_join(struct session *s, const PartisanIpc__Request *rq)
+{
+	const char *why = NULL;
+	uint32_t timeout = rq->join->has_timeout_ms ? rq->join->timeout_ms : 0;
+
+	if (s->d->stopped) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ESTOPPED, "node is stopping");
+		return;
+	}
+	if (ipc_start_join(s->d, s, rq->id, rq->join->target, timeout, &why) < 0)
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "join %s: %s",
+				  rq->join->target, why);
+}
+
+static void ipc_leave(struct session *s, const PartisanIpc__Request *rq)
+{
+	const char *why = NULL;
+	const char *node = rq->leave->node ? rq->leave->node : s->d->self->name;
+
+	if (daemon_leave(s->d, node, &why) < 0)
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "leave %s: %s", node, why);
+	else
+		ipc_respond_ok(s, rq->id);
+}
+
+static void ipc_check_joins(struct daemon *d, uint64_t now)
+{
+	struct pending_join *j, *tmp;
+
+	TAILQ_FOREACH_SAFE(j, &d->ipc->joins, entry, tmp)
+	{
+		if (j->probing && j->deadline == 0)
+			continue;
+		if (!j->probing && j->node[0] && peer_fully_connected(d, j->node))
+			ipc_join_done(d, j, PARTISAN_IPC__ERROR__OK, NULL);
+		else if (j->deadline && now >= j->deadline) {
+			if (j->probing)
+				peer_probe_cancel(d, j);
+			ipc_join_done(d, j, PARTISAN_IPC__ERROR__ETIMEDOUT,
+				      "timed out waiting for every channel to connect");
+		}
+	}
+}
+
+void ipc_tick(struct daemon *d, uint64_t now)
+{
+	ipc_check_joins(d, now);
+}
+
+static void ipc_not_supported(struct session *s, const PartisanIpc__Request *rq)
+{
+	ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOTSUP,
+			  "request not supported by this daemon");
+}
+
+/* Indexed by PartisanIpc__Request__BodyCase. */
+static const ipc_handler ipc_handlers[] = {
+	[PARTISAN_IPC__REQUEST__BODY_HELLO] = ipc_hello,
+	[PARTISAN_IPC__REQUEST__BODY_STATUS] = ipc_status,
+	[PARTISAN_IPC__REQUEST__BODY_SPEC] = ipc_spec,
+	[PARTISAN_IPC__REQUEST__BODY_MEMBERS] = ipc_members,
+	[PARTISAN_IPC__REQUEST__BODY_NODES] = ipc_nodes,
+	[PARTISAN_IPC__REQUEST__BODY_CONNECTIONS] = ipc_connections,
+	[PARTISAN_IPC__REQUEST__BODY_JOIN] = ipc_join,
+	[PARTISAN_IPC__REQUEST__BODY_LEAVE] = ipc_leave,
+	[PARTISAN_IPC__REQUEST__BODY_REGISTER] = router_register,
+	[PARTISAN_IPC__REQUEST__BODY_UNREGISTER] = router_unregister,
+	[PARTISAN_IPC__REQUEST__BODY_WHEREIS] = router_whereis,
+	[PARTISAN_IPC__REQUEST__BODY_SEND] = router_send,
+	[PARTISAN_IPC__REQUEST__BODY_CALL] = router_call,
+	[PARTISAN_IPC__REQUEST__BODY_REPLY] = router_reply,
+	[PARTISAN_IPC__REQUEST__BODY_MONITOR] = router_monitor,
+	[PARTISAN_IPC__REQUEST__BODY_DEMONITOR] = router_demonitor,
+	[PARTISAN_IPC__REQUEST__BODY_MONITOR_NODE] = router_monitor_node,
+	[PARTISAN_IPC__REQUEST__BODY_MONITOR_NODES] = router_monitor_nodes,
+	[PARTISAN_IPC__REQUEST__BODY_BROADCAST] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_SUBSCRIBE] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_UNSUBSCRIBE] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_REGISTRY] = router_registry,
+	[PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_not_supported,
+};
+
+/* ---- sessions ---- */
+
+static void ipc_session_free(struct session *s)
+{
+	struct ipc *ipc = s->d->ipc;
+	struct pending_join *j, *tmp;
+
+	TAILQ_FOREACH_SAFE(j, &ipc->joins, entry, tmp)
+	{
+		if (j->s != s)
+			continue;
+		if (j->probing)
+			peer_probe_cancel(s->d, j);
+		TAILQ_REMOVE(&ipc->joins, j, entry);
+		free(j);
+	}
+	TAILQ_REMOVE(&ipc->sessions, s, entry);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	free(s);
+}
+
+static void ipc_drain_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		ipc_session_free(s);
+	else if (!s->closing)
+		router_session_drained(s);
+}
+
+/* End a session: its endpoints go now; queued output is flushed first. */
+static void ipc_session_close(struct session *s, const char *why)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	log_debug("ipc", "session %llu: closed (%s)", (unsigned long long)s->id, why);
+	router_session_close(s, !s->clean_close);
+	if (s->bev && evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		return;
+	}
+	ipc_session_free(s);
+}
+
+static int ipc_handle(struct session *s, const PartisanIpc__Request *rq)
+{
+	size_t k = rq->body_case;
+
+	if (!s->hello_done && k != PARTISAN_IPC__REQUEST__BODY_HELLO) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "expected hello first");
+		return -1;
+	}
+	if (k >= sizeof(ipc_handlers) / sizeof(ipc_handlers[0]) || ipc_handlers[k] == NULL) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "unknown request type");
+		return -1;
+	}
+	ipc_handlers[k](s, rq);
+	return 0;
+}
+
+static void ipc_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint64_t max = s->d->cfg->max_frame_bytes + 4096;
+
+	while (!s->closing && !s->paused) {
+		uint8_t hdr[FRAME_HEADER];
+		PartisanIpc__Request *rq;
+		uint32_t len;
+		int r;
+
+		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+			return;
+		if (frame_peek(hdr, sizeof(hdr), max, &len) < 0) {
+			log_warnx("ipc", "session %llu: frame of %u bytes too large, closing",
+				  (unsigned long long)s->id, len);
+			ipc_session_close(s, "frame too large");
+			return;
+		}
+		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
+			return;
+		evbuffer_drain(in, FRAME_HEADER);
+		rq = partisan_ipc__request__unpack(NULL, len, evbuffer_pullup(in, len));
+		evbuffer_drain(in, len);
+		if (rq == NULL) {
+			log_warnx("ipc", "session %llu: undecodable frame, closing",
+				  (unsigned long long)s->id);
+			ipc_session_close(s, "bad frame");
+			return;
+		}
+		r = ipc_handle(s, rq);
+		partisan_ipc__request__free_unpacked(rq, NULL);
+		if (r < 0) {
+			log_warnx("ipc", "session %llu: protocol violation, closing",
+				  (unsigned long long)s->id);
+			ipc_session_close(s, "protocol violation");
+			return;
+		}
+	}
+}
+
+static void ipc_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->closing) {
+		ipc_session_free(s);
+		return;
+	}
+	/* EOF with nothing half-read is a clean close; an error is a crash. */
+	s->clean_close = (what & BEV_EVENT_EOF) &&
+			 evbuffer_get_length(bufferevent_get_input(bev)) == 0;
+	ipc_session_close(s, s->clean_close ? "client closed" : "client lost");
+}
+
+static bool ipc_allowed(const struct config *cfg, uid_t uid, gid_t gid)
+{
+	if (cfg->ipc.nallow_uids == 0 && cfg->ipc.nallow_gids == 0)
+		return true;
+	for (size_t i = 0; i < cfg->ipc.nallow_uids; i++)
+		if (cfg->ipc.allow_uids[i] == uid)
+			return true;
+	for (size_t i = 0; i < cfg->ipc.nallow_gids; i++)
+		if (cfg->ipc.allow_gids[i] == gid)
+			return true;
+	return false;
+}
+
+static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			  int salen, void *arg)
+{
+	struct daemon *d = arg;
+	struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	socklen_t clen = sizeof(cred);
+	struct session *s = xcalloc(1, sizeof(*s));
+	char id[32];
+
+	getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+	s->d = d;
+	s->id = ++d->ipc->next_id;
+	s->uid = cred.uid;
+	s->gid = cred.gid;
+	s->pid = cred.pid;
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
+	ref_make(REF_PID, d->self->name, id, s->ref, sizeof(s->ref));
+	s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		evutil_closesocket(fd);
+		free(s);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&d->ipc->sessions, s, entry);
+	bufferevent_setcb(s->bev, ipc_read_cb, ipc_drain_cb, ipc_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, d->cfg->session_queue_bytes / 2, 0);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (!ipc_allowed(d->cfg, cred.uid, cred.gid)) {
+		log_warnx("ipc", "refused client pid %d: uid %u gid %u not allowed", (int)cred.pid,
+			  (unsigned)cred.uid, (unsigned)cred.gid);
+		s->hello_done = true; /* nothing to clean in the router */
+		s->clean_close = true;
+		ipc_respond_error(s, 0, PARTISAN_IPC__ERROR__EPERM,
+				  "uid %u is not allowed to use this daemon", (unsigned)cred.uid);
+		s->closing = true;
+		bufferevent_disable(s->bev, EV_READ);
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		return;
+	}
+	router_session_open(s);
+}
+
+/* Is something answering on path? (a live daemon we must not steal from) */
+static bool ipc_socket_live(const struct sockaddr_un *sun)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	live = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+	close(fd);
+	return live;
+}
+
+int ipc_listen(struct daemon *d)
+{
+	struct ipc *ipc = xcalloc(1, sizeof(*ipc));
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	const char *path = d->cfg->ipc.socket;
+
+	TAILQ_INIT(&ipc->sessions);
+	TAILQ_INIT(&ipc->joins);
+	d->ipc = ipc;
+	snprintf(ipc->path, sizeof(ipc->path), "%s", path);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (ipc_socket_live(&sun)) {
+		log_error("ipc", "%s: another daemon is listening there", path);
+		return -1;
+	}
+	unlink(path);
+	ipc->listener = evconnlistener_new_bind(d->base, ipc_accept_cb, d,
+						LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
+						(struct sockaddr *)&sun, sizeof(sun));
+	if (ipc->listener == NULL) {
+		log_warn("ipc", "cannot listen on %s", path);
+		ipc->path[0] = '\0';
+		return -1;
+	}
+	if (chmod(path, d->cfg->ipc.mode) < 0)
+		log_warn("ipc", "chmod %s", path);
+	log_info("ipc", "listening on %s", path);
+	return 0;
+}
+
+void ipc_shutdown(struct daemon *d)
+{
+	struct ipc *ipc = d->ipc;
+
+	if (ipc == NULL)
+		return;
+	while (!TAILQ_EMPTY(&ipc->sessions)) {
+		struct session *s = TAILQ_FIRST(&ipc->sessions);
+
+		if (!s->closing) {
+			s->closing = true;
+			router_session_close(s, false);
+		}
+		ipc_session_free(s);
+	}
+	if (ipc->listener)
+		evconnlistener_free(ipc->listener);
+	if (ipc->path[0])
+		unlink(ipc->path);
+	free(ipc);
+	d->ipc = NULL;
+}

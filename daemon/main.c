@@ -1,0 +1,394 @@
+/* main.c: partisand's entry point: flags, config, start-up, signals, the
+ * periodic tick, systemd readiness, and an orderly shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "peer.h"
+#include "router.h"
+
+#define EX_USAGE_ 64
+#define EX_CONFIG_ 78
+#define PARTISAN_VERSION "0.1.0"
+#define JOIN_RETRY_MS 1000
+
+struct opts {
+	const char *config_file;
+	bool foreground;
+	bool check_config;
+};
+
+/* A join named in the config or on the command line, retried until made. */
+struct boot_join {
+	char *target;
+	bool done, probing;
+	uint64_t next_try;
+	struct daemon *d;
+};
+
+static struct boot_join *boot_joins;
+static size_t nboot_joins;
+
+static void usage(FILE *f)
+{
+	fputs("usage: partisand [-c FILE] [-f|--foreground] [--name NAME@HOST] [--listen IP:PORT]\n"
+	      "                 [--socket PATH] [--join NAME@HOST:PORT|HOST:PORT]...\n"
+	      "                 [--check-config] [--version] [-h]\n",
+	      f);
+}
+
+static void die_config(const char *err)
+{
+	fprintf(stderr, "partisand: %s\n", err);
+	exit(EX_CONFIG_);
+}
+
+enum { OPT_NAME = 256, OPT_LISTEN, OPT_SOCKET, OPT_JOIN, OPT_CHECK, OPT_VERSION };
+
+static const struct option long_opts[] = {
+	{"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+	{"name", required_argument, NULL, OPT_NAME}, {"listen", required_argument, NULL, OPT_LISTEN},
+	{"socket", required_argument, NULL, OPT_SOCKET}, {"join", required_argument, NULL, OPT_JOIN},
+	{"check-config", no_argument, NULL, OPT_CHECK}, {"version", no_argument, NULL, OPT_VERSION},
+	{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+};
+
+/* Read the config file, then apply the flags over it (a second pass). */
+static void load_config(int argc, char **argv, struct config *cfg, struct opts *o)
+{
+	char err[CONFIG_ERR_MAX];
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt_long(argc, argv, "c:fh", long_opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config_file = optarg;
+			break;
+		case 'f':
+			o->foreground = true;
+			break;
+		case OPT_CHECK:
+			o->check_config = true;
+			break;
+		case OPT_VERSION:
+			printf("partisand %s\n", PARTISAN_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_NAME:
+		case OPT_LISTEN:
+		case OPT_SOCKET:
+		case OPT_JOIN:
+			break;
+		default:
+			usage(stderr);
+			exit(EX_USAGE_);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "partisand: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		exit(EX_USAGE_);
+	}
+	if (config_defaults(cfg) < 0)
+		die_config("config: cannot build the defaults");
+	if (o->config_file == NULL && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		o->config_file = CONFIG_DEFAULT_PATH;
+	if (o->config_file && config_load_file(cfg, o->config_file, err, sizeof(err)) < 0)
+		die_config(err);
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:fh", long_opts, NULL)) != -1) {
+		int r = 0;
+
+		if (ch == OPT_NAME)
+			r = config_set_name(cfg, optarg, err, sizeof(err));
+		else if (ch == OPT_LISTEN)
+			r = config_set_listen(cfg, optarg, err, sizeof(err));
+		else if (ch == OPT_SOCKET)
+			r = config_set_socket(cfg, optarg, err, sizeof(err));
+		else if (ch == OPT_JOIN)
+			r = config_add_join(cfg, optarg, err, sizeof(err));
+		if (r < 0)
+			die_config(err);
+	}
+	if (config_finish(cfg, err, sizeof(err)) < 0)
+		die_config(err);
+}
+
+static int read_secret(struct daemon *d, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		log_warn("main", "cluster.secret_file %s", path);
+		return -1;
+	}
+	n = fread(d->secret, 1, sizeof(d->secret), f);
+	fclose(f);
+	while (n > 0 && (d->secret[n - 1] == '\n' || d->secret[n - 1] == '\r'))
+		n--;
+	if (n == 0) {
+		log_error("main", "cluster.secret_file %s is empty", path);
+		return -1;
+	}
+	d->secret_len = n;
+	return 0;
+}
+
+static struct node_spec *self_spec(const struct config *cfg)
+{
+	struct node_spec *s = xcalloc(1, sizeof(*s));
+
+	s->name = xstrdup(cfg->name);
+	s->naddrs = cfg->nlisten_addrs;
+	s->addrs = xcalloc(s->naddrs, sizeof(*s->addrs));
+	for (size_t i = 0; i < s->naddrs; i++) {
+		snprintf(s->addrs[i].ip, sizeof(s->addrs[i].ip), "%s", cfg->listen_addrs[i].ip);
+		s->addrs[i].port = cfg->listen_addrs[i].port;
+	}
+	s->nchannels = cfg->nchannels;
+	s->channels = xcalloc(s->nchannels, sizeof(*s->channels));
+	for (size_t i = 0; i < s->nchannels; i++) {
+		s->channels[i].name = xstrdup(cfg->channels[i].name);
+		s->channels[i].parallelism = cfg->channels[i].parallelism;
+		s->channels[i].monotonic = cfg->channels[i].monotonic;
+	}
+	s->parallelism = cfg->channels[0].parallelism;
+	return s;
+}
+
+static const struct manager_ops *manager_for(enum manager_kind k)
+{
+	switch (k) {
+	case MANAGER_FULL_MESH:
+		return &full_mesh_ops;
+	default:
+		return NULL;
+	}
+}
+
+/* ---- boot joins ---- */
+
+static void boot_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
+			     const char *why)
+{
+	struct boot_join *j = arg;
+
+	j->probing = false;
+	if (spec == NULL) {
+		log_info("main", "join %s: %s; will retry", j->target, why);
+		return;
+	}
+	j->done = true;
+	log_info("main", "joining %s through %s", spec->name, j->target);
+	daemon_join_spec(d, spec);
+}
+
+static void boot_joins_run(struct daemon *d, uint64_t now)
+{
+	for (size_t i = 0; i < nboot_joins; i++) {
+		struct boot_join *j = &boot_joins[i];
+		char name[300], ip[64];
+		uint16_t port;
+
+		if (j->done || j->probing || now < j->next_try || d->stopped)
+			continue;
+		j->next_try = now + JOIN_RETRY_MS;
+		if (peer_parse_target(j->target, name, sizeof(name), ip, sizeof(ip), &port) < 0) {
+			log_warnx("main", "join %s: cannot resolve; will retry", j->target);
+			continue;
+		}
+		if (peer_probe(d, ip, port, boot_join_probed, j) == 0)
+			j->probing = true;
+	}
+}
+
+/* ---- events ---- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t now = daemon_now_ms();
+	struct core_env env = daemon_env(d);
+
+	/* A tick far later than due means this process was paused (SIGSTOP,
+	 * swapped out): what we did not hear meanwhile is not the peers' fault. */
+	if (now > d->last_tick_ms + d->cfg->failure_timeout_ms / 2)
+		peer_forgive(d, now);
+	d->last_tick_ms = now;
+	peer_tick(d, now);
+	d->mops->tick(d->mgr, &env, &d->acts);
+	daemon_drain(d);
+	ipc_tick(d, now);
+	router_tick(d, now);
+	boot_joins_run(d, now);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (sig == SIGHUP) {
+		log_reopen();
+		log_info("main", "SIGHUP: logs reopened");
+		return;
+	}
+	log_info("main", "signal %d: shutting down", (int)sig);
+	event_base_loopbreak(d->base);
+}
+
+static void sd_notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	size_t n;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    (n = strlen(path)) >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, path, n);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sun,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		log_warn("main", "sd_notify");
+	close(fd);
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void detach(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0) {
+		perror("partisand: fork");
+		exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		if (fd > 2)
+			close(fd);
+	}
+}
+
+static int run(struct daemon *d, const struct opts *o)
+{
+	struct event *sigs[3];
+	const int signos[3] = {SIGTERM, SIGINT, SIGHUP};
+	struct timeval tv = {0, DAEMON_TICK_MS * 1000};
+	int rc = 1;
+
+	d->base = event_base_new();
+	if (d->base == NULL || router_init(d) < 0)
+		return 1;
+	if (d->cfg->secret_file && read_secret(d, d->cfg->secret_file) < 0)
+		return EX_CONFIG_;
+	if (peer_listen(d) < 0 || ipc_listen(d) < 0)
+		goto out;
+	daemon_reset_manager(d);
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
+		event_add(sigs[i], NULL);
+	}
+	d->tick_ev = event_new(d->base, -1, EV_PERSIST, on_tick, d);
+	event_add(d->tick_ev, &tv);
+	d->start_ms = d->last_tick_ms = daemon_now_ms();
+	for (size_t i = 0; i < d->cfg->njoin; i++) {
+		boot_joins = xrealloc(boot_joins, (nboot_joins + 1) * sizeof(*boot_joins));
+		boot_joins[nboot_joins++] = (struct boot_join){.target = d->cfg->join[i], .d = d};
+	}
+	boot_joins_run(d, d->start_ms);
+	log_notice("main", "%s running (%s, cluster %s)", d->self->name, d->mops->name,
+		   d->cfg->cluster_name);
+	if (!o->foreground)
+		detach();
+	sd_notify_ready();
+	event_base_dispatch(d->base);
+	rc = 0;
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	event_free(d->tick_ev);
+out:
+	ipc_shutdown(d);
+	peer_shutdown(d);
+	router_free(d);
+	if (d->mgr)
+		d->mops->destroy(d->mgr);
+	actions_free(&d->acts);
+	event_base_free(d->base);
+	free(boot_joins);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct opts o;
+	struct daemon d;
+	uint64_t seed;
+	int rc;
+
+	load_config(argc, argv, &cfg, &o);
+	if (o.check_config) {
+		printf("partisand: config OK\n");
+		config_free(&cfg);
+		return 0;
+	}
+	if (manager_for(cfg.manager) == NULL) {
+		fprintf(stderr, "partisand: config: peer_service_manager: %s is not available in "
+				"this build\n",
+			config_manager_name(cfg.manager));
+		config_free(&cfg);
+		return EX_CONFIG_;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	log_init(cfg.log_level);
+	memset(&d, 0, sizeof(d));
+	d.cfg = &cfg;
+	d.mops = manager_for(cfg.manager);
+	d.self = self_spec(&cfg);
+	TAILQ_INIT(&d.conns);
+	strmap_init(&d.nodes);
+	actions_init(&d.acts);
+	seed = daemon_now_ms() ^ ((uint64_t)getpid() << 32);
+	rng_seed(&d.rng, seed);
+	rc = run(&d, &o);
+	node_spec_free(d.self);
+	config_free(&cfg);
+	log_info("main", "stopped");
+	return rc;
+}

@@ -1,0 +1,1060 @@
+/* peer.c: connections to other daemons (see peer.h).
+ *
+ * A connection opens with the acceptor's Challenge, the dialer's Hello and
+ * the acceptor's HelloAck; each state accepts only the message it expects,
+ * and anything else closes that connection alone with a logged reason.
+ * A node is up while one default-channel outbound connection is open and
+ * something was heard from it within failure_timeout_ms.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <mbedtls/md.h>
+
+#include "log.h"
+#include "peer.h"
+#include "wire.h"
+
+#define PEER_BACKOFF_MIN_MS 100
+#define PEER_BACKOFF_MAX_MS 2000
+#define PEER_MONOTONIC_WINDOW_MS 100
+#define PEER_NONCE 16
+
+enum pconn_state {
+	PC_CONNECTING,     /* dialer: TCP connect in progress */
+	PC_WAIT_CHALLENGE, /* dialer: connected, waiting for Challenge */
+	PC_WAIT_ACK,       /* dialer: Hello sent, waiting for HelloAck */
+	PC_WAIT_HELLO,     /* acceptor: Challenge sent, waiting for Hello */
+	PC_OPEN,
+	PC_CLOSING,        /* flushing output, then freed */
+};
+
+struct pnode;
+
+struct probe {
+	peer_probe_cb cb;
+	void *arg;
+};
+
+struct pconn {
+	struct daemon *d;
+	struct bufferevent *bev;
+	enum pconn_state state;
+	bool outbound;
+	struct pnode *node;        /* NULL until the hello names it (or a probe) */
+	size_t chan;               /* outbound: index into cfg->channels */
+	unsigned idx;              /* outbound: index within the channel */
+	uint64_t since_ms;         /* when the current state began */
+	uint64_t last_send_ms;
+	uint8_t nonce[PEER_NONCE];
+	uint8_t peer_nonce[PEER_NONCE];
+	struct probe *probe;       /* join-by-address dial */
+	char addr[80];             /* for logs */
+	TAILQ_ENTRY(pconn) entry;
+};
+
+struct pnode {
+	char *name;
+	struct node_spec *spec;    /* as last heard (hello) or asked for */
+	bool wanted;               /* the manager wants us connected */
+	bool up;
+	struct pconn ***out;       /* out[chan][idx] */
+	uint64_t last_rx_ms, last_hb_ms, next_try_ms;
+	unsigned backoff_ms;
+	unsigned attempt;
+};
+
+static void pconn_close(struct pconn *c, const char *why);
+static void pconn_read_cb(struct bufferevent *bev, void *arg);
+static void pconn_write_cb(struct bufferevent *bev, void *arg);
+static void pconn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static const char *pconn_who(const struct pconn *c)
+{
+	return c->node ? c->node->name : c->addr;
+}
+
+static struct pnode *pnode_get(struct daemon *d, const char *name, bool create)
+{
+	const struct config *cfg = d->cfg;
+	struct pnode *n = strmap_get(&d->nodes, name);
+
+	if (n || !create)
+		return n;
+	n = xcalloc(1, sizeof(*n));
+	n->name = xstrdup(name);
+	n->out = xcalloc(cfg->nchannels, sizeof(*n->out));
+	for (size_t i = 0; i < cfg->nchannels; i++)
+		n->out[i] = xcalloc(cfg->channels[i].parallelism, sizeof(**n->out));
+	n->backoff_ms = PEER_BACKOFF_MIN_MS;
+	strmap_put(&d->nodes, name, n);
+	return n;
+}
+
+static void pnode_free(struct daemon *d, struct pnode *n)
+{
+	for (size_t i = 0; i < d->cfg->nchannels; i++)
+		free(n->out[i]);
+	free(n->out);
+	node_spec_free(n->spec);
+	free(n->name);
+	free(n);
+}
+
+static bool pnode_has_conns(struct daemon *d, struct pnode *n)
+{
+	struct pconn *c;
+
+	TAILQ_FOREACH(c, &d->conns, entry)
+	if (c->node == n)
+		return true;
+	return false;
+}
+
+/* Drop a node record nobody needs any more (only from peer_tick, so that
+ * no caller up the stack holds it). */
+static bool pnode_gc(struct daemon *d, struct pnode *n)
+{
+	if (n->wanted || n->up || pnode_has_conns(d, n))
+		return false;
+	strmap_del(&d->nodes, n->name);
+	pnode_free(d, n);
+	return true;
+}
+
+static size_t peer_chan_index(const struct config *cfg, const char *channel)
+{
+	if (channel)
+		for (size_t i = 0; i < cfg->nchannels; i++)
+			if (strcmp(cfg->channels[i].name, channel) == 0)
+				return i;
+	return 0;
+}
+
+/* ---- framing ---- */
+
+static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint8_t hdr[FRAME_HEADER];
+
+	frame_put_header(hdr, (uint32_t)len);
+	evbuffer_add(out, hdr, sizeof(hdr));
+	evbuffer_add(out, buf, len);
+	c->last_send_ms = daemon_now_ms();
+}
+
+static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
+{
+	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
+	uint8_t stackbuf[512];
+	uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
+
+	partisan_peer__peer_msg__pack(msg, buf);
+	pconn_write_frame(c, buf, len);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+/* ---- node up / down ---- */
+
+static bool pnode_default_open(struct daemon *d, struct pnode *n)
+{
+	for (unsigned i = 0; i < d->cfg->channels[0].parallelism; i++)
+		if (n->out[0][i] && n->out[0][i]->state == PC_OPEN)
+			return true;
+	return false;
+}
+
+static void pnode_set_up(struct daemon *d, struct pnode *n)
+{
+	if (n->up || !pnode_default_open(d, n) || n->spec == NULL)
+		return;
+	n->up = true;
+	n->backoff_ms = PEER_BACKOFF_MIN_MS;
+	n->last_rx_ms = daemon_now_ms();
+	log_info("peer", "%s: up", n->name);
+	daemon_node_up(d, n->spec);
+}
+
+/* Close every connection of n (flushing what is queued) and report it down. */
+static void pnode_down(struct daemon *d, struct pnode *n, const char *reason)
+{
+	struct pconn *c, *tmp;
+	bool was_up = n->up;
+
+	n->up = false;
+	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
+	if (c->node == n && c->state != PC_CLOSING)
+		pconn_close(c, reason);
+	if (was_up) {
+		log_notice("peer", "%s: down (%s)", n->name, reason);
+		daemon_node_down(d, n->name, reason);
+	}
+}
+
+/* ---- connection lifecycle ---- */
+
+static void pconn_detach(struct pconn *c)
+{
+	struct pnode *n = c->node;
+
+	if (n && c->outbound && n->out[c->chan][c->idx] == c)
+		n->out[c->chan][c->idx] = NULL;
+}
+
+static void pconn_free(struct pconn *c)
+{
+	struct daemon *d = c->d;
+
+	pconn_detach(c);
+	TAILQ_REMOVE(&d->conns, c, entry);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	if (c->probe) {
+		c->probe->cb(d, c->probe->arg, NULL, "connection closed before hello");
+		free(c->probe);
+	}
+	free(c);
+}
+
+/* Close c: its output is flushed first unless the link is already broken. */
+static void pconn_close(struct pconn *c, const char *why)
+{
+	struct daemon *d = c->d;
+	struct pnode *n = c->node;
+	bool was_open = c->state == PC_OPEN;
+
+	if (c->state == PC_CLOSING)
+		return;
+	log_debug("peer", "%s: closing connection (%s)", pconn_who(c), why);
+	pconn_detach(c);
+	c->state = PC_CLOSING;
+	if (c->probe) {
+		c->probe->cb(d, c->probe->arg, NULL, why);
+		free(c->probe);
+		c->probe = NULL;
+	}
+	if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_setcb(c->bev, NULL, pconn_write_cb, pconn_event_cb, c);
+	} else {
+		c->node = NULL;
+		pconn_free(c);
+	}
+	if (n && was_open && n->up && !pnode_default_open(d, n))
+		pnode_down(d, n, why);
+	if (n && n->wanted && n->next_try_ms < daemon_now_ms() + n->backoff_ms)
+		n->next_try_ms = daemon_now_ms() + n->backoff_ms;
+}
+
+static struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool outbound)
+{
+	struct pconn *c = xcalloc(1, sizeof(*c));
+
+	c->d = d;
+	c->bev = bev;
+	c->outbound = outbound;
+	c->since_ms = daemon_now_ms();
+	TAILQ_INSERT_TAIL(&d->conns, c, entry);
+	bufferevent_setcb(bev, pconn_read_cb, NULL, pconn_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+/* ---- handshake ---- */
+
+static void peer_mac(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
+		     const char *name, uint8_t out[32])
+{
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	mbedtls_md_context_t ctx;
+
+	mbedtls_md_init(&ctx);
+	mbedtls_md_setup(&ctx, md, 1);
+	mbedtls_md_hmac_starts(&ctx, d->secret, d->secret_len);
+	mbedtls_md_hmac_update(&ctx, (const unsigned char *)tag, 4);
+	mbedtls_md_hmac_update(&ctx, nonce, nlen);
+	mbedtls_md_hmac_update(&ctx, (const unsigned char *)name, strlen(name));
+	mbedtls_md_hmac_finish(&ctx, out);
+	mbedtls_md_free(&ctx);
+}
+
+static bool peer_mac_ok(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
+			const char *name, const ProtobufCBinaryData *mac)
+{
+	uint8_t want[32];
+	uint8_t diff = 0;
+
+	if (d->secret_len == 0)
+		return true;
+	if (mac == NULL || mac->len != 32)
+		return false;
+	peer_mac(d, tag, nonce, nlen, name, want);
+	for (size_t i = 0; i < 32; i++)
+		diff |= want[i] ^ mac->data[i];
+	return diff == 0;
+}
+
+static void peer_fill_nonce(uint8_t *buf, size_t n)
+{
+	if (getrandom(buf, n, 0) != (ssize_t)n)
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)(daemon_now_ms() >> (i % 8));
+}
+
+static void pconn_send_challenge(struct pconn *c)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Challenge ch = PARTISAN_PEER__CHALLENGE__INIT;
+
+	peer_fill_nonce(c->nonce, PEER_NONCE);
+	ch.version = PEER_PROTOCOL_VERSION;
+	ch.nonce.data = c->nonce;
+	ch.nonce.len = PEER_NONCE;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_CHALLENGE;
+	m.challenge = &ch;
+	pconn_write_msg(c, &m);
+	c->state = PC_WAIT_HELLO;
+}
+
+static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch,
+			      const char **why)
+{
+	struct daemon *d = c->d;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Hello h = PARTISAN_PEER__HELLO__INIT;
+	PartisanPeer__NodeSpec spec;
+	uint8_t mac[32];
+
+	if (ch->version != PEER_PROTOCOL_VERSION)
+		return *why = "peer speaks another protocol version", -1;
+	peer_fill_nonce(c->nonce, PEER_NONCE);
+	node_spec_to_pb(d->self, &spec);
+	h.version = PEER_PROTOCOL_VERSION;
+	h.cluster = d->cfg->cluster_name;
+	h.spec = &spec;
+	h.channel = d->cfg->channels[c->chan].name;
+	h.index = c->idx;
+	h.has_nonce = 1;
+	h.nonce.data = c->nonce;
+	h.nonce.len = PEER_NONCE;
+	if (d->secret_len) {
+		peer_mac(d, "dial", ch->nonce.data, ch->nonce.len, d->self->name, mac);
+		h.has_mac = 1;
+		h.mac.data = mac;
+		h.mac.len = sizeof(mac);
+	}
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_HELLO;
+	m.hello = &h;
+	pconn_write_msg(c, &m);
+	node_spec_pb_release(&spec);
+	c->state = PC_WAIT_ACK;
+	c->since_ms = daemon_now_ms();
+	return 0;
+}
+
+static void pconn_refuse(struct pconn *c, const char *reason)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Refuse r = PARTISAN_PEER__REFUSE__INIT;
+
+	r.reason = (char *)reason;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_REFUSE;
+	m.refuse = &r;
+	pconn_write_msg(c, &m);
+}
+
+static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const char **why)
+{
+	struct daemon *d = c->d;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__HelloAck ack = PARTISAN_PEER__HELLO_ACK__INIT;
+	PartisanPeer__NodeSpec spec;
+	struct node_spec *their;
+	struct pnode *n;
+	uint8_t mac[32];
+
+	if (h->version != PEER_PROTOCOL_VERSION)
+		*why = "hello: another protocol version";
+	else if (strcmp(h->cluster, d->cfg->cluster_name) != 0)
+		*why = "hello: node of another cluster";
+	else if (!peer_mac_ok(d, "dial", c->nonce, PEER_NONCE, h->spec->name,
+			      h->has_mac ? &h->mac : NULL))
+		*why = "hello: cluster secret not proven";
+	else if ((their = node_spec_from_pb(h->spec, why)) == NULL)
+		;
+	else if (strcmp(their->name, d->self->name) == 0) {
+		node_spec_free(their);
+		*why = "hello: node has our own name";
+	}
+	if (*why) {
+		pconn_refuse(c, *why);
+		return -1;
+	}
+	n = pnode_get(d, their->name, true);
+	if (n->spec == NULL || !node_spec_equal(n->spec, their)) {
+		node_spec_free(n->spec);
+		n->spec = their;
+	} else {
+		node_spec_free(their);
+	}
+	c->node = n;
+	n->last_rx_ms = daemon_now_ms();
+	node_spec_to_pb(d->self, &spec);
+	ack.spec = &spec;
+	if (d->secret_len && h->has_nonce) {
+		peer_mac(d, "acpt", h->nonce.data, h->nonce.len, d->self->name, mac);
+		ack.has_mac = 1;
+		ack.mac.data = mac;
+		ack.mac.len = sizeof(mac);
+	}
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_HELLO_ACK;
+	m.hello_ack = &ack;
+	pconn_write_msg(c, &m);
+	node_spec_pb_release(&spec);
+	c->state = PC_OPEN;
+	log_debug("peer", "%s: accepted %s connection %u", n->name, h->channel, h->index);
+	return 0;
+}
+
+/* A probe learned who answers at an address: hand the spec over. */
+static void pconn_finish_probe(struct pconn *c, const struct node_spec *spec)
+{
+	struct probe *p = c->probe;
+
+	c->probe = NULL;
+	p->cb(c->d, p->arg, spec, NULL);
+	free(p);
+}
+
+static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, const char **why)
+{
+	struct daemon *d = c->d;
+	struct node_spec *their = node_spec_from_pb(ack->spec, why);
+	struct pnode *n;
+
+	if (their == NULL)
+		return -1;
+	if (!peer_mac_ok(d, "acpt", c->nonce, PEER_NONCE, their->name,
+			 ack->has_mac ? &ack->mac : NULL)) {
+		node_spec_free(their);
+		return *why = "hello ack: cluster secret not proven", -1;
+	}
+	if (c->node && strcmp(c->node->name, their->name) != 0) {
+		log_warnx("peer", "%s: expected %s at this address, found %s", c->addr,
+			  c->node->name, their->name);
+		node_spec_free(their);
+		return *why = "another node answers at this address", -1;
+	}
+	if (strcmp(their->name, d->self->name) == 0) {
+		node_spec_free(their);
+		return *why = "that address is this node", -1;
+	}
+	n = pnode_get(d, their->name, true);
+	node_spec_free(n->spec);
+	n->spec = their;
+	n->last_rx_ms = daemon_now_ms();
+	c->state = PC_OPEN;
+	if (c->node == NULL) {
+		/* A probe: keep the link as the node's first default connection. */
+		c->node = n;
+		if (n->out[0][0] == NULL) {
+			n->out[0][0] = c;
+			c->chan = 0;
+			c->idx = 0;
+		}
+	}
+	if (c->probe)
+		pconn_finish_probe(c, their);
+	if (c->outbound && n->out[c->chan][c->idx] != c) {
+		/* The slot was filled meanwhile: this link is surplus. */
+		return *why = "duplicate connection", -1;
+	}
+	pnode_set_up(d, n);
+	return 0;
+}
+
+static void pconn_heartbeat(struct pconn *c, bool reply)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Heartbeat hb = PARTISAN_PEER__HEARTBEAT__INIT;
+
+	hb.has_reply = reply;
+	hb.reply = reply;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT;
+	m.heartbeat = &hb;
+	pconn_write_msg(c, &m);
+}
+
+/* One decoded frame, in the connection's current state. */
+static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const char **why)
+{
+	PartisanPeer__PeerMsg__BodyCase k = m->body_case;
+
+	switch (c->state) {
+	case PC_WAIT_CHALLENGE:
+		if (k != PARTISAN_PEER__PEER_MSG__BODY_CHALLENGE)
+			return *why = "expected challenge", -1;
+		return pconn_on_challenge(c, m->challenge, why);
+	case PC_WAIT_HELLO:
+		if (k != PARTISAN_PEER__PEER_MSG__BODY_HELLO)
+			return *why = "expected hello", -1;
+		return pconn_on_hello(c, m->hello, why);
+	case PC_WAIT_ACK:
+		if (k == PARTISAN_PEER__PEER_MSG__BODY_REFUSE) {
+			log_warnx("peer", "%s: refused us: %s", pconn_who(c), m->refuse->reason);
+			return *why = "refused", -1;
+		}
+		if (k != PARTISAN_PEER__PEER_MSG__BODY_HELLO_ACK)
+			return *why = "expected hello ack", -1;
+		return pconn_on_ack(c, m->hello_ack, why);
+	case PC_OPEN:
+		break;
+	default:
+		return 0;
+	}
+	c->node->last_rx_ms = daemon_now_ms();
+	switch (k) {
+	case PARTISAN_PEER__PEER_MSG__BODY_CHALLENGE:
+	case PARTISAN_PEER__PEER_MSG__BODY_HELLO:
+	case PARTISAN_PEER__PEER_MSG__BODY_HELLO_ACK:
+		return *why = "handshake message on an open connection", -1;
+	case PARTISAN_PEER__PEER_MSG__BODY_REFUSE:
+		return *why = "peer refused", -1;
+	case PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT:
+		if (!(m->heartbeat->has_reply && m->heartbeat->reply))
+			pconn_heartbeat(c, true);
+		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY__NOT_SET:
+		return *why = "empty message", -1;
+	default:
+		return daemon_peer_msg(c->d, c->node->name, m, why);
+	}
+}
+
+static void pconn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct pconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint64_t max = c->d->cfg->max_frame_bytes;
+
+	while (c->state != PC_CLOSING) {
+		uint8_t hdr[FRAME_HEADER];
+		PartisanPeer__PeerMsg *m;
+		const char *why = NULL;
+		uint32_t len;
+		int r;
+
+		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+			return;
+		if (frame_peek(hdr, sizeof(hdr), max, &len) < 0) {
+			log_warnx("peer", "%s: frame of %u bytes over max_frame_bytes, closing",
+				  pconn_who(c), len);
+			c->d->stats.peer_frames_bad++;
+			pconn_close(c, "frame too large");
+			return;
+		}
+		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
+			return;
+		evbuffer_drain(in, FRAME_HEADER);
+		m = partisan_peer__peer_msg__unpack(NULL, len, evbuffer_pullup(in, len));
+		evbuffer_drain(in, len);
+		if (m == NULL) {
+			log_warnx("peer", "%s: undecodable frame, closing", pconn_who(c));
+			c->d->stats.peer_frames_bad++;
+			pconn_close(c, "bad frame");
+			return;
+		}
+		r = pconn_dispatch(c, m, &why);
+		partisan_peer__peer_msg__free_unpacked(m, NULL);
+		if (r < 0) {
+			if (strcmp(why, "duplicate connection") != 0) {
+				log_warnx("peer", "%s: %s, closing", pconn_who(c), why);
+				c->d->stats.peer_frames_bad++;
+			}
+			pconn_close(c, why);
+			return;
+		}
+	}
+}
+
+static void pconn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pconn *c = arg;
+
+	if (c->state == PC_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		c->node = NULL;
+		pconn_free(c);
+	}
+}
+
+static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pconn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->state = PC_WAIT_CHALLENGE;
+		c->since_ms = daemon_now_ms();
+		return;
+	}
+	if (c->state == PC_CLOSING) {
+		c->node = NULL;
+		pconn_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		pconn_close(c, "connection closed");
+	else if (what & BEV_EVENT_ERROR)
+		pconn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		pconn_close(c, "connection event");
+}
+
+/* ---- dialing and accepting ---- */
+
+static int peer_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss,
+			 socklen_t *len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
+}
+
+static struct pconn *peer_dial(struct daemon *d, const char *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct bufferevent *bev;
+	struct pconn *c;
+
+	if (peer_sockaddr(ip, port, &ss, &sslen) < 0)
+		return NULL;
+	bev = bufferevent_socket_new(d->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
+	c = pconn_new(d, bev, true);
+	c->state = PC_CONNECTING;
+	snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, port);
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)sslen) < 0) {
+		c->bev = NULL;
+		bufferevent_free(bev);
+		TAILQ_REMOVE(&d->conns, c, entry);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void pnode_dial_slot(struct daemon *d, struct pnode *n, size_t chan, unsigned idx)
+{
+	const struct ns_addr *a = &n->spec->addrs[n->attempt % n->spec->naddrs];
+	struct pconn *c = peer_dial(d, a->ip, a->port);
+
+	if (c == NULL) {
+		log_warn("peer", "%s: cannot dial %s:%u", n->name, a->ip, a->port);
+		return;
+	}
+	c->node = n;
+	c->chan = chan;
+	c->idx = idx;
+	n->out[chan][idx] = c;
+}
+
+/* Open whatever outbound connections n is missing, respecting backoff. */
+static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
+{
+	bool dialed = false;
+
+	if (!n->wanted || n->spec == NULL || now < n->next_try_ms || d->stopped)
+		return;
+	for (size_t ch = 0; ch < d->cfg->nchannels; ch++) {
+		/* Other channels wait until the default one is open. */
+		if (ch > 0 && !n->up)
+			break;
+		for (unsigned i = 0; i < d->cfg->channels[ch].parallelism; i++) {
+			if (n->out[ch][i] == NULL) {
+				pnode_dial_slot(d, n, ch, i);
+				dialed = true;
+			}
+		}
+	}
+	if (dialed) {
+		n->attempt++;
+		n->next_try_ms = now + n->backoff_ms;
+		n->backoff_ms = n->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS
+									: n->backoff_ms * 2;
+	}
+}
+
+static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			   int salen, void *arg)
+{
+	struct daemon *d = arg;
+	struct bufferevent *bev;
+	struct pconn *c;
+	char host[64] = "?";
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c = pconn_new(d, bev, false);
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
+	snprintf(c->addr, sizeof(c->addr), "%s:%u", host,
+		 ntohs(((struct sockaddr_in *)sa)->sin_port));
+	if (d->stopped) {
+		pconn_close(c, "node stopped");
+		return;
+	}
+	pconn_send_challenge(c);
+}
+
+int peer_listen(struct daemon *d)
+{
+	const struct config *cfg = d->cfg;
+
+	d->listeners = xcalloc(cfg->nlisten_addrs, sizeof(*d->listeners));
+	for (size_t i = 0; i < cfg->nlisten_addrs; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		struct evconnlistener *l;
+
+		if (peer_sockaddr(cfg->listen_addrs[i].ip, cfg->listen_addrs[i].port, &ss, &sslen) <
+		    0)
+			return -1;
+		l = evconnlistener_new_bind(d->base, peer_accept_cb, d,
+					    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+					    (struct sockaddr *)&ss, (int)sslen);
+		if (l == NULL) {
+			log_warn("peer", "cannot listen on %s:%u", cfg->listen_addrs[i].ip,
+				 cfg->listen_addrs[i].port);
+			return -1;
+		}
+		d->listeners[d->nlisteners++] = l;
+		sslen = sizeof(ss);
+		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sslen);
+		d->self->addrs[i].port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		log_info("peer", "listening on %s:%u", d->self->addrs[i].ip, d->self->addrs[i].port);
+	}
+	return 0;
+}
+
+void peer_shutdown(struct daemon *d)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; i < d->nlisteners; i++)
+		evconnlistener_free(d->listeners[i]);
+	free(d->listeners);
+	d->listeners = NULL;
+	d->nlisteners = 0;
+	while (!TAILQ_EMPTY(&d->conns)) {
+		struct pconn *c = TAILQ_FIRST(&d->conns);
+
+		c->node = NULL;
+		if (c->probe) {
+			free(c->probe);
+			c->probe = NULL;
+		}
+		pconn_free(c);
+	}
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
+		pnode_free(d, v);
+	strmap_free(&d->nodes);
+}
+
+/* ---- the API ---- */
+
+void peer_want(struct daemon *d, const struct node_spec *spec)
+{
+	struct pnode *n;
+
+	if (strcmp(spec->name, d->self->name) == 0)
+		return;
+	n = pnode_get(d, spec->name, true);
+	if (n->spec == NULL || (!n->up && node_spec_cmp(n->spec, spec) != 0)) {
+		node_spec_free(n->spec);
+		n->spec = node_spec_dup(spec);
+	}
+	if (!n->wanted) {
+		n->wanted = true;
+		pnode_fill(d, n, daemon_now_ms());
+	}
+}
+
+void peer_disconnect(struct daemon *d, const char *node)
+{
+	struct pnode *n = pnode_get(d, node, false);
+
+	if (n == NULL)
+		return;
+	n->wanted = false;
+	pnode_down(d, n, "disconnected");
+}
+
+static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now)
+{
+	uint64_t timeout = d->cfg->failure_timeout_ms;
+	uint64_t hb = timeout / 4 > 50 ? timeout / 4 : 50;
+
+	if (n->up && now > n->last_rx_ms + timeout) {
+		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
+			  (unsigned long long)(now - n->last_rx_ms));
+		pnode_down(d, n, "timeout");
+		n->next_try_ms = now + n->backoff_ms;
+		return;
+	}
+	if (n->up && now >= n->last_rx_ms + hb && now >= n->last_hb_ms + hb) {
+		for (unsigned i = 0; i < d->cfg->channels[0].parallelism; i++) {
+			struct pconn *c = n->out[0][i];
+
+			if (c && c->state == PC_OPEN) {
+				pconn_heartbeat(c, false);
+				n->last_hb_ms = now;
+				break;
+			}
+		}
+	}
+	pnode_fill(d, n, now);
+}
+
+void peer_tick(struct daemon *d, uint64_t now)
+{
+	struct pconn *c, *tmp;
+	const char *k;
+	void *v;
+	uint64_t handshake = d->cfg->connect_timeout_ms;
+
+	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
+	{
+		if (c->state != PC_OPEN && c->state != PC_CLOSING && now > c->since_ms + handshake)
+			pconn_close(c, "handshake timed out");
+		else if (c->state == PC_CLOSING && now > c->since_ms + handshake + 5000)
+			pconn_free(c); /* the other side never drained */
+	}
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
+		if (!pnode_gc(d, v))
+			pnode_check(d, v, now);
+}
+
+void peer_forgive(struct daemon *d, uint64_t now)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
+		((struct pnode *)v)->last_rx_ms = now;
+}
+
+static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, const void *key,
+				size_t keylen)
+{
+	unsigned par = d->cfg->channels[ch].parallelism;
+	unsigned start = keylen ? (unsigned)(hash_bytes(HASH_INIT, key, keylen) % par) : 0;
+
+	for (unsigned i = 0; i < par; i++) {
+		struct pconn *c = n->out[ch][(start + i) % par];
+
+		if (c && c->state == PC_OPEN)
+			return c;
+	}
+	return NULL;
+}
+
+static struct pconn *peer_route(struct daemon *d, struct pnode *n, size_t ch, const void *key,
+				size_t keylen)
+{
+	struct pconn *c = pnode_pick(d, n, ch, key, keylen);
+
+	if (c == NULL && ch != 0)
+		c = pnode_pick(d, n, 0, key, keylen); /* fall back to the default channel */
+	if (c == NULL) {
+		/* Not connected out (yet): answer on a link the node opened to us. */
+		TAILQ_FOREACH(c, &d->conns, entry)
+		if (c->node == n && c->state == PC_OPEN)
+			return c;
+	}
+	return c;
+}
+
+enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,
+				const void *key, size_t keylen, const uint8_t *buf, size_t len)
+{
+	struct pnode *n = pnode_get(d, node, false);
+	size_t ch = peer_chan_index(d->cfg, channel);
+	struct pconn *c;
+	size_t queued;
+
+	if (n == NULL || (c = peer_route(d, n, ch, key, keylen)) == NULL)
+		return PEER_NOT_CONNECTED;
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (d->cfg->channels[c->outbound ? c->chan : 0].monotonic && queued > 0 &&
+	    daemon_now_ms() < c->last_send_ms + PEER_MONOTONIC_WINDOW_MS) {
+		d->stats.dropped_monotonic++;
+		return PEER_SHED;
+	}
+	if (queued > d->cfg->peer_queue_bytes)
+		return PEER_QUEUE_FULL;
+	pconn_write_frame(c, buf, len);
+	return PEER_SENT;
+}
+
+enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const char *channel,
+				    const void *key, size_t keylen,
+				    const PartisanPeer__PeerMsg *msg)
+{
+	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
+	uint8_t *buf = xmalloc(len);
+	enum peer_send_result r;
+
+	partisan_peer__peer_msg__pack(msg, buf);
+	r = peer_send(d, node, channel, key, keylen, buf, len);
+	free(buf);
+	return r;
+}
+
+bool peer_is_up(struct daemon *d, const char *node)
+{
+	struct pnode *n = pnode_get(d, node, false);
+
+	return n && n->up;
+}
+
+size_t peer_up_nodes(struct daemon *d, const char ***out)
+{
+	size_t n = 0, i = 0;
+	const char *k;
+	void *v;
+
+	*out = xcalloc(d->nodes.len + 1, sizeof(**out));
+	while (strmap_next(&d->nodes, &i, &k, &v))
+		if (((struct pnode *)v)->up)
+			(*out)[n++] = k;
+	return n;
+}
+
+void peer_conn_count(struct daemon *d, const char *node, const char *channel,
+		     unsigned *connected, unsigned *wanted)
+{
+	struct pnode *n = pnode_get(d, node, false);
+	size_t ch = peer_chan_index(d->cfg, channel);
+
+	*connected = 0;
+	*wanted = d->cfg->channels[ch].parallelism;
+	if (n == NULL)
+		return;
+	for (unsigned i = 0; i < *wanted; i++)
+		if (n->out[ch][i] && n->out[ch][i]->state == PC_OPEN)
+			(*connected)++;
+}
+
+bool peer_fully_connected(struct daemon *d, const char *node)
+{
+	for (size_t ch = 0; ch < d->cfg->nchannels; ch++) {
+		unsigned have, want;
+
+		peer_conn_count(d, node, d->cfg->channels[ch].name, &have, &want);
+		if (have < want)
+			return false;
+	}
+	return true;
+}
+
+int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb, void *arg)
+{
+	struct pconn *c = peer_dial(d, ip, port);
+
+	if (c == NULL)
+		return -1;
+	c->probe = xmalloc(sizeof(*c->probe));
+	c->probe->cb = cb;
+	c->probe->arg = arg;
+	return 0;
+}
+
+void peer_probe_cancel(struct daemon *d, void *arg)
+{
+	struct pconn *c;
+
+	TAILQ_FOREACH(c, &d->conns, entry)
+	if (c->probe && c->probe->arg == arg) {
+		free(c->probe);
+		c->probe = NULL;
+	}
+}
+
+/* Split NAME@HOST:PORT or HOST:PORT ([v6]:PORT). Returns 0 or -1. */
+int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn,
+			    uint16_t *port)
+{
+	const char *at = strchr(t, '@'), *host = at ? at + 1 : t;
+	const char *colon = strrchr(host, ':');
+	char hostbuf[256];
+	struct addrinfo hints = {0}, *res = NULL;
+	char *end;
+	long p;
+
+	if (colon == NULL || colon == host || (size_t)(colon - host) >= sizeof(hostbuf))
+		return -1;
+	p = strtol(colon + 1, &end, 10);
+	if (*end || p < 1 || p > 65535)
+		return -1;
+	*port = (uint16_t)p;
+	name[0] = '\0';
+	if (at) {
+		if ((size_t)(colon - t) >= nn)
+			return -1;
+		memcpy(name, t, (size_t)(colon - t));
+		name[colon - t] = '\0';
+	}
+	memcpy(hostbuf, host, (size_t)(colon - host));
+	hostbuf[colon - host] = '\0';
+	if (hostbuf[0] == '[' && hostbuf[strlen(hostbuf) - 1] == ']') {
+		memmove(hostbuf, hostbuf + 1, strlen(hostbuf));
+		hostbuf[strlen(hostbuf) - 1] = '\0';
+	}
+	hints.ai_flags = AI_NUMERICSERV;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(hostbuf, NULL, &hints, &res) != 0 || res == NULL)
+		return -1;
+	getnameinfo(res->ai_addr, res->ai_addrlen, ip, (socklen_t)ipn, NULL, 0, NI_NUMERICHOST);
+	freeaddrinfo(res);
+	return 0;
+}
+

@@ -1,0 +1,856 @@
+/* router.c: endpoints, names, delivery, calls and monitors (see router.h).
+ *
+ * Every session is an endpoint (partisan:pid:NODE:ID) and may register
+ * names (partisan:name:NODE:NAME). A message to an endpoint that does not
+ * exist is dropped and counted, as Erlang does. Calls carry a call ref; the
+ * reply comes back as Data with is_reply. Monitors follow partisan_monitor:
+ * exactly one DOWN per monitor, reason normal | killed | noproc | noconnection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "ipc.h"
+#include "log.h"
+#include "peer.h"
+#include "router.h"
+#include "wire.h"
+
+enum mon_kind {
+	MON_LOCAL, /* watcher and target both here */
+	MON_OUT,   /* a session here watches a remote target */
+	MON_IN,    /* a remote watcher watches a session here */
+};
+
+struct monitor {
+	enum mon_kind kind;
+	char mref[300];
+	char watcher[300];       /* ref of the watcher */
+	char target[300];        /* ref as given */
+	char node[300];          /* MON_OUT: target node; MON_IN: watcher's node */
+	struct session *ws;      /* watcher session (LOCAL, OUT) */
+	struct session *ts;      /* target session (LOCAL, IN) */
+};
+
+struct call {
+	char cref[300];
+	struct session *s;
+	uint64_t id;             /* the Call request to answer */
+	uint64_t deadline;
+	char node[300];          /* target node */
+};
+
+struct rt_session {
+	char **names;
+	size_t nnames;
+	bool monitor_nodes;
+	bool with_reason;
+	struct strmap node_mons; /* node -> count (monitor_node) */
+};
+
+struct router {
+	struct strmap names;     /* local name -> session */
+	struct strmap pids;      /* id -> session */
+	struct strmap monitors;  /* mref -> monitor */
+	struct strmap calls;     /* call ref -> call */
+	uint64_t next_ref;
+};
+
+int router_init(struct daemon *d)
+{
+	struct router *r = xcalloc(1, sizeof(*r));
+
+	strmap_init(&r->names);
+	strmap_init(&r->pids);
+	strmap_init(&r->monitors);
+	strmap_init(&r->calls);
+	d->router = r;
+	return 0;
+}
+
+void router_free(struct daemon *d)
+{
+	struct router *r = d->router;
+	const char *k;
+	void *v;
+
+	if (r == NULL)
+		return;
+	for (size_t i = 0; strmap_next(&r->monitors, &i, &k, &v);)
+		free(v);
+	for (size_t i = 0; strmap_next(&r->calls, &i, &k, &v);)
+		free(v);
+	strmap_free(&r->names);
+	strmap_free(&r->pids);
+	strmap_free(&r->monitors);
+	strmap_free(&r->calls);
+	free(r);
+	d->router = NULL;
+}
+
+static void router_new_ref(struct daemon *d, char *buf, size_t n)
+{
+	char id[32];
+
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)++d->router->next_ref);
+	ref_make(REF_REF, d->self->name, id, buf, n);
+}
+
+/* The local session a ref names, or NULL. */
+static struct session *router_lookup(struct daemon *d, const struct ref *r)
+{
+	if (strcmp(r->node, d->self->name) != 0)
+		return NULL;
+	if (r->kind == REF_NAME)
+		return strmap_get(&d->router->names, r->id);
+	if (r->kind == REF_PID)
+		return strmap_get(&d->router->pids, r->id);
+	return NULL;
+}
+
+/* ---- events to sessions ---- */
+
+static void router_push_message(struct session *s, const char *from, const char *to,
+				const ProtobufCBinaryData *payload, const char *call_ref,
+				const char *channel)
+{
+	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
+	PartisanIpc__Message m = PARTISAN_IPC__MESSAGE__INIT;
+
+	m.from = (char *)from;
+	m.to = (char *)to;
+	m.payload = *payload;
+	m.call_ref = (char *)call_ref;
+	m.channel = (char *)channel;
+	ev.body_case = PARTISAN_IPC__EVENT__BODY_MESSAGE;
+	ev.message = &m;
+	ipc_push_event(s, &ev);
+}
+
+static void router_push_down(struct session *s, const char *mref, const char *target,
+			     const char *reason)
+{
+	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
+	PartisanIpc__DownEvent dn = PARTISAN_IPC__DOWN_EVENT__INIT;
+
+	dn.mref = (char *)mref;
+	dn.target = (char *)target;
+	dn.reason = (char *)reason;
+	ev.body_case = PARTISAN_IPC__EVENT__BODY_DOWN;
+	ev.down = &dn;
+	ipc_push_event(s, &ev);
+}
+
+static void router_push_node(struct session *s, const char *node, bool up, const char *reason)
+{
+	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
+	PartisanIpc__NodeEvent ne = PARTISAN_IPC__NODE_EVENT__INIT;
+
+	ne.node = (char *)node;
+	ne.up = up;
+	ne.reason = (char *)reason;
+	ev.body_case = PARTISAN_IPC__EVENT__BODY_NODE;
+	ev.node = &ne;
+	ipc_push_event(s, &ev);
+}
+
+/* ---- sessions and names ---- */
+
+void router_session_open(struct session *s)
+{
+	struct rt_session *rs = xcalloc(1, sizeof(*rs));
+	char id[32];
+
+	strmap_init(&rs->node_mons);
+	s->rt = rs;
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
+	strmap_put(&s->d->router->pids, id, s);
+}
+
+static void router_send_peer(struct daemon *d, const char *node, PartisanPeer__PeerMsg *m)
+{
+	peer_send_msg(d, node, NULL, NULL, 0, m);
+}
+
+static void router_send_down(struct daemon *d, const char *node, const char *mref,
+			     const char *target, const char *reason)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Down dn = PARTISAN_PEER__DOWN__INIT;
+
+	dn.mref = (char *)mref;
+	dn.target = (char *)target;
+	dn.reason = (char *)reason;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DOWN;
+	m.down = &dn;
+	router_send_peer(d, node, &m);
+}
+
+static void router_send_demonitor(struct daemon *d, const char *node, const char *mref)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Demonitor dm = PARTISAN_PEER__DEMONITOR__INIT;
+
+	dm.mref = (char *)mref;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DEMONITOR;
+	m.demonitor = &dm;
+	router_send_peer(d, node, &m);
+}
+
+static void router_drop_monitor(struct daemon *d, struct monitor *mon)
+{
+	strmap_del(&d->router->monitors, mon->mref);
+	free(mon);
+}
+
+/* The session is gone: fire DOWN for monitors on it, drop monitors it held. */
+static void router_session_monitors(struct session *s, const char *reason)
+{
+	struct daemon *d = s->d;
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->router->monitors, &i, &k, &v);) {
+		struct monitor *mon = v;
+
+		if (mon->ts == s) {
+			if (mon->kind == MON_LOCAL && mon->ws != s)
+				router_push_down(mon->ws, mon->mref, mon->target, reason);
+			else if (mon->kind == MON_IN)
+				router_send_down(d, mon->node, mon->mref, mon->target, reason);
+			router_drop_monitor(d, mon);
+		} else if (mon->ws == s) {
+			if (mon->kind == MON_OUT)
+				router_send_demonitor(d, mon->node, mon->mref);
+			router_drop_monitor(d, mon);
+		}
+	}
+}
+
+void router_session_close(struct session *s, bool killed)
+{
+	struct daemon *d = s->d;
+	struct rt_session *rs = s->rt;
+	const char *k;
+	void *v;
+	char id[32];
+
+	if (rs == NULL)
+		return;
+	for (size_t i = 0; i < rs->nnames; i++) {
+		strmap_del(&d->router->names, rs->names[i]);
+		free(rs->names[i]);
+	}
+	free(rs->names);
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
+	strmap_del(&d->router->pids, id);
+	router_session_monitors(s, killed ? "killed" : "normal");
+	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);) {
+		struct call *c = v;
+
+		if (c->s == s) {
+			strmap_del(&d->router->calls, k);
+			free(c);
+		}
+	}
+	strmap_free(&rs->node_mons);
+	free(rs);
+	s->rt = NULL;
+}
+
+static bool router_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n < REF_ID_MAX && strchr(name, ':') == NULL && strchr(name, ' ') == NULL;
+}
+
+void router_register(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct router *r = s->d->router;
+	struct rt_session *rs = s->rt;
+	const char *name = rq->register_->name;
+	struct session *holder;
+
+	if (!router_name_valid(name)) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL,
+				  "register: bad name \"%s\"", name);
+		return;
+	}
+	holder = strmap_get(&r->names, name);
+	if (holder == s) {
+		ipc_respond_ok(s, rq->id);
+		return;
+	}
+	if (holder) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EEXIST,
+				  "register: %s is already registered by %s", name, holder->ref);
+		return;
+	}
+	strmap_put(&r->names, name, s);
+	rs->names = xrealloc(rs->names, (rs->nnames + 1) * sizeof(*rs->names));
+	rs->names[rs->nnames++] = xstrdup(name);
+	ipc_respond_ok(s, rq->id);
+}
+
+void router_unregister(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct rt_session *rs = s->rt;
+	const char *name = rq->unregister->name;
+
+	for (size_t i = 0; i < rs->nnames; i++) {
+		if (strcmp(rs->names[i], name) == 0) {
+			strmap_del(&s->d->router->names, name);
+			free(rs->names[i]);
+			rs->names[i] = rs->names[--rs->nnames];
+			ipc_respond_ok(s, rq->id);
+			return;
+		}
+	}
+	ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT,
+			  "unregister: %s is not registered by this session", name);
+}
+
+static void router_respond_ref(struct session *s, uint64_t id, const char *ref)
+{
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__RefReply rr = PARTISAN_IPC__REF_REPLY__INIT;
+
+	rr.ref = (char *)ref;
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_REF;
+	r.ref = &rr;
+	ipc_respond(s, id, &r);
+}
+
+void router_whereis(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	const PartisanIpc__Whereis *w = rq->whereis;
+	char ref[300];
+
+	if (strcmp(w->node, d->self->name) == 0) {
+		struct session *t = strmap_get(&d->router->names, w->name);
+
+		if (t == NULL)
+			ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOPROC,
+					  "%s: no such name on %s", w->name, w->node);
+		else
+			router_respond_ref(s, rq->id, t->ref);
+		return;
+	}
+	/* A remote name resolves to its name ref; delivery resolves it there. */
+	if (ref_make(REF_NAME, w->node, w->name, ref, sizeof(ref)) < 0) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "whereis: bad name");
+		return;
+	}
+	if (!peer_is_up(d, w->node))
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOCONNECTION,
+				  "%s: not connected", w->node);
+	else
+		router_respond_ref(s, rq->id, ref);
+}
+
+/* ---- sending ---- */
+
+static int router_parse_to(struct session *s, uint64_t id, const char *to, struct ref *r)
+{
+	if (ref_parse(to, r) < 0 || r->kind == REF_REF) {
+		ipc_respond_error(s, id, PARTISAN_IPC__ERROR__EINVAL, "bad target ref \"%s\"", to);
+		return -1;
+	}
+	return 0;
+}
+
+/* Send a Data frame to r's node. Returns an ipc error code. */
+static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
+					 const ProtobufCBinaryData *payload,
+					 const PartisanIpc__SendOpts *opts, const char *call_ref)
+{
+	struct daemon *d = s->d;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
+	const char *channel = opts ? opts->channel : NULL;
+	const void *key = s->ref;
+	size_t keylen = strlen(s->ref);
+	enum peer_send_result res;
+
+	if (opts && opts->has_partition_key && opts->partition_key.len) {
+		key = opts->partition_key.data;
+		keylen = opts->partition_key.len;
+	}
+	data.from = s->ref;
+	data.to = (char *)to;
+	data.payload = *payload;
+	data.call_ref = (char *)call_ref;
+	data.channel = (char *)channel;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
+	m.data = &data;
+	res = peer_send_msg(d, r->node, channel, key, keylen, &m);
+	if (res == PEER_NOT_CONNECTED)
+		return PARTISAN_IPC__ERROR__ENOCONNECTION;
+	if (res == PEER_QUEUE_FULL) {
+		/* Push back: stop reading this client until the link drains. */
+		s->paused = true;
+		bufferevent_disable(s->bev, EV_READ);
+		return PARTISAN_IPC__ERROR__EAGAIN;
+	}
+	if (res == PEER_SENT)
+		d->stats.messages_out++;
+	return PARTISAN_IPC__ERROR__OK;
+}
+
+void router_send(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	const PartisanIpc__Send *snd = rq->send;
+	PartisanIpc__Error err;
+	struct ref r;
+
+	if (router_parse_to(s, rq->id, snd->to, &r) < 0)
+		return;
+	if (strcmp(r.node, d->self->name) == 0) {
+		struct session *t = router_lookup(d, &r);
+
+		if (t)
+			router_push_message(t, s->ref, snd->to, &snd->payload, NULL,
+					    snd->opts ? snd->opts->channel : NULL);
+		else
+			d->stats.dropped_no_proc++;
+		if (!rq->quiet)
+			ipc_respond_ok(s, rq->id);
+		return;
+	}
+	err = router_forward(s, &r, snd->to, &snd->payload, snd->opts, NULL);
+	if (err == PARTISAN_IPC__ERROR__OK || err == PARTISAN_IPC__ERROR__EAGAIN) {
+		/* EAGAIN here means "sent, but slow down": the session is paused. */
+		if (!rq->quiet)
+			ipc_respond_ok(s, rq->id);
+		return;
+	}
+	ipc_respond_error(s, rq->id, err, "%s: not connected", r.node);
+}
+
+/* ---- calls ---- */
+
+static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
+			     const char *msg)
+{
+	ipc_respond_error(c->s, c->id, err, "%s", msg);
+	strmap_del(&d->router->calls, c->cref);
+	free(c);
+}
+
+void router_call(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	const PartisanIpc__Call *cl = rq->call;
+	struct call *c;
+	struct ref r;
+	PartisanIpc__Error err;
+
+	if (router_parse_to(s, rq->id, cl->to, &r) < 0)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	router_new_ref(d, c->cref, sizeof(c->cref));
+	c->s = s;
+	c->id = rq->id;
+	c->deadline = daemon_now_ms() + cl->timeout_ms;
+	snprintf(c->node, sizeof(c->node), "%s", r.node);
+	if (strcmp(r.node, d->self->name) == 0) {
+		struct session *t = router_lookup(d, &r);
+
+		if (t == NULL) {
+			free(c);
+			d->stats.dropped_no_proc++;
+			ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOPROC,
+					  "%s: no such endpoint", cl->to);
+			return;
+		}
+		strmap_put(&d->router->calls, c->cref, c);
+		router_push_message(t, s->ref, cl->to, &cl->payload, c->cref, NULL);
+		return;
+	}
+	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref);
+	if (err != PARTISAN_IPC__ERROR__OK && err != PARTISAN_IPC__ERROR__EAGAIN) {
+		free(c);
+		ipc_respond_error(s, rq->id, err, "%s: not connected", r.node);
+		return;
+	}
+	strmap_put(&d->router->calls, c->cref, c);
+}
+
+/* A reply reached this node for call ref cref. */
+static void router_call_reply(struct daemon *d, const char *cref, const char *from,
+			      const ProtobufCBinaryData *payload)
+{
+	struct call *c = strmap_get(&d->router->calls, cref);
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__CallReply cr = PARTISAN_IPC__CALL_REPLY__INIT;
+
+	if (c == NULL)
+		return; /* too late: the caller timed out; never a stray message */
+	cr.payload = *payload;
+	cr.from = (char *)from;
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_CALL;
+	r.call = &cr;
+	ipc_respond(c->s, c->id, &r);
+	strmap_del(&d->router->calls, cref);
+	free(c);
+}
+
+void router_reply(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	const PartisanIpc__Reply *rp = rq->reply;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
+	struct ref cref, to;
+
+	if (ref_parse(rp->call_ref, &cref) < 0 || cref.kind != REF_REF ||
+	    ref_parse(rp->to, &to) < 0) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "reply: bad refs");
+		return;
+	}
+	if (strcmp(cref.node, d->self->name) == 0) {
+		router_call_reply(d, rp->call_ref, s->ref, &rp->payload);
+	} else {
+		data.from = s->ref;
+		data.to = rp->to;
+		data.payload = rp->payload;
+		data.call_ref = rp->call_ref;
+		data.has_is_reply = data.is_reply = 1;
+		m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
+		m.data = &data;
+		if (peer_send_msg(d, cref.node, NULL, rp->to, strlen(rp->to), &m) ==
+		    PEER_NOT_CONNECTED) {
+			if (!rq->quiet)
+				ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOCONNECTION,
+						  "%s: not connected", cref.node);
+			return;
+		}
+	}
+	if (!rq->quiet)
+		ipc_respond_ok(s, rq->id);
+}
+
+/* ---- monitors ---- */
+
+static struct monitor *router_new_monitor(struct daemon *d, enum mon_kind kind, const char *mref)
+{
+	struct monitor *mon = xcalloc(1, sizeof(*mon));
+
+	mon->kind = kind;
+	snprintf(mon->mref, sizeof(mon->mref), "%s", mref);
+	strmap_put(&d->router->monitors, mref, mon);
+	return mon;
+}
+
+void router_monitor(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	const char *target = rq->monitor->target;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Monitor pm = PARTISAN_PEER__MONITOR__INIT;
+	struct monitor *mon;
+	char mref[300];
+	struct ref r;
+
+	if (router_parse_to(s, rq->id, target, &r) < 0)
+		return;
+	router_new_ref(d, mref, sizeof(mref));
+	router_respond_ref(s, rq->id, mref);
+	if (strcmp(r.node, d->self->name) == 0) {
+		struct session *t = router_lookup(d, &r);
+
+		if (t == NULL) {
+			router_push_down(s, mref, target, "noproc");
+			return;
+		}
+		mon = router_new_monitor(d, MON_LOCAL, mref);
+		mon->ws = s;
+		mon->ts = t;
+		snprintf(mon->target, sizeof(mon->target), "%s", target);
+		return;
+	}
+	if (!peer_is_up(d, r.node)) {
+		router_push_down(s, mref, target, "noconnection");
+		return;
+	}
+	mon = router_new_monitor(d, MON_OUT, mref);
+	mon->ws = s;
+	snprintf(mon->target, sizeof(mon->target), "%s", target);
+	snprintf(mon->node, sizeof(mon->node), "%s", r.node);
+	snprintf(mon->watcher, sizeof(mon->watcher), "%s", s->ref);
+	pm.mref = mref;
+	pm.watcher = s->ref;
+	pm.target = (char *)target;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_MONITOR;
+	m.monitor = &pm;
+	router_send_peer(d, r.node, &m);
+}
+
+void router_demonitor(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	struct monitor *mon = strmap_get(&d->router->monitors, rq->demonitor->mref);
+
+	if (mon && mon->ws == s) {
+		if (mon->kind == MON_OUT)
+			router_send_demonitor(d, mon->node, mon->mref);
+		router_drop_monitor(d, mon);
+	}
+	/* Demonitoring a monitor that already fired is not an error (Erlang). */
+	ipc_respond_ok(s, rq->id);
+}
+
+void router_monitor_node(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	struct rt_session *rs = s->rt;
+	const char *node = rq->monitor_node->node;
+	uintptr_t n = (uintptr_t)strmap_get(&rs->node_mons, node);
+
+	if (!node_name_valid(node)) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "bad node name \"%s\"",
+				  node);
+		return;
+	}
+	ipc_respond_ok(s, rq->id);
+	if (!rq->monitor_node->flag) {
+		if (n > 1)
+			strmap_put(&rs->node_mons, node, (void *)(n - 1));
+		else
+			strmap_del(&rs->node_mons, node);
+		return;
+	}
+	if (!peer_is_up(d, node)) {
+		router_push_node(s, node, false, "noconnection");
+		return;
+	}
+	strmap_put(&rs->node_mons, node, (void *)(n + 1));
+}
+
+void router_monitor_nodes(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct rt_session *rs = s->rt;
+
+	rs->monitor_nodes = rq->monitor_nodes->flag;
+	rs->with_reason = rq->monitor_nodes->has_with_reason && rq->monitor_nodes->with_reason;
+	ipc_respond_ok(s, rq->id);
+}
+
+void router_registry(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__RegistryReply rr = PARTISAN_IPC__REGISTRY_REPLY__INIT;
+	const char *want = rq->registry->name;
+	const char *k;
+	void *v;
+
+	rr.entries = xcalloc(d->router->names.len + 1, sizeof(*rr.entries));
+	for (size_t i = 0; strmap_next(&d->router->names, &i, &k, &v);) {
+		PartisanIpc__RegistryEntry *e;
+
+		if (want[0] && strcmp(want, k) != 0)
+			continue;
+		e = xmalloc(sizeof(*e));
+		partisan_ipc__registry_entry__init(e);
+		e->name = (char *)k;
+		e->n_refs = 1;
+		e->refs = xmalloc(sizeof(char *));
+		e->refs[0] = ((struct session *)v)->ref;
+		rr.entries[rr.n_entries++] = e;
+	}
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_REGISTRY;
+	r.registry = &rr;
+	ipc_respond(s, rq->id, &r);
+	for (size_t i = 0; i < rr.n_entries; i++) {
+		free(rr.entries[i]->refs);
+		free(rr.entries[i]);
+	}
+	free(rr.entries);
+}
+
+size_t router_endpoints(struct daemon *d, PartisanIpc__Endpoint ***out)
+{
+	size_t n = 0;
+
+	*out = xcalloc(ipc_count(d) + 1, sizeof(**out));
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
+		struct rt_session *rs = s->rt;
+		PartisanIpc__Endpoint *e;
+
+		if (rs == NULL || s->closing)
+			continue;
+		e = xmalloc(sizeof(*e));
+		partisan_ipc__endpoint__init(e);
+		e->ref = s->ref;
+		e->n_names = rs->nnames;
+		e->names = rs->names;
+		(*out)[n++] = e;
+	}
+	return n;
+}
+
+void router_endpoints_free(PartisanIpc__Endpoint **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* ---- from the network ---- */
+
+static void router_noproc(struct daemon *d, const char *node, const char *ref, const char *target)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__NoProc np = PARTISAN_PEER__NO_PROC__INIT;
+
+	np.ref = (char *)ref;
+	np.target = (char *)target;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_NOPROC;
+	m.noproc = &np;
+	router_send_peer(d, node, &m);
+}
+
+static int router_on_data(struct daemon *d, const char *from, const PartisanPeer__Data *data,
+			  const char **why)
+{
+	struct session *t;
+	struct ref r;
+
+	if (data->has_is_reply && data->is_reply) {
+		if (data->call_ref)
+			router_call_reply(d, data->call_ref, data->from, &data->payload);
+		return 0;
+	}
+	if (ref_parse(data->to, &r) < 0)
+		return *why = "data: bad target ref", -1;
+	d->stats.messages_in++;
+	t = router_lookup(d, &r);
+	if (t == NULL || t->closing) {
+		d->stats.dropped_no_proc++;
+		if (data->call_ref)
+			router_noproc(d, from, data->call_ref, data->to);
+		return 0;
+	}
+	router_push_message(t, data->from, data->to, &data->payload, data->call_ref,
+			    data->channel);
+	return 0;
+}
+
+static void router_on_monitor(struct daemon *d, const char *from, const PartisanPeer__Monitor *pm)
+{
+	struct monitor *mon;
+	struct session *t;
+	struct ref r;
+
+	if (ref_parse(pm->target, &r) < 0 || (t = router_lookup(d, &r)) == NULL || t->closing) {
+		router_send_down(d, from, pm->mref, pm->target, "noproc");
+		return;
+	}
+	mon = router_new_monitor(d, MON_IN, pm->mref);
+	mon->ts = t;
+	snprintf(mon->target, sizeof(mon->target), "%s", pm->target);
+	snprintf(mon->watcher, sizeof(mon->watcher), "%s", pm->watcher);
+	snprintf(mon->node, sizeof(mon->node), "%s", from);
+}
+
+static void router_on_down(struct daemon *d, const char *from, const PartisanPeer__Down *dn)
+{
+	struct monitor *mon = strmap_get(&d->router->monitors, dn->mref);
+
+	if (mon == NULL || mon->kind != MON_OUT || strcmp(mon->node, from) != 0)
+		return;
+	router_push_down(mon->ws, mon->mref, mon->target, dn->reason);
+	router_drop_monitor(d, mon);
+}
+
+int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
+		    const char **why)
+{
+	struct monitor *mon;
+	struct call *c;
+
+	switch (m->body_case) {
+	case PARTISAN_PEER__PEER_MSG__BODY_DATA:
+		return router_on_data(d, from, m->data, why);
+	case PARTISAN_PEER__PEER_MSG__BODY_NOPROC:
+		c = strmap_get(&d->router->calls, m->noproc->ref);
+		if (c)
+			router_call_done(d, c, PARTISAN_IPC__ERROR__ENOPROC, "no such endpoint");
+		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_MONITOR:
+		router_on_monitor(d, from, m->monitor);
+		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_DEMONITOR:
+		mon = strmap_get(&d->router->monitors, m->demonitor->mref);
+		if (mon && mon->kind == MON_IN && strcmp(mon->node, from) == 0)
+			router_drop_monitor(d, mon);
+		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_DOWN:
+		router_on_down(d, from, m->down);
+		return 0;
+	default:
+		return *why = "unexpected message", -1;
+	}
+}
+
+void router_node_up(struct daemon *d, const char *node)
+{
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
+		struct rt_session *rs = s->rt;
+
+		if (rs && !s->closing && rs->monitor_nodes)
+			router_push_node(s, node, true, NULL);
+	}
+}
+
+void router_node_down(struct daemon *d, const char *node, const char *reason)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->router->monitors, &i, &k, &v);) {
+		struct monitor *mon = v;
+
+		if (strcmp(mon->node, node) != 0)
+			continue;
+		if (mon->kind == MON_OUT)
+			router_push_down(mon->ws, mon->mref, mon->target, "noconnection");
+		router_drop_monitor(d, mon); /* MON_IN: the watcher's node is gone */
+	}
+	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
+		if (strcmp(((struct call *)v)->node, node) == 0)
+			router_call_done(d, v, PARTISAN_IPC__ERROR__ENOCONNECTION,
+					 "connection to the node was lost");
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
+		struct rt_session *rs = s->rt;
+
+		if (rs == NULL || s->closing)
+			continue;
+		if (strmap_del(&rs->node_mons, node))
+			router_push_node(s, node, false, reason);
+		if (rs->monitor_nodes)
+			router_push_node(s, node, false, rs->with_reason ? reason : NULL);
+	}
+}
+
+void router_tick(struct daemon *d, uint64_t now)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
+		if (now >= ((struct call *)v)->deadline)
+			router_call_done(d, v, PARTISAN_IPC__ERROR__ETIMEDOUT, "call timed out");
+}
+
+void router_session_drained(struct session *s)
+{
+	(void)s;
+}

@@ -1,0 +1,43 @@
+/* router.h: endpoints, registered names, message delivery, monitors and
+ * calls. Local deliveries skip the network; remote ones become peer Data
+ * frames on the channel asked for. */
+#ifndef PARTISAN_ROUTER_H
+#define PARTISAN_ROUTER_H
+
+#include "daemon.h"
+#include "ipc.h"
+
+int router_init(struct daemon *d);
+void router_free(struct daemon *d);
+
+void router_session_open(struct session *s);
+/* killed: the client vanished without a clean close. */
+void router_session_close(struct session *s, bool killed);
+
+/* Request handlers (the ipc dispatch table points here). */
+void router_register(struct session *s, const PartisanIpc__Request *rq);
+void router_unregister(struct session *s, const PartisanIpc__Request *rq);
+void router_whereis(struct session *s, const PartisanIpc__Request *rq);
+void router_send(struct session *s, const PartisanIpc__Request *rq);
+void router_call(struct session *s, const PartisanIpc__Request *rq);
+void router_reply(struct session *s, const PartisanIpc__Request *rq);
+void router_monitor(struct session *s, const PartisanIpc__Request *rq);
+void router_demonitor(struct session *s, const PartisanIpc__Request *rq);
+void router_monitor_node(struct session *s, const PartisanIpc__Request *rq);
+void router_monitor_nodes(struct session *s, const PartisanIpc__Request *rq);
+void router_registry(struct session *s, const PartisanIpc__Request *rq);
+
+/* Status: this node's endpoints. */
+size_t router_endpoints(struct daemon *d, PartisanIpc__Endpoint ***out);
+void router_endpoints_free(PartisanIpc__Endpoint **v, size_t n);
+
+/* From the peer layer and cores. */
+int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
+		    const char **why);
+void router_node_up(struct daemon *d, const char *node);
+void router_node_down(struct daemon *d, const char *node, const char *reason);
+void router_tick(struct daemon *d, uint64_t now);
+/* A session's output drained below its bound: resume what was paused. */
+void router_session_drained(struct session *s);
+
+#endif
