@@ -110,7 +110,7 @@ sim-test: tests
 	@$(B)/tests/sim --suite check
 
 integration: all
-	@PARTISAN_BUILD=$(CURDIR)/$(B) python3 tests/integration/run.py
+	@PARTISAN_BUILD=$(CURDIR)/$(B) /usr/bin/python3 tests/integration/run.py
 
 # make check: everything, then everything again under ASan + UBSan.
 check: deps

@@ -22,6 +22,7 @@ struct event;
 struct pconn;
 struct ipc;
 struct router;
+struct transport_ops;
 
 #define DAEMON_TICK_MS 100
 
@@ -50,6 +51,7 @@ struct daemon {
 	bool stopped;                    /* this node left or was removed */
 	uint8_t secret[256];
 	size_t secret_len;               /* 0: no cluster secret */
+	const struct transport_ops *transport;
 	struct ipc *ipc;
 	struct router *router;
 	struct daemon_stats stats;

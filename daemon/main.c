@@ -18,6 +18,7 @@
 #include "log.h"
 #include "peer.h"
 #include "router.h"
+#include "transport.h"
 
 #define EX_USAGE_ 64
 #define EX_CONFIG_ 78
@@ -380,6 +381,7 @@ int main(int argc, char **argv)
 	memset(&d, 0, sizeof(d));
 	d.cfg = &cfg;
 	d.mops = manager_for(cfg.manager);
+	d.transport = &transport_tcp;
 	d.self = self_spec(&cfg);
 	TAILQ_INIT(&d.conns);
 	strmap_init(&d.nodes);

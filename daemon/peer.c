@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "peer.h"
+#include "transport.h"
 #include "wire.h"
 
 #define PEER_BACKOFF_MIN_MS 100
@@ -658,19 +659,12 @@ static struct pconn *peer_dial(struct daemon *d, const char *ip, uint16_t port)
 
 	if (peer_sockaddr(ip, port, &ss, &sslen) < 0)
 		return NULL;
-	bev = bufferevent_socket_new(d->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bev = d->transport->dial(NULL, d->base, (struct sockaddr *)&ss, sslen);
 	if (bev == NULL)
 		return NULL;
 	c = pconn_new(d, bev, true);
 	c->state = PC_CONNECTING;
 	snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, port);
-	if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, (int)sslen) < 0) {
-		c->bev = NULL;
-		bufferevent_free(bev);
-		TAILQ_REMOVE(&d->conns, c, entry);
-		free(c);
-		return NULL;
-	}
 	return c;
 }
 
@@ -722,10 +716,8 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	struct bufferevent *bev;
 	struct pconn *c;
 	char host[64] = "?";
-	int one = 1;
 
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bev = d->transport->accept(NULL, d->base, fd);
 	if (bev == NULL) {
 		evutil_closesocket(fd);
 		return;

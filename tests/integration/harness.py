@@ -1,0 +1,165 @@
+"""harness.py: start real partisand processes on loopback and drive them
+through partisanctl.
+
+Every daemon listens on 127.0.0.1 port 0 (the kernel picks) and its real port
+is read back through the control socket (`partisanctl spec --json`). Sockets
+and logs live in a temporary directory; every process is killed at the end,
+even when a test fails.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+BUILD = os.environ.get("PARTISAN_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+PARTISAND = os.path.join(BUILD, "partisand")
+PARTISANCTL = os.path.join(BUILD, "partisanctl")
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "Segmentation fault")
+
+
+def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
+    """Poll cond() until it returns a true value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+        except Exception as e:  # the daemon may be mid-restart
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class Daemon:
+    def __init__(self, cluster, name, config=None, extra_args=()):
+        self.cluster = cluster
+        self.name = name
+        self.sock = os.path.join(cluster.dir, name.split("@")[0] + ".sock")
+        self.log = os.path.join(cluster.dir, name.split("@")[0] + ".log")
+        self.config = config
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        args = [PARTISAND, "-f", "--name", self.name, "--listen", "127.0.0.1:0", "--socket", self.sock]
+        if self.config is not None:
+            path = os.path.join(self.cluster.dir, self.name.split("@")[0] + ".json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            args += ["-c", path]
+        args += self.extra_args
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf)
+        logf.close()
+        spec = wait_for(lambda: self.ctl_json("spec"), 10, "%s to answer on its socket" % self.name)
+        self.port = spec["listen_addrs"][0]["port"]
+        return self
+
+    @property
+    def addr(self):
+        return "%s:%d" % (self.name, self.port)
+
+    def ctl(self, *args, check=True, timeout=30):
+        r = subprocess.run([PARTISANCTL, "-s", self.sock] + list(args), capture_output=True, text=True,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError("partisanctl %s: exit %d: %s" % (" ".join(args), r.returncode, r.stderr.strip()))
+        return r
+
+    def ctl_json(self, *args):
+        r = self.ctl("--json", *args)
+        return json.loads(r.stdout)
+
+    def members(self):
+        return sorted(m["name"] for m in self.ctl_json("members")["members"])
+
+    def nodes(self):
+        return sorted(self.ctl_json("nodes")["nodes"])
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                return self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def logtext(self):
+        try:
+            with open(self.log) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class Cluster:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="partisan-test-")
+        self.daemons = []
+
+    def add(self, short, config=None, extra_args=(), start=True):
+        d = Daemon(self, "%s@127.0.0.1" % short, config, extra_args)
+        self.daemons.append(d)
+        if start:
+            d.start()
+        return d
+
+    def close(self):
+        """Stop every daemon (SIGTERM, so sanitizers report at exit), then fail
+        if any of them logged a sanitizer error or a crash."""
+        bad = []
+        for d in self.daemons:
+            try:
+                d.stop()
+            except Exception:
+                d.kill()
+            text = d.logtext()
+            for marker in SANITIZER_MARKERS:
+                if marker in text:
+                    bad.append("%s: %s\n%s" % (d.name, marker, text[-4000:]))
+                    break
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if bad:
+            raise AssertionError("daemon reported a problem:\n" + "\n".join(bad))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def raw_frame(path_or_addr, payload, unix=True):
+    """Open a raw connection, send one frame (or raw bytes), return the socket."""
+    if unix:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path_or_addr)
+    else:
+        s = socket.create_connection(path_or_addr)
+    s.sendall(payload)
+    return s
+
+
+def frame(body):
+    return struct.pack(">I", len(body)) + body

@@ -1,0 +1,180 @@
+"""Full-mesh membership, failure detection and bad input, with real daemons."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import unittest
+
+from harness import Cluster, PARTISAND, frame, wait_for
+
+FAILURE_TIMEOUT_MS = 2000
+
+
+class MembershipTest(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster()
+
+    def tearDown(self):
+        self.c.close()
+
+    def start_joined(self, n, config=None):
+        ds = [self.c.add("n%d" % i, config) for i in range(n)]
+        for d in ds[1:]:
+            d.ctl("join", ds[0].addr)
+        want = sorted(d.name for d in ds)
+        for d in ds:
+            wait_for(lambda: d.members() == want, 10, "%s to see all %d members" % (d.name, n))
+            wait_for(lambda: len(d.nodes()) == n - 1, 10, "%s connected to all" % d.name)
+        return ds
+
+    def test_five_daemons_join_through_one_contact_and_all_see_five_members(self):
+        t0 = time.monotonic()
+        ds = self.start_joined(5)
+        print("  5 daemons converged in %.2fs" % (time.monotonic() - t0))
+        for d in ds:
+            self.assertEqual(len(d.members()), 5)
+            self.assertNotIn(d.name, d.nodes(), "nodes never lists the node itself")
+
+    def test_kill9_drops_node_from_nodes_but_keeps_it_in_members(self):
+        ds = self.start_joined(4)
+        victim = ds[3]
+        victim.kill()
+        t0 = time.monotonic()
+        for d in ds[:3]:
+            wait_for(lambda: victim.name not in d.nodes(), 5, "%s to drop the killed node" % d.name)
+        print("  kill -9 noticed by all in %.3fs" % (time.monotonic() - t0))
+        for d in ds[:3]:
+            self.assertIn(victim.name, d.members())
+
+    def test_sigstop_drops_node_within_failure_timeout_and_sigcont_brings_it_back(self):
+        ds = self.start_joined(3)
+        victim = ds[2]
+        victim.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            for d in ds[:2]:
+                wait_for(lambda: victim.name not in d.nodes(), FAILURE_TIMEOUT_MS / 1000 + 1.5,
+                         "%s to drop the stopped node" % d.name)
+            took = time.monotonic() - t0
+            print("  SIGSTOP noticed by all in %.3fs" % took)
+            for d in ds[:2]:
+                self.assertIn(victim.name, d.members(), "a paused node stays a member")
+        finally:
+            victim.signal(signal.SIGCONT)
+        for d in ds[:2]:
+            wait_for(lambda: victim.name in d.nodes(), 10, "%s to reconnect the resumed node" % d.name)
+
+    def test_leave_removes_member_everywhere(self):
+        ds = self.start_joined(4)
+        ds[1].ctl("leave", ds[3].name)       # remove another node
+        ds[2].ctl("leave")                   # leave ourselves
+        rest = sorted([ds[0].name, ds[1].name])
+        for d in ds[:2]:
+            wait_for(lambda: d.members() == rest, 10, "%s to forget the leavers" % d.name)
+        for gone in (ds[2], ds[3]):
+            wait_for(lambda: gone.members() == [gone.name], 10, "%s to see itself alone" % gone.name)
+            self.assertIn("removed from the cluster", gone.logtext())
+
+    def test_channel_with_parallelism_three_opens_three_connections(self):
+        cfg = {"channels": {"bulk": {"parallelism": 3}}}
+        ds = self.start_joined(2, cfg)
+        for d, other in ((ds[0], ds[1]), (ds[1], ds[0])):
+            def bulk():
+                rows = d.ctl_json("connections", other.name)["connections"]
+                return [r for r in rows if r["channel"] == "bulk" and r["connected"] == 3 and r["wanted"] == 3]
+            wait_for(bulk, 10, "3 bulk connections from %s" % d.name)
+
+    def test_sync_join_returns_once_every_channel_is_connected(self):
+        cfg = {"channels": {"bulk": {"parallelism": 2}}}
+        a = self.c.add("a", cfg)
+        b = self.c.add("b", cfg)
+        b.ctl("join", a.addr)
+        rows = b.ctl_json("connections", a.name)["connections"]
+        self.assertTrue(all(r["connected"] == r["wanted"] for r in rows), rows)
+
+    def test_join_to_nothing_fails_with_a_clear_error(self):
+        a = self.c.add("a")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        r = a.ctl("join", "127.0.0.1:%d" % port, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("partisanctl:", r.stderr)
+
+    def test_bad_peer_frames_close_only_that_connection(self):
+        ds = self.start_joined(2)
+        a = ds[0]
+        garbage = socket.create_connection(("127.0.0.1", a.port))
+        garbage.sendall(frame(b"\xff\xff\xff\xff not protobuf"))
+        self.assertEqual(garbage.recv(65536, socket.MSG_WAITALL) if False else self._drain(garbage), b"closed")
+        huge = socket.create_connection(("127.0.0.1", a.port))
+        huge.sendall(struct.pack(">I", 0x7fffffff))
+        self.assertEqual(self._drain(huge), b"closed")
+        self.assertEqual(a.nodes(), [ds[1].name], "the real peer link is untouched")
+        self.assertIsNone(a.proc.poll())
+        self.assertIn("closing", a.logtext())
+
+    def _drain(self, s):
+        s.settimeout(5)
+        while True:
+            b = s.recv(4096)
+            if not b:
+                return b"closed"
+
+    def test_bad_ipc_frame_closes_only_that_session(self):
+        a = self.c.add("a")
+        good = socket.socket(socket.AF_UNIX)
+        good.connect(a.sock)
+        bad = socket.socket(socket.AF_UNIX)
+        bad.connect(a.sock)
+        bad.sendall(frame(b"\x0a\xff\xff garbage"))
+        self.assertEqual(self._drain(bad), b"closed")
+        self.assertEqual(a.ctl_json("spec")["name"], a.name)
+        good.close()
+
+    def test_sigterm_exits_zero_and_removes_the_socket(self):
+        a = self.c.add("a")
+        self.assertTrue(os.path.exists(a.sock))
+        self.assertEqual(a.stop(), 0)
+        self.assertFalse(os.path.exists(a.sock))
+
+
+class ConfigTest(unittest.TestCase):
+    def run_d(self, *args):
+        return subprocess.run([PARTISAND] + list(args), capture_output=True, text=True, timeout=10)
+
+    def test_shipped_example_config_is_valid(self):
+        conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "partisand.json")
+        r = self.run_d("-c", conf, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_invalid_config_exits_78_naming_the_path(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write('{"channels": {"bulk": {"parallelism": "four"}}}')
+            f.flush()
+            r = self.run_d("-c", f.name, "--check-config")
+        self.assertEqual(r.returncode, 78)
+        self.assertEqual(r.stderr.strip(),
+                         'partisand: config: channels.bulk.parallelism: expected integer 1..64, got "four"')
+
+    def test_unknown_key_is_refused(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write('{"tls": {"verfy_peer": true}}')
+            f.flush()
+            r = self.run_d("-c", f.name, "--check-config")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("tls.verfy_peer: unknown key", r.stderr)
+
+    def test_bad_flag_exits_78(self):
+        r = self.run_d("--listen", "nowhere", "--check-config")
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("--listen", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,36 @@
+#!/bin/sh
+# run-all.sh: the whole suite, for `make check`: unit tests, the simulator
+# and the integration tests, first on the normal build and then on the
+# AddressSanitizer + UBSan build. Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+failures=""
+
+step() { # name, command...
+	name=$1
+	shift
+	echo "=== $name"
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures="$failures $name"
+	fi
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1
+export PARTISAN_SRCDIR="$PWD"
+for b in build build/asan; do
+	for t in "$b"/tests/test_*; do
+		[ -x "$t" ] && step "$t" "$t"
+	done
+	step "$b/tests/sim" "$b/tests/sim" --suite check
+	step "integration ($b)" env PARTISAN_BUILD="$PWD/$b" /usr/bin/python3 tests/integration/run.py
+done
+echo
+[ -n "$failures" ] && echo "failed:$failures"
+echo "check: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
