@@ -178,6 +178,11 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	}
 }
 
+void daemon_peer_drained(struct daemon *d)
+{
+	router_resume_senders(d);
+}
+
 void daemon_join_spec(struct daemon *d, const struct node_spec *spec)
 {
 	struct core_env env = daemon_env(d);

@@ -55,6 +55,7 @@ struct daemon {
 	struct ipc *ipc;
 	struct router *router;
 	struct daemon_stats stats;
+	uint64_t cur_conn;               /* id of the peer connection being read, or 0 */
 };
 
 /* Monotonic milliseconds. */
@@ -74,6 +75,9 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 /* Start the manager afresh: a membership of this node alone, with a new
  * incarnation. */
 void daemon_reset_manager(struct daemon *d);
+
+/* A peer connection's output drained: senders paused on it may go on. */
+void daemon_peer_drained(struct daemon *d);
 
 /* Membership operations for the control plane. */
 void daemon_join_spec(struct daemon *d, const struct node_spec *spec);

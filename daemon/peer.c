@@ -61,6 +61,8 @@ struct pconn {
 	uint8_t nonce[PEER_NONCE];
 	uint8_t peer_nonce[PEER_NONCE];
 	struct probe *probe;       /* join-by-address dial */
+	uint64_t id;               /* for pause / resume by id */
+	bool paused;               /* reading stopped: a local receiver is full */
 	char addr[80];             /* for logs */
 	TAILQ_ENTRY(pconn) entry;
 };
@@ -249,6 +251,7 @@ static void pconn_close(struct pconn *c, const char *why)
 	}
 	if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 		bufferevent_setcb(c->bev, NULL, pconn_write_cb, pconn_event_cb, c);
 	} else {
 		c->node = NULL;
@@ -264,12 +267,16 @@ static struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool o
 {
 	struct pconn *c = xcalloc(1, sizeof(*c));
 
+	static uint64_t next_id;
+
 	c->d = d;
+	c->id = ++next_id;
 	c->bev = bev;
 	c->outbound = outbound;
 	c->since_ms = daemon_now_ms();
 	TAILQ_INSERT_TAIL(&d->conns, c, entry);
-	bufferevent_setcb(bev, pconn_read_cb, NULL, pconn_event_cb, c);
+	bufferevent_setcb(bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, c);
+	bufferevent_setwatermark(bev, EV_WRITE, d->cfg->peer_queue_bytes / 2, 0);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return c;
 }
@@ -551,7 +558,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint64_t max = c->d->cfg->max_frame_bytes;
 
-	while (c->state != PC_CLOSING) {
+	while (c->state != PC_CLOSING && !c->paused) {
 		uint8_t hdr[FRAME_HEADER];
 		PartisanPeer__PeerMsg *m;
 		const char *why = NULL;
@@ -578,7 +585,9 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 			pconn_close(c, "bad frame");
 			return;
 		}
+		c->d->cur_conn = c->id;
 		r = pconn_dispatch(c, m, &why);
+		c->d->cur_conn = 0;
 		partisan_peer__peer_msg__free_unpacked(m, NULL);
 		if (r < 0) {
 			if (strcmp(why, "duplicate connection") != 0) {
@@ -598,6 +607,8 @@ static void pconn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state == PC_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
 		c->node = NULL;
 		pconn_free(c);
+	} else if (c->state == PC_OPEN) {
+		daemon_peer_drained(c->d);
 	}
 }
 
@@ -939,6 +950,38 @@ enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const ch
 	r = peer_send(d, node, channel, key, keylen, buf, len);
 	free(buf);
 	return r;
+}
+
+static struct pconn *peer_by_id(struct daemon *d, uint64_t id)
+{
+	struct pconn *c;
+
+	TAILQ_FOREACH(c, &d->conns, entry)
+	if (c->id == id)
+		return c;
+	return NULL;
+}
+
+void peer_pause(struct daemon *d, uint64_t id)
+{
+	struct pconn *c = peer_by_id(d, id);
+
+	if (c && !c->paused && c->state == PC_OPEN) {
+		c->paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+void peer_resume(struct daemon *d, uint64_t id)
+{
+	struct pconn *c = peer_by_id(d, id);
+
+	if (c && c->paused && c->state == PC_OPEN) {
+		c->paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+		/* Frames already buffered need no new bytes to be read. */
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
 }
 
 bool peer_is_up(struct daemon *d, const char *node)

@@ -41,6 +41,11 @@ enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const ch
 				    const void *key, size_t keylen,
 				    const PartisanPeer__PeerMsg *msg);
 
+/* Stop / restart reading a connection (d->cur_conn names the one whose
+ * frame is being handled): backpressure toward a sending daemon. */
+void peer_pause(struct daemon *d, uint64_t conn_id);
+void peer_resume(struct daemon *d, uint64_t conn_id);
+
 bool peer_is_up(struct daemon *d, const char *node);
 /* Names of connected nodes (array owned by the caller, names by the peer
  * layer and valid until the next event-loop turn). */

@@ -49,6 +49,8 @@ struct rt_session {
 	bool monitor_nodes;
 	bool with_reason;
 	struct strmap node_mons; /* node -> count (monitor_node) */
+	uint64_t *blocked;       /* peer connections paused until we drain */
+	size_t nblocked;
 };
 
 struct router {
@@ -112,6 +114,32 @@ static struct session *router_lookup(struct daemon *d, const struct ref *r)
 }
 
 /* ---- events to sessions ---- */
+
+static void router_pause_session(struct session *s)
+{
+	if (!s->paused && !s->closing) {
+		s->paused = true;
+		bufferevent_disable(s->bev, EV_READ);
+	}
+}
+
+/* t's queue toward its client is over the bound: stop whoever feeds it, the
+ * peer connection being read or the local sender, until t drains. */
+static void router_backpressure(struct session *t, struct session *sender)
+{
+	struct daemon *d = t->d;
+	struct rt_session *rs = t->rt;
+
+	if (ipc_queued(t) <= d->cfg->session_queue_bytes)
+		return;
+	if (sender) {
+		router_pause_session(sender);
+	} else if (d->cur_conn) {
+		rs->blocked = xrealloc(rs->blocked, (rs->nblocked + 1) * sizeof(*rs->blocked));
+		rs->blocked[rs->nblocked++] = d->cur_conn;
+		peer_pause(d, d->cur_conn);
+	}
+}
 
 static void router_push_message(struct session *s, const char *from, const char *to,
 				const ProtobufCBinaryData *payload, const char *call_ref,
@@ -230,6 +258,17 @@ static void router_session_monitors(struct session *s, const char *reason)
 	}
 }
 
+static void router_unblock(struct session *s)
+{
+	struct rt_session *rs = s->rt;
+
+	for (size_t i = 0; i < rs->nblocked; i++)
+		peer_resume(s->d, rs->blocked[i]);
+	free(rs->blocked);
+	rs->blocked = NULL;
+	rs->nblocked = 0;
+}
+
 void router_session_close(struct session *s, bool killed)
 {
 	struct daemon *d = s->d;
@@ -256,6 +295,7 @@ void router_session_close(struct session *s, bool killed)
 			free(c);
 		}
 	}
+	router_unblock(s);
 	strmap_free(&rs->node_mons);
 	free(rs);
 	s->rt = NULL;
@@ -414,10 +454,11 @@ void router_send(struct session *s, const PartisanIpc__Request *rq)
 	if (strcmp(r.node, d->self->name) == 0) {
 		struct session *t = router_lookup(d, &r);
 
-		if (t)
+		if (t) {
 			router_push_message(t, s->ref, snd->to, &snd->payload, NULL,
 					    snd->opts ? snd->opts->channel : NULL);
-		else
+			router_backpressure(t, s);
+		} else
 			d->stats.dropped_no_proc++;
 		if (!rq->quiet)
 			ipc_respond_ok(s, rq->id);
@@ -740,6 +781,7 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 	}
 	router_push_message(t, data->from, data->to, &data->payload, data->call_ref,
 			    data->channel);
+	router_backpressure(t, NULL);
 	return 0;
 }
 
@@ -850,7 +892,21 @@ void router_tick(struct daemon *d, uint64_t now)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ETIMEDOUT, "call timed out");
 }
 
+void router_resume_senders(struct daemon *d)
+{
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
+		if (s->paused && !s->closing) {
+			s->paused = false;
+			bufferevent_enable(s->bev, EV_READ);
+			bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+		}
+	}
+}
+
 void router_session_drained(struct session *s)
 {
-	(void)s;
+	if (s->rt == NULL)
+		return;
+	router_unblock(s);
+	router_resume_senders(s->d);
 }

@@ -39,5 +39,7 @@ void router_node_down(struct daemon *d, const char *node, const char *reason);
 void router_tick(struct daemon *d, uint64_t now);
 /* A session's output drained below its bound: resume what was paused. */
 void router_session_drained(struct session *s);
+/* A peer link drained: resume sessions paused on a full link. */
+void router_resume_senders(struct daemon *d);
 
 #endif
