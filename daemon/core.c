@@ -96,6 +96,7 @@ void actions_clear(struct actions *a)
 	for (size_t i = 0; i < a->n; i++) {
 		free(a->v[i].node);
 		free(a->v[i].buf);
+		free(a->v[i].key);
 		if (a->v[i].spec)
 			node_spec_free(a->v[i].spec);
 	}
@@ -130,6 +131,34 @@ void actions_send(struct actions *a, const char *node, const char *channel,
 	x->len = partisan_peer__peer_msg__get_packed_size(msg);
 	x->buf = xmalloc(x->len);
 	partisan_peer__peer_msg__pack(msg, x->buf);
+}
+
+void actions_send_key(struct actions *a, const char *node, const char *channel, const void *key,
+		      size_t keylen, const PartisanPeer__PeerMsg *msg)
+{
+	struct action *x;
+
+	actions_send(a, node, channel, msg);
+	x = &a->v[a->n - 1];
+	if (key && keylen) {
+		x->key = memcpy(xmalloc(keylen), key, keylen);
+		x->keylen = keylen;
+	}
+}
+
+void actions_send_raw(struct actions *a, const char *node, const char *channel, const uint8_t *buf,
+		      size_t len, const void *key, size_t keylen)
+{
+	struct action *x = actions_push(a, ACT_SEND);
+
+	x->node = xstrdup(node);
+	x->channel = channel;
+	x->buf = memcpy(xmalloc(len), buf, len);
+	x->len = len;
+	if (key && keylen) {
+		x->key = memcpy(xmalloc(keylen), key, keylen);
+		x->keylen = keylen;
+	}
 }
 
 void actions_connect(struct actions *a, const struct node_spec *spec)

@@ -51,6 +51,8 @@ struct action {
 	uint8_t *buf;            /* SEND: packed PeerMsg (owned) */
 	size_t len;
 	const char *channel;     /* SEND: channel name, NULL for default (not owned: static) */
+	uint8_t *key;            /* SEND: partition key or NULL (owned) */
+	size_t keylen;
 	enum core_event event;   /* EVENT */
 };
 
@@ -66,6 +68,12 @@ void actions_free(struct actions *a);
 /* Pack msg and queue it for node. */
 void actions_send(struct actions *a, const char *node, const char *channel,
 		  const PartisanPeer__PeerMsg *msg);
+/* Same, with a partition key that picks the connection. */
+void actions_send_key(struct actions *a, const char *node, const char *channel, const void *key,
+		      size_t keylen, const PartisanPeer__PeerMsg *msg);
+/* Queue an already packed PeerMsg (copied). */
+void actions_send_raw(struct actions *a, const char *node, const char *channel, const uint8_t *buf,
+		      size_t len, const void *key, size_t keylen);
 void actions_connect(struct actions *a, const struct node_spec *spec);
 void actions_disconnect(struct actions *a, const char *node);
 void actions_event(struct actions *a, enum core_event ev, const char *node);

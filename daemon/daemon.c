@@ -88,7 +88,7 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 {
 	switch (a->kind) {
 	case ACT_SEND:
-		peer_send(d, a->node, a->channel, NULL, 0, a->buf, a->len);
+		peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len);
 		break;
 	case ACT_CONNECT:
 		peer_want(d, a->spec);
@@ -101,8 +101,10 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 			*self_removed = true;
 		else if (a->event == EV_MEMBER_ADDED)
 			log_info("membership", "%s joined", a->node);
-		else if (a->event == EV_MEMBER_REMOVED)
+		else if (a->event == EV_MEMBER_REMOVED) {
 			log_info("membership", "%s left", a->node);
+			router_member_removed(d, a->node);
+		}
 		break;
 	}
 }
@@ -170,7 +172,6 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_GRAFT:
 	case PARTISAN_PEER__PEER_MSG__BODY_PRUNE:
 	case PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE:
-	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
 		/* Broadcast and acknowledgements are not spoken by this version. */
 		return 0;
 	default:

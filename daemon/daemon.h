@@ -23,6 +23,7 @@ struct pconn;
 struct ipc;
 struct router;
 struct transport_ops;
+struct ack_core;
 
 #define DAEMON_TICK_MS 100
 
@@ -54,6 +55,7 @@ struct daemon {
 	const struct transport_ops *transport;
 	struct ipc *ipc;
 	struct router *router;
+	struct ack_core *ack;            /* acknowledged delivery */
 	struct daemon_stats stats;
 	uint64_t cur_conn;               /* id of the peer connection being read, or 0 */
 };

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "ack.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -312,6 +313,8 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	st.nodes = (uint32_t)peer_up_nodes(d, &up);
 	free(up);
 	st.n_endpoints = router_endpoints(d, &st.endpoints);
+	st.has_outstanding_acks = 1;
+	st.outstanding_acks = ack_outstanding(d->ack);
 	st.has_dropped_no_proc = 1;
 	st.dropped_no_proc = d->stats.dropped_no_proc;
 	st.n_active_view = d->mops->active_view(d->mgr, &view);

@@ -10,10 +10,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "ack.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -305,6 +307,14 @@ static void detach(void)
 	}
 }
 
+static uint64_t realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static int run(struct daemon *d, const struct opts *o)
 {
 	struct event *sigs[3];
@@ -320,6 +330,7 @@ static int run(struct daemon *d, const struct opts *o)
 	if (peer_listen(d) < 0 || ipc_listen(d) < 0)
 		goto out;
 	daemon_reset_manager(d);
+	d->ack = ack_create(realtime_us(), d->cfg->retransmit_interval_ms);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
@@ -346,6 +357,8 @@ out:
 	ipc_shutdown(d);
 	peer_shutdown(d);
 	router_free(d);
+	if (d->ack)
+		ack_destroy(d->ack);
 	if (d->mgr)
 		d->mops->destroy(d->mgr);
 	actions_free(&d->acts);

@@ -984,6 +984,11 @@ void peer_resume(struct daemon *d, uint64_t id)
 	}
 }
 
+const char *peer_channel_name(struct daemon *d, const char *channel)
+{
+	return d->cfg->channels[peer_chan_index(d->cfg, channel)].name;
+}
+
 bool peer_is_up(struct daemon *d, const char *node)
 {
 	struct pnode *n = pnode_get(d, node, false);

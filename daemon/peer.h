@@ -47,6 +47,9 @@ void peer_pause(struct daemon *d, uint64_t conn_id);
 void peer_resume(struct daemon *d, uint64_t conn_id);
 
 bool peer_is_up(struct daemon *d, const char *node);
+/* The configured channel called channel (the default one if none is), as
+ * a string that lives as long as the daemon. */
+const char *peer_channel_name(struct daemon *d, const char *channel);
 /* Names of connected nodes (array owned by the caller, names by the peer
  * layer and valid until the next event-loop turn). */
 size_t peer_up_nodes(struct daemon *d, const char ***out);

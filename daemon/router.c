@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "ack.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -404,6 +405,26 @@ static int router_parse_to(struct session *s, uint64_t id, const char *to, struc
 	return 0;
 }
 
+/* An acknowledged send: kept and retransmitted until the node acknowledges
+ * it, even across reconnects; only a node outside the membership fails. */
+static PartisanIpc__Error router_forward_acked(struct session *s, const struct ref *r,
+					       PartisanPeer__Data *data, const void *key,
+					       size_t keylen)
+{
+	struct daemon *d = s->d;
+	struct core_env env = daemon_env(d);
+
+	if (!d->mops->is_member(d->mgr, r->node) && !peer_is_up(d, r->node))
+		return PARTISAN_IPC__ERROR__ENOCONNECTION;
+	ack_track(d->ack, r->node, data, peer_channel_name(d, data->channel), key, keylen, s->id,
+		  &env, &d->acts);
+	daemon_drain(d);
+	d->stats.messages_out++;
+	if (ack_outstanding(d->ack) >= d->cfg->max_outstanding_acks)
+		router_pause_session(s);
+	return PARTISAN_IPC__ERROR__OK;
+}
+
 /* Send a Data frame to r's node. Returns an ipc error code. */
 static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
 					 const ProtobufCBinaryData *payload,
@@ -426,6 +447,8 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	data.payload = *payload;
 	data.call_ref = (char *)call_ref;
 	data.channel = (char *)channel;
+	if (opts && opts->has_ack && opts->ack)
+		return router_forward_acked(s, r, &data, key, keylen);
 	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
 	m.data = &data;
 	res = peer_send_msg(d, r->node, channel, key, keylen, &m);
@@ -771,6 +794,8 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 	}
 	if (ref_parse(data->to, &r) < 0)
 		return *why = "data: bad target ref", -1;
+	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
+		return 0; /* a retransmission we already delivered */
 	d->stats.messages_in++;
 	t = router_lookup(d, &r);
 	if (t == NULL || t->closing) {
@@ -837,6 +862,11 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_DOWN:
 		router_on_down(d, from, m->down);
 		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
+		if (ack_on_ack(d->ack, from, m->ack) &&
+		    ack_outstanding(d->ack) < d->cfg->max_outstanding_acks / 2)
+			router_resume_senders(d);
+		return 0;
 	default:
 		return *why = "unexpected message", -1;
 	}
@@ -844,6 +874,9 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 
 void router_node_up(struct daemon *d, const char *node)
 {
+	struct core_env env = daemon_env(d);
+
+	ack_node_up(d->ack, node, &env, &d->acts);
 	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
 		struct rt_session *rs = s->rt;
 
@@ -857,6 +890,7 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	const char *k;
 	void *v;
 
+	ack_node_down(d->ack, node);
 	for (size_t i = 0; strmap_next(&d->router->monitors, &i, &k, &v);) {
 		struct monitor *mon = v;
 
@@ -882,11 +916,41 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	}
 }
 
+void router_member_removed(struct daemon *d, const char *node)
+{
+	struct ack_loss *loss;
+	size_t n = ack_node_removed(d->ack, node, &loss);
+
+	for (size_t i = 0; i < n; i++) {
+		PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
+		PartisanIpc__AckLost al = PARTISAN_IPC__ACK_LOST__INIT;
+		char id[32];
+		struct session *s;
+
+		snprintf(id, sizeof(id), "%llu", (unsigned long long)loss[i].owner);
+		s = strmap_get(&d->router->pids, id);
+		log_warnx("router", "%s left: %llu acknowledged messages will never be delivered",
+			  node, (unsigned long long)loss[i].count);
+		if (s == NULL || s->closing)
+			continue;
+		al.to = (char *)node;
+		al.reason = "node left the cluster";
+		al.has_count = 1;
+		al.count = loss[i].count;
+		ev.body_case = PARTISAN_IPC__EVENT__BODY_ACK_LOST;
+		ev.ack_lost = &al;
+		ipc_push_event(s, &ev);
+	}
+	free(loss);
+}
+
 void router_tick(struct daemon *d, uint64_t now)
 {
 	const char *k;
 	void *v;
+	struct core_env env = daemon_env(d);
 
+	ack_tick(d->ack, &env, &d->acts);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (now >= ((struct call *)v)->deadline)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ETIMEDOUT, "call timed out");

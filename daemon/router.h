@@ -37,6 +37,8 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 void router_node_up(struct daemon *d, const char *node);
 void router_node_down(struct daemon *d, const char *node, const char *reason);
 void router_tick(struct daemon *d, uint64_t now);
+/* node left the membership: what is outstanding to it is lost; say so. */
+void router_member_removed(struct daemon *d, const char *node);
 /* A session's output drained below its bound: resume what was paused. */
 void router_session_drained(struct session *s);
 /* A peer link drained: resume sessions paused on a full link. */

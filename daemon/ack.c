@@ -1,0 +1,320 @@
+/* ack.c: acknowledged delivery with retransmission and de-duplication. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ack.h"
+#include "strmap.h"
+
+struct ack_msg {
+	uint64_t id;
+	uint64_t owner;
+	uint8_t *buf;             /* the packed PeerMsg */
+	size_t len;
+	const char *channel;
+	uint8_t *key;
+	size_t keylen;
+	uint64_t due_ms;          /* next retransmission */
+	struct ack_msg *next;
+};
+
+/* Everything about one remote node. */
+struct ack_peer {
+	char *node;
+	bool up;
+	uint64_t next_seq;        /* last id given to a message for this node */
+	struct ack_msg *head, *tail;
+	size_t nout;
+	/* receiving side: de-duplication state for messages from this node */
+	uint64_t epoch;           /* the sender's incarnation we track */
+	uint64_t upto;            /* every id <= upto was delivered */
+	uint64_t *above;          /* delivered ids > upto + 1, sorted */
+	size_t nabove, capabove;
+	uint64_t *pending;        /* ids to acknowledge */
+	size_t npending, cappending;
+};
+
+struct ack_core {
+	uint64_t epoch;
+	unsigned retransmit_ms;
+	struct strmap peers;      /* node -> ack_peer */
+	size_t outstanding;
+};
+
+struct ack_core *ack_create(uint64_t epoch, unsigned retransmit_ms)
+{
+	struct ack_core *a = xcalloc(1, sizeof(*a));
+
+	a->epoch = epoch;
+	a->retransmit_ms = retransmit_ms ? retransmit_ms : 1000;
+	strmap_init(&a->peers);
+	return a;
+}
+
+static void ack_msg_free(struct ack_msg *m)
+{
+	free(m->buf);
+	free(m->key);
+	free(m);
+}
+
+static void ack_peer_free(struct ack_peer *p)
+{
+	while (p->head) {
+		struct ack_msg *m = p->head;
+
+		p->head = m->next;
+		ack_msg_free(m);
+	}
+	free(p->above);
+	free(p->pending);
+	free(p->node);
+	free(p);
+}
+
+void ack_destroy(struct ack_core *a)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&a->peers, &i, &k, &v);)
+		ack_peer_free(v);
+	strmap_free(&a->peers);
+	free(a);
+}
+
+static struct ack_peer *ack_peer(struct ack_core *a, const char *node)
+{
+	struct ack_peer *p = strmap_get(&a->peers, node);
+
+	if (p == NULL) {
+		p = xcalloc(1, sizeof(*p));
+		p->node = xstrdup(node);
+		strmap_put(&a->peers, node, p);
+	}
+	return p;
+}
+
+static void ack_transmit(const struct ack_peer *p, struct ack_msg *m, struct actions *out)
+{
+	actions_send_raw(out, p->node, m->channel, m->buf, m->len, m->key, m->keylen);
+}
+
+void ack_track(struct ack_core *a, const char *node, PartisanPeer__Data *data,
+	       const char *channel, const void *key, size_t keylen, uint64_t owner,
+	       const struct core_env *env, struct actions *out)
+{
+	struct ack_peer *p = ack_peer(a, node);
+	struct ack_msg *m = xcalloc(1, sizeof(*m));
+	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+
+	m->id = ++p->next_seq;
+	data->has_ack_id = data->has_ack_epoch = 1;
+	data->ack_id = m->id;
+	data->ack_epoch = a->epoch;
+	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
+	msg.data = data;
+	m->len = partisan_peer__peer_msg__get_packed_size(&msg);
+	m->buf = xmalloc(m->len);
+	partisan_peer__peer_msg__pack(&msg, m->buf);
+	m->owner = owner;
+	m->channel = channel;
+	if (key && keylen) {
+		m->key = memcpy(xmalloc(keylen), key, keylen);
+		m->keylen = keylen;
+	}
+	m->due_ms = env->now_ms + a->retransmit_ms;
+	if (p->tail)
+		p->tail->next = m;
+	else
+		p->head = m;
+	p->tail = m;
+	p->nout++;
+	a->outstanding++;
+	if (p->up)
+		ack_transmit(p, m, out);
+}
+
+size_t ack_on_ack(struct ack_core *a, const char *node, const PartisanPeer__Ack *ack)
+{
+	struct ack_peer *p = strmap_get(&a->peers, node);
+	size_t settled = 0;
+
+	if (p == NULL)
+		return 0;
+	for (size_t i = 0; i < ack->n_ids; i++) {
+		struct ack_msg **pp = &p->head, *prev = NULL;
+
+		while (*pp && (*pp)->id != ack->ids[i]) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		if (*pp == NULL)
+			continue;
+		struct ack_msg *m = *pp;
+
+		*pp = m->next;
+		if (p->tail == m)
+			p->tail = prev;
+		ack_msg_free(m);
+		p->nout--;
+		a->outstanding--;
+		settled++;
+	}
+	return settled;
+}
+
+static bool ack_seen(struct ack_peer *p, uint64_t id)
+{
+	size_t lo = 0, hi = p->nabove;
+
+	if (id <= p->upto)
+		return true;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (p->above[mid] == id)
+			return true;
+		if (p->above[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static void ack_mark(struct ack_peer *p, uint64_t id)
+{
+	size_t i = 0, k = 0;
+
+	if (id == p->upto + 1) {
+		p->upto = id;
+		while (k < p->nabove && p->above[k] == p->upto + 1)
+			p->upto = p->above[k++];
+		memmove(p->above, p->above + k, (p->nabove - k) * sizeof(*p->above));
+		p->nabove -= k;
+		return;
+	}
+	if (p->nabove == p->capabove) {
+		p->capabove = p->capabove ? p->capabove * 2 : 16;
+		p->above = xrealloc(p->above, p->capabove * sizeof(*p->above));
+	}
+	while (i < p->nabove && p->above[i] < id)
+		i++;
+	memmove(p->above + i + 1, p->above + i, (p->nabove - i) * sizeof(*p->above));
+	p->above[i] = id;
+	p->nabove++;
+}
+
+bool ack_on_data(struct ack_core *a, const char *node, const PartisanPeer__Data *data)
+{
+	struct ack_peer *p = ack_peer(a, node);
+	uint64_t epoch = data->has_ack_epoch ? data->ack_epoch : 0;
+	bool fresh;
+
+	if (epoch > p->epoch) {
+		/* The sender restarted: its numbering starts over. */
+		p->epoch = epoch;
+		p->upto = 0;
+		p->nabove = 0;
+	}
+	fresh = epoch == p->epoch && !ack_seen(p, data->ack_id);
+	if (fresh)
+		ack_mark(p, data->ack_id);
+	if (p->npending == p->cappending) {
+		p->cappending = p->cappending ? p->cappending * 2 : 16;
+		p->pending = xrealloc(p->pending, p->cappending * sizeof(*p->pending));
+	}
+	p->pending[p->npending++] = data->ack_id;
+	return fresh;
+}
+
+void ack_flush(struct ack_core *a, struct actions *out)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&a->peers, &i, &k, &v);) {
+		struct ack_peer *p = v;
+		PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+		PartisanPeer__Ack ack = PARTISAN_PEER__ACK__INIT;
+
+		if (p->npending == 0)
+			continue;
+		ack.n_ids = p->npending;
+		ack.ids = p->pending;
+		msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_ACK;
+		msg.ack = &ack;
+		actions_send(out, p->node, NULL, &msg);
+		p->npending = 0;
+	}
+}
+
+void ack_tick(struct ack_core *a, const struct core_env *env, struct actions *out)
+{
+	const char *k;
+	void *v;
+
+	ack_flush(a, out);
+	for (size_t i = 0; strmap_next(&a->peers, &i, &k, &v);) {
+		struct ack_peer *p = v;
+
+		if (!p->up)
+			continue;
+		for (struct ack_msg *m = p->head; m; m = m->next) {
+			if (env->now_ms < m->due_ms)
+				continue;
+			m->due_ms = env->now_ms + a->retransmit_ms;
+			ack_transmit(p, m, out);
+		}
+	}
+}
+
+void ack_node_up(struct ack_core *a, const char *node, const struct core_env *env,
+		 struct actions *out)
+{
+	struct ack_peer *p = ack_peer(a, node);
+
+	p->up = true;
+	/* A new connection: what was in flight on the old one may be lost. */
+	for (struct ack_msg *m = p->head; m; m = m->next) {
+		m->due_ms = env->now_ms + a->retransmit_ms;
+		ack_transmit(p, m, out);
+	}
+}
+
+void ack_node_down(struct ack_core *a, const char *node)
+{
+	struct ack_peer *p = strmap_get(&a->peers, node);
+
+	if (p)
+		p->up = false;
+}
+
+size_t ack_node_removed(struct ack_core *a, const char *node, struct ack_loss **out)
+{
+	struct ack_peer *p = strmap_del(&a->peers, node);
+	size_t n = 0;
+
+	*out = NULL;
+	if (p == NULL)
+		return 0;
+	for (struct ack_msg *m = p->head; m; m = m->next) {
+		size_t i = 0;
+
+		while (i < n && (*out)[i].owner != m->owner)
+			i++;
+		if (i == n) {
+			*out = xrealloc(*out, (n + 1) * sizeof(**out));
+			(*out)[n++] = (struct ack_loss){.owner = m->owner, .count = 0};
+		}
+		(*out)[i].count++;
+	}
+	a->outstanding -= p->nout;
+	ack_peer_free(p);
+	return n;
+}
+
+size_t ack_outstanding(const struct ack_core *a)
+{
+	return a->outstanding;
+}
