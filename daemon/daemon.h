@@ -24,6 +24,8 @@ struct ipc;
 struct router;
 struct transport_ops;
 struct ack_core;
+struct causal_core;
+struct session;
 
 #define DAEMON_TICK_MS 100
 
@@ -56,8 +58,10 @@ struct daemon {
 	struct ipc *ipc;
 	struct router *router;
 	struct ack_core *ack;            /* acknowledged delivery */
+	struct causal_core *causal;      /* causal order per label */
 	struct daemon_stats stats;
 	uint64_t cur_conn;               /* id of the peer connection being read, or 0 */
+	struct session *cur_sender;      /* the local session sending, or NULL */
 };
 
 /* Monotonic milliseconds. */

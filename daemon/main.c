@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "ack.h"
+#include "causal.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -331,6 +332,7 @@ static int run(struct daemon *d, const struct opts *o)
 		goto out;
 	daemon_reset_manager(d);
 	d->ack = ack_create(realtime_us(), d->cfg->retransmit_interval_ms);
+	d->causal = causal_create(d->self->name);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
@@ -359,6 +361,8 @@ out:
 	router_free(d);
 	if (d->ack)
 		ack_destroy(d->ack);
+	if (d->causal)
+		causal_destroy(d->causal);
 	if (d->mgr)
 		d->mops->destroy(d->mgr);
 	actions_free(&d->acts);

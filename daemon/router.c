@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "ack.h"
+#include "causal.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -394,6 +395,36 @@ void router_whereis(struct session *s, const PartisanIpc__Request *rq)
 		router_respond_ref(s, rq->id, ref);
 }
 
+static void router_noproc(struct daemon *d, const char *node, const char *ref, const char *target)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__NoProc np = PARTISAN_PEER__NO_PROC__INIT;
+
+	np.ref = (char *)ref;
+	np.target = (char *)target;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_NOPROC;
+	m.noproc = &np;
+	router_send_peer(d, node, &m);
+}
+
+/* Hand data to its endpoint here (now in order, for causal messages). */
+static void router_deliver(void *arg, const char *from, const PartisanPeer__Data *data)
+{
+	struct daemon *d = arg;
+	struct session *t;
+	struct ref r;
+
+	if (ref_parse(data->to, &r) < 0 || (t = router_lookup(d, &r)) == NULL || t->closing) {
+		d->stats.dropped_no_proc++;
+		if (data->call_ref && strcmp(from, d->self->name) != 0)
+			router_noproc(d, from, data->call_ref, data->to);
+		return;
+	}
+	router_push_message(t, data->from, data->to, &data->payload, data->call_ref,
+			    data->channel);
+	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
+}
+
 /* ---- sending ---- */
 
 static int router_parse_to(struct session *s, uint64_t id, const char *to, struct ref *r)
@@ -425,18 +456,39 @@ static PartisanIpc__Error router_forward_acked(struct session *s, const struct r
 	return PARTISAN_IPC__ERROR__OK;
 }
 
+/* Send data to r's node once, fire and forget. */
+static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r,
+					 PartisanPeer__Data *data, const void *key, size_t keylen)
+{
+	struct daemon *d = s->d;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	enum peer_send_result res;
+
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
+	m.data = data;
+	res = peer_send_msg(d, r->node, data->channel, key, keylen, &m);
+	if (res == PEER_NOT_CONNECTED)
+		return PARTISAN_IPC__ERROR__ENOCONNECTION;
+	if (res == PEER_QUEUE_FULL) {
+		/* Sent, but push back: stop reading this client until the link drains. */
+		router_pause_session(s);
+		return PARTISAN_IPC__ERROR__EAGAIN;
+	}
+	if (res == PEER_SENT)
+		d->stats.messages_out++;
+	return PARTISAN_IPC__ERROR__OK;
+}
+
 /* Send a Data frame to r's node. Returns an ipc error code. */
 static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
 					 const ProtobufCBinaryData *payload,
 					 const PartisanIpc__SendOpts *opts, const char *call_ref)
 {
 	struct daemon *d = s->d;
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
 	const char *channel = opts ? opts->channel : NULL;
 	const void *key = s->ref;
 	size_t keylen = strlen(s->ref);
-	enum peer_send_result res;
 
 	if (opts && opts->has_partition_key && opts->partition_key.len) {
 		key = opts->partition_key.data;
@@ -447,22 +499,43 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	data.payload = *payload;
 	data.call_ref = (char *)call_ref;
 	data.channel = (char *)channel;
+	if (opts && opts->causal_label && opts->causal_label[0]) {
+		struct causal_stamp *st;
+		PartisanIpc__Error err;
+
+		data.causal_label = opts->causal_label;
+		st = causal_stamp(d->causal, r->node, &data);
+		err = opts->has_ack && opts->ack ? router_forward_acked(s, r, &data, key, keylen)
+						 : router_transmit(s, r, &data, key, keylen);
+		causal_stamp_release(st);
+		return err;
+	}
 	if (opts && opts->has_ack && opts->ack)
 		return router_forward_acked(s, r, &data, key, keylen);
-	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
-	m.data = &data;
-	res = peer_send_msg(d, r->node, channel, key, keylen, &m);
-	if (res == PEER_NOT_CONNECTED)
-		return PARTISAN_IPC__ERROR__ENOCONNECTION;
-	if (res == PEER_QUEUE_FULL) {
-		/* Push back: stop reading this client until the link drains. */
-		s->paused = true;
-		bufferevent_disable(s->bev, EV_READ);
-		return PARTISAN_IPC__ERROR__EAGAIN;
+	return router_transmit(s, r, &data, key, keylen);
+}
+
+/* A send to an endpoint on this node: no network, same ordering rules. */
+static void router_send_local(struct session *s, const PartisanIpc__Send *snd)
+{
+	struct daemon *d = s->d;
+	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
+	struct causal_stamp *st = NULL;
+
+	data.from = s->ref;
+	data.to = snd->to;
+	data.payload = snd->payload;
+	data.channel = snd->opts ? snd->opts->channel : NULL;
+	d->cur_sender = s;
+	if (snd->opts && snd->opts->causal_label && snd->opts->causal_label[0]) {
+		data.causal_label = snd->opts->causal_label;
+		st = causal_stamp(d->causal, d->self->name, &data);
+		causal_receive(d->causal, d->self->name, &data, router_deliver, d);
+		causal_stamp_release(st);
+	} else {
+		router_deliver(d, d->self->name, &data);
 	}
-	if (res == PEER_SENT)
-		d->stats.messages_out++;
-	return PARTISAN_IPC__ERROR__OK;
+	d->cur_sender = NULL;
 }
 
 void router_send(struct session *s, const PartisanIpc__Request *rq)
@@ -475,14 +548,7 @@ void router_send(struct session *s, const PartisanIpc__Request *rq)
 	if (router_parse_to(s, rq->id, snd->to, &r) < 0)
 		return;
 	if (strcmp(r.node, d->self->name) == 0) {
-		struct session *t = router_lookup(d, &r);
-
-		if (t) {
-			router_push_message(t, s->ref, snd->to, &snd->payload, NULL,
-					    snd->opts ? snd->opts->channel : NULL);
-			router_backpressure(t, s);
-		} else
-			d->stats.dropped_no_proc++;
+		router_send_local(s, snd);
 		if (!rq->quiet)
 			ipc_respond_ok(s, rq->id);
 		return;
@@ -769,22 +835,9 @@ void router_endpoints_free(PartisanIpc__Endpoint **v, size_t n)
 
 /* ---- from the network ---- */
 
-static void router_noproc(struct daemon *d, const char *node, const char *ref, const char *target)
-{
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
-	PartisanPeer__NoProc np = PARTISAN_PEER__NO_PROC__INIT;
-
-	np.ref = (char *)ref;
-	np.target = (char *)target;
-	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_NOPROC;
-	m.noproc = &np;
-	router_send_peer(d, node, &m);
-}
-
 static int router_on_data(struct daemon *d, const char *from, const PartisanPeer__Data *data,
 			  const char **why)
 {
-	struct session *t;
 	struct ref r;
 
 	if (data->has_is_reply && data->is_reply) {
@@ -797,16 +850,10 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return 0; /* a retransmission we already delivered */
 	d->stats.messages_in++;
-	t = router_lookup(d, &r);
-	if (t == NULL || t->closing) {
-		d->stats.dropped_no_proc++;
-		if (data->call_ref)
-			router_noproc(d, from, data->call_ref, data->to);
-		return 0;
-	}
-	router_push_message(t, data->from, data->to, &data->payload, data->call_ref,
-			    data->channel);
-	router_backpressure(t, NULL);
+	if (data->causal_label && data->causal_label[0])
+		causal_receive(d->causal, from, data, router_deliver, d);
+	else
+		router_deliver(d, from, data);
 	return 0;
 }
 
