@@ -88,7 +88,8 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 {
 	switch (a->kind) {
 	case ACT_SEND:
-		peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len);
+		if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) != PEER_SENT)
+			log_debug("peer", "%s: not sent", a->node);
 		break;
 	case ACT_CONNECT:
 		peer_want(d, a->spec);
@@ -153,6 +154,7 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	struct core_env env = daemon_env(d);
 	int r;
 
+	log_debug("peer", "%s: message type %d", node, (int)msg->body_case);
 	switch (msg->body_case) {
 	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
 	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:

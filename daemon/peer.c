@@ -191,15 +191,17 @@ static void pnode_set_up(struct daemon *d, struct pnode *n)
 	daemon_node_up(d, n->spec);
 }
 
-/* Close every connection of n (flushing what is queued) and report it down. */
-static void pnode_down(struct daemon *d, struct pnode *n, const char *reason)
+/* Close n's outbound connections (flushing what is queued) and report it
+ * down. Inbound ones too when inbound is set (a hung node, or one we drop);
+ * otherwise they deliver what the node sent before closing them itself. */
+static void pnode_down(struct daemon *d, struct pnode *n, const char *reason, bool inbound)
 {
 	struct pconn *c, *tmp;
 	bool was_up = n->up;
 
 	n->up = false;
 	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
-	if (c->node == n && c->state != PC_CLOSING)
+	if (c->node == n && c->state != PC_CLOSING && (inbound || c->outbound))
 		pconn_close(c, reason);
 	if (was_up) {
 		log_notice("peer", "%s: down (%s)", n->name, reason);
@@ -232,8 +234,28 @@ static void pconn_free(struct pconn *c)
 	free(c);
 }
 
-/* Close c: its output is flushed first unless the link is already broken. */
-static void pconn_close(struct pconn *c, const char *why)
+/* Closing, once nothing is left to write: half-close so the other side reads
+ * everything we sent, then wait for its EOF (a full close with unread input
+ * would reset the link and could destroy what we sent last). */
+static void pconn_half_close(struct pconn *c)
+{
+	int fd = (int)bufferevent_getfd(c->bev);
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
+}
+
+/* In CLOSING: discard whatever still arrives. */
+static void pconn_discard_cb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* Close c: queued output is flushed first unless the link is already broken
+ * (broken: the socket already failed, so free it now). */
+static void pconn_close_how(struct pconn *c, const char *why, bool broken)
 {
 	struct daemon *d = c->d;
 	struct pnode *n = c->node;
@@ -244,23 +266,31 @@ static void pconn_close(struct pconn *c, const char *why)
 	log_debug("peer", "%s: closing connection (%s)", pconn_who(c), why);
 	pconn_detach(c);
 	c->state = PC_CLOSING;
+	c->since_ms = daemon_now_ms();
 	if (c->probe) {
 		c->probe->cb(d, c->probe->arg, NULL, why);
 		free(c->probe);
 		c->probe = NULL;
 	}
-	if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-		bufferevent_disable(c->bev, EV_READ);
-		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-		bufferevent_setcb(c->bev, NULL, pconn_write_cb, pconn_event_cb, c);
-	} else {
+	if (broken || c->bev == NULL) {
 		c->node = NULL;
 		pconn_free(c);
+	} else {
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		bufferevent_setcb(c->bev, pconn_discard_cb, pconn_write_cb, pconn_event_cb, c);
+		bufferevent_enable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			pconn_half_close(c);
 	}
 	if (n && was_open && n->up && !pnode_default_open(d, n))
-		pnode_down(d, n, why);
+		pnode_down(d, n, why, false);
 	if (n && n->wanted && n->next_try_ms < daemon_now_ms() + n->backoff_ms)
 		n->next_try_ms = daemon_now_ms() + n->backoff_ms;
+}
+
+static void pconn_close(struct pconn *c, const char *why)
+{
+	pconn_close_how(c, why, false);
 }
 
 static struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool outbound)
@@ -512,6 +542,7 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	PartisanPeer__PeerMsg__BodyCase k = m->body_case;
 
 	switch (c->state) {
+	case PC_CONNECTING: /* bytes can be read before the connect event is seen */
 	case PC_WAIT_CHALLENGE:
 		if (k != PARTISAN_PEER__PEER_MSG__BODY_CHALLENGE)
 			return *why = "expected challenge", -1;
@@ -605,8 +636,7 @@ static void pconn_write_cb(struct bufferevent *bev, void *arg)
 	struct pconn *c = arg;
 
 	if (c->state == PC_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		c->node = NULL;
-		pconn_free(c);
+		pconn_half_close(c);
 	} else if (c->state == PC_OPEN) {
 		daemon_peer_drained(c->d);
 	}
@@ -620,8 +650,10 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 		int one = 1;
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->state = PC_WAIT_CHALLENGE;
-		c->since_ms = daemon_now_ms();
+		if (c->state == PC_CONNECTING) {
+			c->state = PC_WAIT_CHALLENGE;
+			c->since_ms = daemon_now_ms();
+		}
 		return;
 	}
 	if (c->state == PC_CLOSING) {
@@ -630,11 +662,11 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
-		pconn_close(c, "connection closed");
+		pconn_close_how(c, "connection closed", false);
 	else if (what & BEV_EVENT_ERROR)
-		pconn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		pconn_close_how(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), true);
 	else
-		pconn_close(c, "connection event");
+		pconn_close_how(c, "connection event", true);
 }
 
 /* ---- dialing and accepting ---- */
@@ -828,7 +860,7 @@ void peer_disconnect(struct daemon *d, const char *node)
 	if (n == NULL)
 		return;
 	n->wanted = false;
-	pnode_down(d, n, "disconnected");
+	pnode_down(d, n, "disconnected", true);
 }
 
 static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now)
@@ -839,7 +871,7 @@ static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now)
 	if (n->up && now > n->last_rx_ms + timeout) {
 		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
 			  (unsigned long long)(now - n->last_rx_ms));
-		pnode_down(d, n, "timeout");
+		pnode_down(d, n, "timeout", true);
 		n->next_try_ms = now + n->backoff_ms;
 		return;
 	}
@@ -868,8 +900,10 @@ void peer_tick(struct daemon *d, uint64_t now)
 	{
 		if (c->state != PC_OPEN && c->state != PC_CLOSING && now > c->since_ms + handshake)
 			pconn_close(c, "handshake timed out");
-		else if (c->state == PC_CLOSING && now > c->since_ms + handshake + 5000)
-			pconn_free(c); /* the other side never drained */
+		else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
+			c->node = NULL;
+			pconn_free(c); /* the other side never closed its end */
+		}
 	}
 	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
 		if (!pnode_gc(d, v))
