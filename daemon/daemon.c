@@ -154,7 +154,6 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	struct core_env env = daemon_env(d);
 	int r;
 
-	log_debug("peer", "%s: message type %d", node, (int)msg->body_case);
 	switch (msg->body_case) {
 	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
 	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:

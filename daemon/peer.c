@@ -420,7 +420,7 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HelloAck ack = PARTISAN_PEER__HELLO_ACK__INIT;
 	PartisanPeer__NodeSpec spec;
-	struct node_spec *their;
+	struct node_spec *their = NULL;
 	struct pnode *n;
 	uint8_t mac[32];
 
@@ -433,11 +433,10 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		*why = "hello: cluster secret not proven";
 	else if ((their = node_spec_from_pb(h->spec, why)) == NULL)
 		;
-	else if (strcmp(their->name, d->self->name) == 0) {
-		node_spec_free(their);
+	else if (strcmp(their->name, d->self->name) == 0)
 		*why = "hello: node has our own name";
-	}
 	if (*why) {
+		node_spec_free(their);
 		pconn_refuse(c, *why);
 		return -1;
 	}
