@@ -101,7 +101,15 @@ $(B)/tests/sim: $(SIM_SRC) $(B)/libpartisand.a | $(PB_H)
 	$(CC) $(ALLCFLAGS) -Itests/sim -o $@ $(SIM_SRC) $(B)/libpartisand.a \
 	  $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
-tests: all $(UNIT_BIN) $(B)/tests/sim
+$(B)/tests/ptclient: tests/integration/ptclient.c $(B)/libpartisan-client.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WFLAGS) $(CFLAGS) -Iclient/include -o $@ $< $(B)/libpartisan-client.a $(LDSAN) -lprotobuf-c
+
+$(B)/py/ipc_pb2.py: proto/ipc.proto
+	@mkdir -p $(B)/py
+	protoc --proto_path=proto --python_out=$(B)/py proto/ipc.proto
+
+tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/ptclient $(B)/py/ipc_pb2.py
 
 unit: tests
 	@sh tests/run-unit.sh $(B)

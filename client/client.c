@@ -210,8 +210,18 @@ int partisan_connect_with(const char *path, const partisan_connect_opts_t *opts,
 
 int partisan_close(partisan_t *c)
 {
+	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
+	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
+
 	if (c == NULL)
 		return PARTISAN_EINVAL;
+	if (c->fd >= 0 && !c->broken) {
+		/* Say goodbye, so that monitors of this endpoint see "normal". */
+		req.body_case = PARTISAN_IPC__REQUEST__BODY_BYE;
+		req.bye = &empty;
+		req.has_quiet = req.quiet = 1;
+		pc_conn_send(c, &req, true);
+	}
 	pc_conn_close(c);
 	free(c);
 	return 0;

@@ -447,6 +447,13 @@ void ipc_tick(struct daemon *d, uint64_t now)
 	ipc_check_joins(d, now);
 }
 
+static void ipc_bye(struct session *s, const PartisanIpc__Request *rq)
+{
+	s->clean_close = true;
+	if (!rq->quiet)
+		ipc_respond_ok(s, rq->id);
+}
+
 static void ipc_not_supported(struct session *s, const PartisanIpc__Request *rq)
 {
 	ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOTSUP,
@@ -480,6 +487,7 @@ static const ipc_handler ipc_handlers[] = {
 	[PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_not_supported,
 	[PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_not_supported,
 	[PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_BYE] = ipc_bye,
 };
 
 /* ---- sessions ---- */
@@ -534,6 +542,12 @@ static int ipc_handle(struct session *s, const PartisanIpc__Request *rq)
 {
 	size_t k = rq->body_case;
 
+	if (s->refused) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPERM,
+				  "uid %u is not allowed to use this daemon", (unsigned)s->uid);
+		s->clean_close = true;
+		return -1;
+	}
 	if (!s->hello_done && k != PARTISAN_IPC__REQUEST__BODY_HELLO) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "expected hello first");
 		return -1;
@@ -580,8 +594,9 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		r = ipc_handle(s, rq);
 		partisan_ipc__request__free_unpacked(rq, NULL);
 		if (r < 0) {
-			log_warnx("ipc", "session %llu: protocol violation, closing",
-				  (unsigned long long)s->id);
+			if (!s->refused)
+				log_warnx("ipc", "session %llu: protocol violation, closing",
+					  (unsigned long long)s->id);
 			ipc_session_close(s, "protocol violation");
 			return;
 		}
@@ -596,9 +611,7 @@ static void ipc_event_cb(struct bufferevent *bev, short what, void *arg)
 		ipc_session_free(s);
 		return;
 	}
-	/* EOF with nothing half-read is a clean close; an error is a crash. */
-	s->clean_close = (what & BEV_EVENT_EOF) &&
-			 evbuffer_get_length(bufferevent_get_input(bev)) == 0;
+	/* Only a client that said bye closed cleanly; EOF alone may be a crash. */
 	ipc_session_close(s, s->clean_close ? "client closed" : "client lost");
 }
 
@@ -643,15 +656,10 @@ static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
 	bufferevent_setwatermark(s->bev, EV_WRITE, d->cfg->session_queue_bytes / 2, 0);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (!ipc_allowed(d->cfg, cred.uid, cred.gid)) {
+		/* Answered at its first request, so the client learns why. */
 		log_warnx("ipc", "refused client pid %d: uid %u gid %u not allowed", (int)cred.pid,
 			  (unsigned)cred.uid, (unsigned)cred.gid);
-		s->hello_done = true; /* nothing to clean in the router */
-		s->clean_close = true;
-		ipc_respond_error(s, 0, PARTISAN_IPC__ERROR__EPERM,
-				  "uid %u is not allowed to use this daemon", (unsigned)cred.uid);
-		s->closing = true;
-		bufferevent_disable(s->bev, EV_READ);
-		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		s->refused = true;
 		return;
 	}
 	router_session_open(s);

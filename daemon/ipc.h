@@ -22,6 +22,7 @@ struct session {
 	bool closing;
 	bool clean_close;          /* the client said goodbye (EOF after a complete frame) */
 	bool paused;               /* reading stopped: a peer link it sends to is full */
+	bool refused;              /* credentials not allowed: answer EPERM, close */
 	char ref[300];             /* its endpoint ref */
 	void *rt;                  /* router's per-session state */
 	TAILQ_ENTRY(session) entry;

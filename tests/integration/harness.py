@@ -163,3 +163,48 @@ def raw_frame(path_or_addr, payload, unix=True):
 
 def frame(body):
     return struct.pack(">I", len(body)) + body
+
+
+PTCLIENT = os.path.join(BUILD, "tests", "ptclient")
+
+
+class Client:
+    """A ptclient process (tests/integration/ptclient.c) attached to a daemon."""
+
+    def __init__(self, daemon, mode, *args):
+        self.proc = subprocess.Popen([PTCLIENT, mode, daemon.sock] + [str(a) for a in args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            self.proc.kill()
+            raise AssertionError("ptclient %s did not start: %r %s" % (mode, line, self.proc.stderr.read()))
+        self.ready = line.split()[1:]
+
+    def finish(self, timeout=120):
+        """Wait for the program to end; return (exit code, stdout, stderr)."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError("ptclient timed out: %s %s" % (out, err))
+        return self.proc.returncode, out, err
+
+    def close_cleanly(self):
+        self.proc.stdin.write("bye\n")
+        self.proc.stdin.flush()
+        return self.finish(10)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def rss_peak_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0

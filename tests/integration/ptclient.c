@@ -1,0 +1,276 @@
+/* ptclient.c: a small program built on libpartisan-client that the
+ * integration tests drive: it plays a sender, a receiver that checks order,
+ * a monitor, an endpoint that waits to be killed or closed, and a receiver
+ * that never reads. Each mode prints "ready ..." once it is set up. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <partisan/client.h>
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "ptclient: %s: %s\n", what, partisan_strerror(rc));
+	return 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *opt(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i + 1 < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return argv[i + 1];
+	return NULL;
+}
+
+static bool flag(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Wait until stdin says something or closes. */
+static void wait_stdin(void)
+{
+	char buf[64];
+
+	while (read(0, buf, sizeof(buf)) < 0 && errno == EINTR)
+		;
+}
+
+/* source SOCK NODE NAME COUNT [--ack] [--size N] [--id S] [--channel C] [--key K] */
+static int mode_source(partisan_t *c, int argc, char **argv)
+{
+	partisan_send_opts_t o = {0};
+	long count = atol(argv[4]);
+	size_t size = opt(argc, argv, "--size") ? (size_t)atol(opt(argc, argv, "--size")) : 64;
+	const char *id = opt(argc, argv, "--id") ? opt(argc, argv, "--id") : "s";
+	char *buf = calloc(1, size + 64);
+	double t0;
+	int rc;
+
+	o.ack = flag(argc, argv, "--ack");
+	o.channel = opt(argc, argv, "--channel");
+	if (opt(argc, argv, "--key")) {
+		o.partition_key = opt(argc, argv, "--key");
+		o.partition_key_len = strlen(o.partition_key);
+	}
+	printf("ready\n");
+	fflush(stdout);
+	t0 = now_s();
+	for (long i = 0; i < count; i++) {
+		int n = snprintf(buf, 64, "%s:%ld:", id, i);
+
+		memset(buf + n, 'x', size > (size_t)n ? size - (size_t)n : 0);
+		rc = partisan_send_name(c, argv[2], argv[3], buf, size > (size_t)n ? size : (size_t)n,
+					&o);
+		if (rc < 0)
+			return fail("send", rc);
+	}
+	if ((rc = partisan_flush(c)) < 0)
+		return fail("flush", rc);
+	printf("sent %ld in %.3fs\n", count, now_s() - t0);
+	free(buf);
+	return 0;
+}
+
+/* sink SOCK NAME COUNT: every sender's sequence must arrive whole, in order. */
+static int mode_sink(partisan_t *c, int argc, char **argv)
+{
+	long want = atol(argv[3]), got = 0;
+	char senders[16][32];
+	long next[16];
+	int nsenders = 0, rc;
+	double t0 = 0;
+
+	if ((rc = partisan_register(c, argv[2])) < 0)
+		return fail("register", rc);
+	printf("ready\n");
+	fflush(stdout);
+	while (got < want) {
+		partisan_event_t *ev;
+		char id[32];
+		long seq;
+		int k;
+
+		rc = partisan_recv(c, &ev, 30000);
+		if (rc < 0)
+			return fprintf(stderr, "ptclient: after %ld messages: %s\n", got,
+				       partisan_strerror(rc)),
+			       1;
+		if (ev->type != PARTISAN_EV_MESSAGE) {
+			partisan_event_free(ev);
+			continue;
+		}
+		if (got == 0)
+			t0 = now_s();
+		if (sscanf(ev->message.payload, "%31[^:]:%ld:", id, &seq) != 2) {
+			fprintf(stderr, "ptclient: bad payload\n");
+			return 1;
+		}
+		for (k = 0; k < nsenders && strcmp(senders[k], id) != 0; k++)
+			;
+		if (k == nsenders) {
+			if (nsenders == 16)
+				return fprintf(stderr, "ptclient: too many senders\n"), 1;
+			snprintf(senders[nsenders], sizeof(senders[0]), "%s", id);
+			next[nsenders++] = 0;
+		}
+		if (seq != next[k]) {
+			fprintf(stderr, "ptclient: from %s expected #%ld, got #%ld\n", id, next[k],
+				seq);
+			return 1;
+		}
+		next[k]++;
+		got++;
+		partisan_event_free(ev);
+	}
+	printf("ok %ld in %.3fs\n", got, now_s() - t0);
+	return 0;
+}
+
+/* monitor SOCK REF: print the DOWN that comes. */
+static int mode_monitor(partisan_t *c, int argc, char **argv)
+{
+	char mref[PARTISAN_REF_MAX];
+	int rc = partisan_monitor(c, argv[2], mref, sizeof(mref));
+
+	if (rc < 0)
+		return fail("monitor", rc);
+	/* A message behind the monitor request on the same link: when the target
+	 * has it, the monitor is in place there too. */
+	partisan_send(c, argv[2], "ping", 4, NULL);
+	printf("ready %s\n", mref);
+	fflush(stdout);
+	for (;;) {
+		partisan_event_t *ev;
+
+		if ((rc = partisan_recv(c, &ev, 60000)) < 0)
+			return fail("recv", rc);
+		if (ev->type == PARTISAN_EV_DOWN) {
+			printf("DOWN %s %s %s\n", ev->down.mref, ev->down.target, ev->down.reason);
+			partisan_event_free(ev);
+			return 0;
+		}
+		partisan_event_free(ev);
+	}
+}
+
+/* hold SOCK NAME: register, print "got" for each message, close cleanly
+ * when stdin speaks. */
+static int mode_hold(partisan_t *c, int argc, char **argv)
+{
+	char self[PARTISAN_REF_MAX];
+	int rc = partisan_register(c, argv[2]);
+
+	if (rc < 0)
+		return fail("register", rc);
+	partisan_self(c, self, sizeof(self));
+	printf("ready %s\n", self);
+	fflush(stdout);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
+				      {.fd = partisan_fd(c), .events = POLLIN}};
+		partisan_event_t *ev;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return 1;
+		if (p[0].revents)
+			return 0;
+		partisan_dispatch(c);
+		while (partisan_recv(c, &ev, 0) == 0) {
+			printf("got\n");
+			partisan_event_free(ev);
+		}
+	}
+}
+
+/* deaf SOCK NAME: register and never read; exit when stdin speaks. */
+static int mode_deaf(partisan_t *c, int argc, char **argv)
+{
+	char self[PARTISAN_REF_MAX];
+	int rc = partisan_register(c, argv[2]);
+
+	if (rc < 0)
+		return fail("register", rc);
+	partisan_self(c, self, sizeof(self));
+	printf("ready %s\n", self);
+	fflush(stdout);
+	wait_stdin();
+	return 0;
+}
+
+/* flood SOCK NODE NAME SECONDS SIZE: nonblocking sends for a while. */
+static int mode_flood(partisan_t *c, int argc, char **argv)
+{
+	partisan_send_opts_t o = {.nonblock = true};
+	double end = now_s() + atof(argv[4]);
+	size_t size = (size_t)atol(argv[5]);
+	char *buf = calloc(1, size);
+	long sent = 0, again = 0;
+
+	memset(buf, 'f', size);
+	printf("ready\n");
+	fflush(stdout);
+	while (now_s() < end) {
+		int rc = partisan_send_name(c, argv[2], argv[3], buf, size, &o);
+
+		if (rc == PARTISAN_EAGAIN) {
+			again++;
+			poll(NULL, 0, 1);
+			continue;
+		}
+		if (rc < 0)
+			return fail("send", rc);
+		sent++;
+	}
+	printf("sent %ld eagain %ld\n", sent, again);
+	free(buf);
+	return 0;
+}
+
+struct mode {
+	const char *name;
+	int argc;
+	int (*run)(partisan_t *, int, char **);
+};
+
+static const struct mode modes[] = {
+	{"source", 6, mode_source}, {"sink", 5, mode_sink}, {"monitor", 4, mode_monitor},
+	{"hold", 4, mode_hold},     {"deaf", 4, mode_deaf}, {"flood", 7, mode_flood},
+};
+
+int main(int argc, char **argv)
+{
+	partisan_t *c;
+	int rc;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (size_t i = 0; argc >= 3 && i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(argv[1], modes[i].name) != 0)
+			continue;
+		if (argc < modes[i].argc)
+			break;
+		if ((rc = partisan_connect(argv[2], &c)) < 0)
+			return fail("connect", rc);
+		/* argv shifted so that argv[1] is the socket */
+		rc = modes[i].run(c, argc - 1, argv + 1);
+		partisan_close(c);
+		return rc;
+	}
+	fprintf(stderr, "usage: ptclient source|sink|monitor|hold|deaf|flood SOCKET ...\n");
+	return 2;
+}

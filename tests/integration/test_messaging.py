@@ -1,0 +1,184 @@
+"""Local programs attached to real daemons: messages, order, monitors,
+node monitors, authorisation, backpressure."""
+import os
+import pwd
+import subprocess
+import time
+import unittest
+
+from harness import Client, Cluster, rss_peak_kb, wait_for
+
+
+class MessagingTest(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster()
+        self.clients = []
+
+    def tearDown(self):
+        for cl in self.clients:
+            cl.kill()
+        self.c.close()
+
+    def client(self, daemon, mode, *args):
+        cl = Client(daemon, mode, *args)
+        self.clients.append(cl)
+        return cl
+
+    def cluster(self, n, config=None):
+        ds = [self.c.add("n%d" % i, config) for i in range(n)]
+        for d in ds[1:]:
+            d.ctl("join", ds[0].addr)
+        for d in ds:
+            wait_for(lambda: len(d.nodes()) == n - 1, 10, "%s connected" % d.name)
+        return ds
+
+    def test_100000_messages_across_nodes_arrive_complete_and_in_order(self):
+        a, b, _ = self.cluster(3)
+        sink = self.client(b, "sink", "inbox", 100000)
+        src = self.client(a, "source", b.name, "inbox", 100000, "--id", "a")
+        rc, out, err = src.finish()
+        self.assertEqual(rc, 0, err)
+        rc, out, err = sink.finish()
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("ok 100000"), out)
+        print("  100000 x 64 B: " + out.strip())
+
+    def test_two_senders_each_keep_their_order_on_a_parallel_channel(self):
+        cfg = {"channels": {"bulk": {"parallelism": 4}}}
+        a, b = self.cluster(2, cfg)
+        wait_for(lambda: all(r["connected"] == r["wanted"] for r in a.ctl_json("connections")["connections"]),
+                 10, "all bulk connections")
+        sink = self.client(b, "sink", "inbox", 40000)
+        s1 = self.client(a, "source", b.name, "inbox", 20000, "--id", "one", "--channel", "bulk")
+        s2 = self.client(a, "source", b.name, "inbox", 20000, "--id", "two", "--channel", "bulk")
+        for s in (s1, s2):
+            self.assertEqual(s.finish()[0], 0)
+        rc, out, err = sink.finish()
+        self.assertEqual(rc, 0, err)
+
+    def test_cli_listen_shows_a_message_sent_from_another_node(self):
+        a, b = self.cluster(2)
+        listen = subprocess.Popen([os.path.join(os.environ.get("PARTISAN_BUILD", "build"), "partisanctl"),
+                                   "-s", b.sock, "--json", "listen", "hello"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: any("hello" in e["names"] for e in b.ctl_json("status")["endpoints"]), 5,
+                     "the listener to register")
+            a.ctl("send", b.name, "hello", "hi there")
+            line = listen.stdout.readline()
+            import json
+            msg = json.loads(line)
+            self.assertEqual(msg["message"], "hi there")
+            self.assertTrue(msg["from"].startswith("partisan:pid:" + a.name + ":"), msg)
+        finally:
+            listen.terminate()
+            listen.wait()
+
+    def test_registering_a_taken_name_fails(self):
+        a, = self.cluster(1)
+        self.client(a, "hold", "taken")
+        r = a.ctl("listen", "taken", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("already registered", r.stderr)
+
+    def test_message_to_a_missing_name_is_dropped_and_counted(self):
+        a, b = self.cluster(2)
+        a.ctl("send", b.name, "nobody", "lost")
+        wait_for(lambda: b.ctl_json("status").get("dropped", 0) >= 1, 5, "the drop to be counted")
+
+    def monitor_down(self, watcher_daemon, target_ref):
+        return self.client(watcher_daemon, "monitor", target_ref)
+
+    def test_monitor_fires_killed_when_the_app_dies(self):
+        a, b = self.cluster(2)
+        target = self.client(b, "hold", "victim")
+        mon = self.monitor_down(a, target.ready[0])
+        self.assertEqual(target.proc.stdout.readline().strip(), "got", "the monitor is in place")
+        target.kill()
+        rc, out, err = mon.finish(10)
+        self.assertEqual(out.split()[-1], "killed", out + err)
+
+    def test_monitor_fires_normal_when_the_app_closes_cleanly(self):
+        a, b = self.cluster(2)
+        target = self.client(b, "hold", "polite")
+        mon = self.monitor_down(a, "partisan:name:%s:polite" % b.name)
+        self.assertEqual(target.proc.stdout.readline().strip(), "got", "the monitor is in place")
+        target.close_cleanly()
+        rc, out, err = mon.finish(10)
+        self.assertEqual(out.split()[-1], "normal", out + err)
+
+    def test_monitor_fires_noconnection_when_the_daemon_dies(self):
+        a, b = self.cluster(2)
+        target = self.client(b, "hold", "doomed")
+        mon = self.monitor_down(a, target.ready[0])
+        self.assertEqual(target.proc.stdout.readline().strip(), "got", "the monitor is in place")
+        b.kill()
+        rc, out, err = mon.finish(10)
+        self.assertEqual(out.split()[-1], "noconnection", out + err)
+
+    def test_monitor_of_a_missing_name_fires_noproc_at_once(self):
+        a, b = self.cluster(2)
+        mon = self.monitor_down(a, "partisan:name:%s:ghost" % b.name)
+        rc, out, err = mon.finish(10)
+        self.assertEqual(out.split()[-1], "noproc", out + err)
+
+    def test_monitor_of_a_local_endpoint_fires_once(self):
+        a, = self.cluster(1)
+        target = self.client(a, "hold", "local")
+        mon = self.monitor_down(a, target.ready[0])
+        target.kill()
+        rc, out, err = mon.finish(10)
+        self.assertEqual(out.split()[-1], "killed", out + err)
+
+    def test_monitor_nodes_sees_nodeup_and_nodedown(self):
+        a, = self.cluster(1)
+        mon = subprocess.Popen([os.path.join(os.environ.get("PARTISAN_BUILD", "build"), "partisanctl"),
+                                "-s", a.sock, "--json", "monitor-nodes"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: a.ctl_json("status").get("sessions", 0) >= 2, 5, "monitor-nodes to attach")
+            b = self.c.add("late")
+            b.ctl("join", a.addr)
+            import json
+            up = json.loads(mon.stdout.readline())
+            self.assertEqual((up["event"], up["node"]), ("nodeup", b.name))
+            b.kill()
+            down = json.loads(mon.stdout.readline())
+            self.assertEqual((down["event"], down["node"]), ("nodedown", b.name))
+        finally:
+            mon.terminate()
+            mon.wait()
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run a client under another uid")
+    def test_client_whose_uid_is_not_allowed_is_refused(self):
+        os.chmod(self.c.dir, 0o755)  # let the other uid reach the socket itself
+        a = self.c.add("guarded", {"ipc": {"mode": "0666", "allow_uids": [0]}})
+        nobody = pwd.getpwnam("nobody")
+        ctl = os.path.join(os.environ.get("PARTISAN_BUILD", "build"), "partisanctl")
+        r = subprocess.run([ctl, "-s", a.sock, "status"], capture_output=True, text=True,
+                           preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr + r.stdout, "not allowed|not authorised")
+        self.assertIn("refused client", a.logtext())
+        self.assertEqual(a.ctl_json("spec")["name"], a.name, "root is still served")
+
+    def test_memory_stays_bounded_with_a_receiver_that_never_reads(self):
+        cfg = {"session_queue_bytes": 1048576, "peer_queue_bytes": 1048576}
+        a, b = self.cluster(2, cfg)
+        deaf = self.client(b, "deaf", "deaf")
+        flood = self.client(a, "flood", b.name, "deaf", 4, 65536)
+        rc, out, err = flood.finish(60)
+        self.assertEqual(rc, 0, err)
+        sent = int(out.split()[1])
+        peak_a = rss_peak_kb(a.proc.pid)
+        peak_b = rss_peak_kb(b.proc.pid)
+        print("  flood: %s; peak RSS sender daemon %d KiB, receiver daemon %d KiB" % (out.strip(), peak_a, peak_b))
+        self.assertGreater(int(out.split()[3]), 0, "the sender was pushed back (EAGAIN)")
+        self.assertLess(sent * 65536, 1 << 30, "a deaf receiver cannot absorb a gigabyte")
+        for peak in (peak_a, peak_b):
+            self.assertLess(peak, 96 * 1024, "daemon memory stays bounded")
+        deaf.close_cleanly()
+
+
+if __name__ == "__main__":
+    unittest.main()
