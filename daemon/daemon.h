@@ -46,6 +46,7 @@ struct daemon {
 	struct rng rng;
 	struct actions acts;
 	struct strmap nodes;             /* name -> struct pnode */
+	struct strmap partitions;        /* injected: node -> ref (owned string) */
 	TAILQ_HEAD(, pconn) conns;       /* every peer connection */
 	struct evconnlistener **listeners;
 	size_t nlisteners;

@@ -45,6 +45,7 @@ struct ipc {
 	TAILQ_HEAD(, session) sessions;
 	TAILQ_HEAD(, pending_join) joins;
 	uint64_t next_id;
+	uint64_t next_partition;
 };
 
 typedef void (*ipc_handler)(struct session *, const PartisanIpc__Request *);
@@ -324,6 +325,8 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	st.cluster = d->cfg->cluster_name;
 	st.has_sessions = 1;
 	st.sessions = (uint32_t)ipc_count(d);
+	st.has_partitions = 1;
+	st.partitions = (uint32_t)d->partitions.len;
 	st.has_messages_in = st.has_messages_out = 1;
 	st.messages_in = d->stats.messages_in;
 	st.messages_out = d->stats.messages_out;
@@ -447,6 +450,61 @@ void ipc_tick(struct daemon *d, uint64_t now)
 	ipc_check_joins(d, now);
 }
 
+static void ipc_partition_inject(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__RefReply rr = PARTISAN_IPC__REF_REPLY__INIT;
+	const char *why = NULL;
+	char ref[300], id[32];
+
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)++d->ipc->next_partition);
+	ref_make(REF_REF, d->self->name, id, ref, sizeof(ref));
+	if (peer_partition_inject(d, rq->partition_inject->node, ref, &why) < 0) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "partition %s: %s",
+				  rq->partition_inject->node, why);
+		return;
+	}
+	rr.ref = ref;
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_REF;
+	r.ref = &rr;
+	ipc_respond(s, rq->id, &r);
+}
+
+static void ipc_partition_resolve(struct session *s, const PartisanIpc__Request *rq)
+{
+	if (peer_partition_resolve(s->d, rq->partition_resolve->ref) < 0)
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "no partition %s",
+				  rq->partition_resolve->ref);
+	else
+		ipc_respond_ok(s, rq->id);
+}
+
+static void ipc_partition_list(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	PartisanIpc__PartitionList pl = PARTISAN_IPC__PARTITION_LIST__INIT;
+	const char *k;
+	void *v;
+
+	pl.partitions = xcalloc(d->partitions.len + 1, sizeof(*pl.partitions));
+	for (size_t i = 0; strmap_next(&d->partitions, &i, &k, &v);) {
+		PartisanIpc__PartitionInfo *p = xmalloc(sizeof(*p));
+
+		partisan_ipc__partition_info__init(p);
+		p->node = (char *)k;
+		p->ref = v;
+		pl.partitions[pl.n_partitions++] = p;
+	}
+	r.body_case = PARTISAN_IPC__RESPONSE__BODY_PARTITIONS;
+	r.partitions = &pl;
+	ipc_respond(s, rq->id, &r);
+	for (size_t i = 0; i < pl.n_partitions; i++)
+		free(pl.partitions[i]);
+	free(pl.partitions);
+}
+
 static void ipc_bye(struct session *s, const PartisanIpc__Request *rq)
 {
 	s->clean_close = true;
@@ -484,9 +542,9 @@ static const ipc_handler ipc_handlers[] = {
 	[PARTISAN_IPC__REQUEST__BODY_SUBSCRIBE] = ipc_not_supported,
 	[PARTISAN_IPC__REQUEST__BODY_UNSUBSCRIBE] = ipc_not_supported,
 	[PARTISAN_IPC__REQUEST__BODY_REGISTRY] = router_registry,
-	[PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_not_supported,
-	[PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_not_supported,
-	[PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_partition_inject,
+	[PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_partition_resolve,
+	[PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_partition_list,
 	[PARTISAN_IPC__REQUEST__BODY_BYE] = ipc_bye,
 };
 

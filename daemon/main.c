@@ -402,6 +402,7 @@ int main(int argc, char **argv)
 	d.self = self_spec(&cfg);
 	TAILQ_INIT(&d.conns);
 	strmap_init(&d.nodes);
+	strmap_init(&d.partitions);
 	actions_init(&d.acts);
 	seed = daemon_now_ms() ^ ((uint64_t)getpid() << 32);
 	rng_seed(&d.rng, seed);

@@ -435,6 +435,8 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		;
 	else if (strcmp(their->name, d->self->name) == 0)
 		*why = "hello: node has our own name";
+	else if (peer_partitioned(d, their->name))
+		*why = "hello: node is behind an injected partition";
 	if (*why) {
 		node_spec_free(their);
 		pconn_refuse(c, *why);
@@ -498,6 +500,10 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 	if (strcmp(their->name, d->self->name) == 0) {
 		node_spec_free(their);
 		return *why = "that address is this node", -1;
+	}
+	if (peer_partitioned(d, their->name)) {
+		node_spec_free(their);
+		return *why = "node is behind an injected partition", -1;
 	}
 	n = pnode_get(d, their->name, true);
 	node_spec_free(n->spec);
@@ -730,7 +736,8 @@ static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 {
 	bool dialed = false;
 
-	if (!n->wanted || n->spec == NULL || now < n->next_try_ms || d->stopped)
+	if (!n->wanted || n->spec == NULL || now < n->next_try_ms || d->stopped ||
+	    peer_partitioned(d, n->name))
 		return;
 	for (size_t ch = 0; ch < d->cfg->nchannels; ch++) {
 		/* Other channels wait until the default one is open. */
@@ -831,6 +838,9 @@ void peer_shutdown(struct daemon *d)
 	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
 		pnode_free(d, v);
 	strmap_free(&d->nodes);
+	for (size_t i = 0; strmap_next(&d->partitions, &i, &k, &v);)
+		free(v);
+	strmap_free(&d->partitions);
 }
 
 /* ---- the API ---- */
@@ -957,6 +967,8 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 	struct pconn *c;
 	size_t queued;
 
+	if (peer_partitioned(d, node))
+		return PEER_PARTITIONED;
 	if (n == NULL || (c = peer_route(d, n, ch, key, keylen)) == NULL)
 		return PEER_NOT_CONNECTED;
 	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
@@ -983,6 +995,47 @@ enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const ch
 	r = peer_send(d, node, channel, key, keylen, buf, len);
 	free(buf);
 	return r;
+}
+
+bool peer_partitioned(struct daemon *d, const char *node)
+{
+	return d->partitions.len > 0 && strmap_get(&d->partitions, node) != NULL;
+}
+
+int peer_partition_inject(struct daemon *d, const char *node, const char *ref, const char **why)
+{
+	struct pnode *n;
+
+	if (!node_name_valid(node))
+		return *why = "not a node name", -1;
+	if (strcmp(node, d->self->name) == 0)
+		return *why = "cannot partition a node from itself", -1;
+	if (peer_partitioned(d, node))
+		return *why = "already partitioned", -1;
+	strmap_put(&d->partitions, node, xstrdup(ref));
+	log_notice("peer", "%s: partition injected (%s)", node, ref);
+	if ((n = pnode_get(d, node, false)) != NULL)
+		pnode_down(d, n, "partition", true);
+	return 0;
+}
+
+int peer_partition_resolve(struct daemon *d, const char *ref)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->partitions, &i, &k, &v);) {
+		if (strcmp(v, ref) == 0) {
+			struct pnode *n = pnode_get(d, k, false);
+
+			log_notice("peer", "%s: partition resolved (%s)", k, ref);
+			if (n)
+				n->next_try_ms = 0;
+			free(strmap_del(&d->partitions, k));
+			return 0;
+		}
+	}
+	return -1;
 }
 
 static struct pconn *peer_by_id(struct daemon *d, uint64_t id)

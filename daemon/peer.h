@@ -16,6 +16,7 @@ enum peer_send_result {
 	PEER_NOT_CONNECTED = -1,
 	PEER_QUEUE_FULL = -2,
 	PEER_SHED = -3, /* dropped by a monotonic channel */
+	PEER_PARTITIONED = -4, /* an injected partition separates us */
 };
 
 /* Bind every listen address (port 0: the kernel picks; the bound port is
@@ -45,6 +46,13 @@ enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const ch
  * frame is being handled): backpressure toward a sending daemon. */
 void peer_pause(struct daemon *d, uint64_t conn_id);
 void peer_resume(struct daemon *d, uint64_t conn_id);
+
+/* Fault injection: treat node as unreachable (its links close, nothing is
+ * sent or accepted either way) until the partition with that ref is
+ * resolved. Returns 0 or -1 with *why. */
+int peer_partition_inject(struct daemon *d, const char *node, const char *ref, const char **why);
+int peer_partition_resolve(struct daemon *d, const char *ref);
+bool peer_partitioned(struct daemon *d, const char *node);
 
 bool peer_is_up(struct daemon *d, const char *node);
 /* The configured channel called channel (the default one if none is), as

@@ -456,6 +456,12 @@ static PartisanIpc__Error router_forward_acked(struct session *s, const struct r
 	return PARTISAN_IPC__ERROR__OK;
 }
 
+static const char *router_why(PartisanIpc__Error err)
+{
+	return err == PARTISAN_IPC__ERROR__EPARTITION ? "behind an injected partition"
+						      : "not connected";
+}
+
 /* Send data to r's node once, fire and forget. */
 static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r,
 					 PartisanPeer__Data *data, const void *key, size_t keylen)
@@ -469,6 +475,8 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 	res = peer_send_msg(d, r->node, data->channel, key, keylen, &m);
 	if (res == PEER_NOT_CONNECTED)
 		return PARTISAN_IPC__ERROR__ENOCONNECTION;
+	if (res == PEER_PARTITIONED)
+		return PARTISAN_IPC__ERROR__EPARTITION;
 	if (res == PEER_QUEUE_FULL) {
 		/* Sent, but push back: stop reading this client until the link drains. */
 		router_pause_session(s);
@@ -560,7 +568,7 @@ void router_send(struct session *s, const PartisanIpc__Request *rq)
 			ipc_respond_ok(s, rq->id);
 		return;
 	}
-	ipc_respond_error(s, rq->id, err, "%s: not connected", r.node);
+	ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(err));
 }
 
 /* ---- calls ---- */
@@ -606,7 +614,7 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref);
 	if (err != PARTISAN_IPC__ERROR__OK && err != PARTISAN_IPC__ERROR__EAGAIN) {
 		free(c);
-		ipc_respond_error(s, rq->id, err, "%s: not connected", r.node);
+		ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(err));
 		return;
 	}
 	strmap_put(&d->router->calls, c->cref, c);
