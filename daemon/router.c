@@ -16,6 +16,7 @@
 #include "ack.h"
 #include "causal.h"
 #include "ipc.h"
+#include "registry.h"
 #include "log.h"
 #include "peer.h"
 #include "router.h"
@@ -60,6 +61,7 @@ struct router {
 	struct strmap pids;      /* id -> session */
 	struct strmap monitors;  /* mref -> monitor */
 	struct strmap calls;     /* call ref -> call */
+	struct registry *remote; /* names registered on other nodes */
 	uint64_t next_ref;
 };
 
@@ -71,6 +73,7 @@ int router_init(struct daemon *d)
 	strmap_init(&r->pids);
 	strmap_init(&r->monitors);
 	strmap_init(&r->calls);
+	r->remote = registry_create();
 	d->router = r;
 	return 0;
 }
@@ -91,6 +94,7 @@ void router_free(struct daemon *d)
 	strmap_free(&r->pids);
 	strmap_free(&r->monitors);
 	strmap_free(&r->calls);
+	registry_destroy(r->remote);
 	free(r);
 	d->router = NULL;
 }
@@ -185,6 +189,44 @@ static void router_push_node(struct session *s, const char *node, bool up, const
 	ev.body_case = PARTISAN_IPC__EVENT__BODY_NODE;
 	ev.node = &ne;
 	ipc_push_event(s, &ev);
+}
+
+/* ---- the distributed registry ---- */
+
+/* Send every name registered here to node (NULL: to every connected node). */
+static void router_registry_push(struct daemon *d, const char *node)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Registry reg = PARTISAN_PEER__REGISTRY__INIT;
+	size_t n = 0;
+	const char *k;
+	void *v;
+
+	reg.names = xcalloc(d->router->names.len + 1, sizeof(*reg.names));
+	for (size_t i = 0; strmap_next(&d->router->names, &i, &k, &v);) {
+		PartisanPeer__RegistryName *rn = xmalloc(sizeof(*rn));
+
+		partisan_peer__registry_name__init(rn);
+		rn->name = (char *)k;
+		rn->ref = ((struct session *)v)->ref;
+		reg.names[n++] = rn;
+	}
+	reg.n_names = n;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_REGISTRY;
+	m.registry = &reg;
+	if (node) {
+		peer_send_msg(d, node, NULL, NULL, 0, &m);
+	} else {
+		const char **up;
+		size_t nup = peer_up_nodes(d, &up);
+
+		for (size_t i = 0; i < nup; i++)
+			peer_send_msg(d, up[i], NULL, NULL, 0, &m);
+		free(up);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(reg.names[i]);
+	free(reg.names);
 }
 
 /* ---- sessions and names ---- */
@@ -286,6 +328,8 @@ void router_session_close(struct session *s, bool killed)
 		free(rs->names[i]);
 	}
 	free(rs->names);
+	if (rs->nnames)
+		router_registry_push(d, NULL);
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
 	strmap_del(&d->router->pids, id);
 	router_session_monitors(s, killed ? "killed" : "normal");
@@ -335,6 +379,7 @@ void router_register(struct session *s, const PartisanIpc__Request *rq)
 	strmap_put(&r->names, name, s);
 	rs->names = xrealloc(rs->names, (rs->nnames + 1) * sizeof(*rs->names));
 	rs->names[rs->nnames++] = xstrdup(name);
+	router_registry_push(s->d, NULL);
 	ipc_respond_ok(s, rq->id);
 }
 
@@ -348,6 +393,7 @@ void router_unregister(struct session *s, const PartisanIpc__Request *rq)
 			strmap_del(&s->d->router->names, name);
 			free(rs->names[i]);
 			rs->names[i] = rs->names[--rs->nnames];
+			router_registry_push(s->d, NULL);
 			ipc_respond_ok(s, rq->id);
 			return;
 		}
@@ -780,37 +826,57 @@ void router_monitor_nodes(struct session *s, const PartisanIpc__Request *rq)
 	ipc_respond_ok(s, rq->id);
 }
 
+/* Registry entries being collected for a reply, grouped by name. */
+struct reg_reply {
+	PartisanIpc__RegistryReply rr;
+	struct strmap index; /* name -> entry index + 1 */
+};
+
+static void router_reg_add(void *arg, const char *name, const char *ref)
+{
+	struct reg_reply *rp = arg;
+	uintptr_t at = (uintptr_t)strmap_get(&rp->index, name);
+	PartisanIpc__RegistryEntry *e;
+
+	if (at == 0) {
+		e = xmalloc(sizeof(*e));
+		partisan_ipc__registry_entry__init(e);
+		e->name = (char *)name;
+		rp->rr.entries = xrealloc(rp->rr.entries, (rp->rr.n_entries + 1) * sizeof(e));
+		rp->rr.entries[rp->rr.n_entries++] = e;
+		strmap_put(&rp->index, name, (void *)(uintptr_t)rp->rr.n_entries);
+	} else {
+		e = rp->rr.entries[at - 1];
+	}
+	e->refs = xrealloc(e->refs, (e->n_refs + 1) * sizeof(char *));
+	e->refs[e->n_refs++] = (char *)ref;
+}
+
 void router_registry(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
-	PartisanIpc__RegistryReply rr = PARTISAN_IPC__REGISTRY_REPLY__INIT;
+	struct reg_reply rp;
 	const char *want = rq->registry->name;
 	const char *k;
 	void *v;
 
-	rr.entries = xcalloc(d->router->names.len + 1, sizeof(*rr.entries));
-	for (size_t i = 0; strmap_next(&d->router->names, &i, &k, &v);) {
-		PartisanIpc__RegistryEntry *e;
-
-		if (want[0] && strcmp(want, k) != 0)
-			continue;
-		e = xmalloc(sizeof(*e));
-		partisan_ipc__registry_entry__init(e);
-		e->name = (char *)k;
-		e->n_refs = 1;
-		e->refs = xmalloc(sizeof(char *));
-		e->refs[0] = ((struct session *)v)->ref;
-		rr.entries[rr.n_entries++] = e;
-	}
+	memset(&rp, 0, sizeof(rp));
+	partisan_ipc__registry_reply__init(&rp.rr);
+	strmap_init(&rp.index);
+	for (size_t i = 0; strmap_next(&d->router->names, &i, &k, &v);)
+		if (want[0] == '\0' || strcmp(want, k) == 0)
+			router_reg_add(&rp, k, ((struct session *)v)->ref);
+	registry_each(d->router->remote, want, router_reg_add, &rp);
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_REGISTRY;
-	r.registry = &rr;
+	r.registry = &rp.rr;
 	ipc_respond(s, rq->id, &r);
-	for (size_t i = 0; i < rr.n_entries; i++) {
-		free(rr.entries[i]->refs);
-		free(rr.entries[i]);
+	for (size_t i = 0; i < rp.rr.n_entries; i++) {
+		free(rp.rr.entries[i]->refs);
+		free(rp.rr.entries[i]);
 	}
-	free(rr.entries);
+	free(rp.rr.entries);
+	strmap_free(&rp.index);
 }
 
 size_t router_endpoints(struct daemon *d, PartisanIpc__Endpoint ***out)
@@ -917,6 +983,9 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_DOWN:
 		router_on_down(d, from, m->down);
 		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_REGISTRY:
+		registry_replace(d->router->remote, from, m->registry);
+		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
 		if (ack_on_ack(d->ack, from, m->ack) &&
 		    ack_outstanding(d->ack) < d->cfg->max_outstanding_acks / 2)
@@ -932,6 +1001,8 @@ void router_node_up(struct daemon *d, const char *node)
 	struct core_env env = daemon_env(d);
 
 	ack_node_up(d->ack, node, &env, &d->acts);
+	if (d->router->names.len)
+		router_registry_push(d, node);
 	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
 		struct rt_session *rs = s->rt;
 
@@ -946,6 +1017,7 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	void *v;
 
 	ack_node_down(d->ack, node);
+	registry_drop(d->router->remote, node);
 	for (size_t i = 0; strmap_next(&d->router->monitors, &i, &k, &v);) {
 		struct monitor *mon = v;
 

@@ -86,6 +86,18 @@ class MessagingTest(unittest.TestCase):
         a.ctl("send", b.name, "nobody", "lost")
         wait_for(lambda: b.ctl_json("status").get("dropped", 0) >= 1, 5, "the drop to be counted")
 
+    def test_registry_lists_a_name_registered_on_several_nodes(self):
+        a, b, c = self.cluster(3)
+        ha = self.client(a, "hold", "svc")
+        hb = self.client(b, "hold", "svc")
+
+        def refs():
+            rows = c.ctl_json("registry", "svc")["registry"]
+            return sorted(rows[0]["refs"]) if rows else []
+        wait_for(lambda: refs() == sorted([ha.ready[0], hb.ready[0]]), 5, "c to see svc on a and b")
+        hb.close_cleanly()
+        wait_for(lambda: refs() == [ha.ready[0]], 5, "c to see svc only on a")
+
     def monitor_down(self, watcher_daemon, target_ref):
         return self.client(watcher_daemon, "monitor", target_ref)
 
