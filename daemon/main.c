@@ -371,6 +371,13 @@ out:
 	return rc;
 }
 
+static void unsupported(struct config *cfg, const char *what)
+{
+	fprintf(stderr, "partisand: config: %s\n", what);
+	config_free(cfg);
+	exit(EX_CONFIG_);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -385,6 +392,10 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
+	if (cfg.tls.enabled)
+		unsupported(&cfg, "tls.enabled: TLS is not available in this build");
+	if (cfg.metrics_listen)
+		unsupported(&cfg, "metrics.listen: the metrics endpoint is not available in this build");
 	if (manager_for(cfg.manager) == NULL) {
 		fprintf(stderr, "partisand: config: peer_service_manager: %s is not available in "
 				"this build\n",
