@@ -49,7 +49,7 @@ BINS     := $(B)/partisand $(B)/partisanctl
         clean format tests
 .SECONDARY:
 
-all: $(BINS) $(LIBS) $(B)/libpartisan-client.pc
+all: $(BINS) $(LIBS) $(B)/libpartisan-client.pc $(B)/partisand.service
 
 deps:
 	@sh tests/deps.sh
@@ -86,6 +86,9 @@ $(B)/libpartisan-client.so: $(CLIENT_O) $(COMMON_O) client/libpartisan-client.ma
 
 $(B)/libpartisan-client.pc: client/libpartisan-client.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(B)/partisand.service: systemd/partisand.service.in
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' $< > $@
 
 $(B)/partisanctl: $(B)/obj/client/partisanctl.o $(B)/libpartisan-client.a
 	$(CC) $(LDSAN) -o $@ $^ -ljansson -lprotobuf-c
@@ -158,11 +161,11 @@ install: all
 	install -m 644 client/include/partisan/client.h $(DESTDIR)$(PREFIX)/include/partisan/
 	install -m 644 $(B)/libpartisan-client.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 644 conf/partisand.json $(DESTDIR)/etc/partisan/partisand.json.example
-	-install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/ 2>/dev/null
-	-install -m 644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/ 2>/dev/null
-	-install -m 644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/ 2>/dev/null
-	-install -m 644 systemd/partisand.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ 2>/dev/null
-	-install -m 644 systemd/partisan.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/ 2>/dev/null
+	install -m 644 client/libpartisan-client.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -m 644 daemon/partisand.json.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 daemon/partisand.8 client/partisanctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 $(B)/partisand.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 644 systemd/partisan.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
