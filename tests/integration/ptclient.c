@@ -64,6 +64,7 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 
 	o.ack = flag(argc, argv, "--ack");
 	o.channel = opt(argc, argv, "--channel");
+	o.causal_label = opt(argc, argv, "--causal");
 	if (opt(argc, argv, "--key")) {
 		o.partition_key = opt(argc, argv, "--key");
 		o.partition_key_len = strlen(o.partition_key);
@@ -84,6 +85,75 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 		return fail("flush", rc);
 	printf("sent %ld in %.3fs\n", count, now_s() - t0);
 	free(buf);
+	if (flag(argc, argv, "--wait-lost")) {
+		partisan_event_t *ev;
+
+		while ((rc = partisan_recv(c, &ev, 30000)) == 0) {
+			if (ev->type == PARTISAN_EV_ACK_LOST) {
+				printf("lost %llu to %s\n", (unsigned long long)ev->ack_lost.count,
+				       ev->ack_lost.to);
+				partisan_event_free(ev);
+				return 0;
+			}
+			partisan_event_free(ev);
+		}
+		return fail("waiting for ack_lost", rc);
+	}
+	if (flag(argc, argv, "--wait"))
+		wait_stdin();
+	return 0;
+}
+
+/* relay SOCK NAME NODE TARGET LABEL: forward every message received to
+ * TARGET on NODE with causal label LABEL. */
+static int mode_relay(partisan_t *c, int argc, char **argv)
+{
+	partisan_send_opts_t o = {.causal_label = argv[5]};
+	int rc;
+
+	if ((rc = partisan_register(c, argv[2])) < 0)
+		return fail("register", rc);
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		partisan_event_t *ev;
+
+		if ((rc = partisan_recv(c, &ev, -1)) < 0)
+			return fail("recv", rc);
+		if (ev->type == PARTISAN_EV_MESSAGE) {
+			char buf[256];
+			size_t n = ev->message.len < 200 ? ev->message.len : 200;
+
+			memcpy(buf, "relayed-", 8);
+			memcpy(buf + 8, ev->message.payload, n);
+			rc = partisan_send_name(c, argv[3], argv[4], buf, n + 8, &o);
+			printf("relayed %d\n", rc);
+		}
+		partisan_event_free(ev);
+	}
+}
+
+/* print SOCK NAME COUNT: print each payload received, one per line. */
+static int mode_print(partisan_t *c, int argc, char **argv)
+{
+	long want = atol(argv[3]);
+	int rc;
+
+	if ((rc = partisan_register(c, argv[2])) < 0)
+		return fail("register", rc);
+	printf("ready\n");
+	fflush(stdout);
+	for (long got = 0; got < want;) {
+		partisan_event_t *ev;
+
+		if ((rc = partisan_recv(c, &ev, 60000)) < 0)
+			return fail("recv", rc);
+		if (ev->type == PARTISAN_EV_MESSAGE) {
+			printf("%.*s\n", (int)ev->message.len, (const char *)ev->message.payload);
+			got++;
+		}
+		partisan_event_free(ev);
+	}
 	return 0;
 }
 
@@ -140,6 +210,73 @@ static int mode_sink(partisan_t *c, int argc, char **argv)
 	}
 	printf("ok %ld in %.3fs\n", got, now_s() - t0);
 	return 0;
+}
+
+/* usink SOCK NAME COUNT: exactly once, any order: every sequence number in
+ * 0..COUNT-1 arrives once; a duplicate fails. */
+static int mode_usink(partisan_t *c, int argc, char **argv)
+{
+	long want = atol(argv[3]), got = 0, dups = 0;
+	unsigned char *seen = calloc((size_t)want + 1, 1);
+	int rc;
+
+	if ((rc = partisan_register(c, argv[2])) < 0)
+		return fail("register", rc);
+	printf("ready\n");
+	fflush(stdout);
+	while (got < want) {
+		partisan_event_t *ev;
+		char id[32];
+		long seq;
+
+		if ((rc = partisan_recv(c, &ev, 60000)) < 0) {
+			fprintf(stderr, "ptclient: after %ld messages: %s\n", got,
+				partisan_strerror(rc));
+			return 1;
+		}
+		if (ev->type == PARTISAN_EV_MESSAGE &&
+		    sscanf(ev->message.payload, "%31[^:]:%ld:", id, &seq) == 2 && seq >= 0 &&
+		    seq < want) {
+			if (seen[seq])
+				dups++;
+			else
+				got++;
+			seen[seq] = 1;
+		}
+		partisan_event_free(ev);
+	}
+	printf("ok %ld duplicates %ld\n", got, dups);
+	free(seen);
+	return dups ? 1 : 0;
+}
+
+/* caller SOCK NODE NAME TIMEOUT_MS: call in a loop until stdin speaks,
+ * printing "T RESULT MS" per call (T: seconds since start). */
+static int mode_caller(partisan_t *c, int argc, char **argv)
+{
+	int timeout = atoi(argv[4]);
+	double t0 = now_s();
+	struct pollfd in = {.fd = 0, .events = POLLIN};
+
+	printf("ready\n");
+	fflush(stdout);
+	for (long i = 0;; i++) {
+		partisan_buf_t reply = {0};
+		char req[32];
+		double t = now_s();
+		int rc;
+
+		snprintf(req, sizeof(req), "req-%ld", i);
+		rc = partisan_call_name(c, argv[2], argv[3], req, strlen(req), timeout, &reply);
+		if (rc == 0 && (reply.len != strlen(req) || memcmp(reply.data, req, reply.len) != 0))
+			rc = PARTISAN_EPROTO;
+		printf("%.3f %s %.0f\n", t - t0, rc == 0 ? "ok" : partisan_strerror(rc),
+		       (now_s() - t) * 1000);
+		partisan_buf_free(&reply);
+		/* Pace failing calls; successful ones go back to back. */
+		if (poll(&in, 1, rc == 0 ? 0 : 20) > 0)
+			return 0;
+	}
 }
 
 /* monitor SOCK REF: print the DOWN that comes. */
@@ -251,6 +388,8 @@ struct mode {
 static const struct mode modes[] = {
 	{"source", 6, mode_source}, {"sink", 5, mode_sink}, {"monitor", 4, mode_monitor},
 	{"hold", 4, mode_hold},     {"deaf", 4, mode_deaf}, {"flood", 7, mode_flood},
+	{"usink", 5, mode_usink},   {"caller", 6, mode_caller}, {"relay", 7, mode_relay},
+	{"print", 5, mode_print},
 };
 
 int main(int argc, char **argv)
