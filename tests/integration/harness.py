@@ -40,9 +40,11 @@ def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
 
 
 class Daemon:
-    def __init__(self, cluster, name, config=None, extra_args=()):
+    def __init__(self, cluster, name, config=None, extra_args=(), prefix=(), listen="127.0.0.1:0"):
         self.cluster = cluster
         self.name = name
+        self.prefix = list(prefix)      # e.g. ["ip", "netns", "exec", NS]
+        self.listen = listen
         self.sock = os.path.join(cluster.dir, name.split("@")[0] + ".sock")
         self.log = os.path.join(cluster.dir, name.split("@")[0] + ".log")
         self.config = config
@@ -51,7 +53,8 @@ class Daemon:
         self.port = None
 
     def start(self):
-        args = [PARTISAND, "-f", "--name", self.name, "--listen", "127.0.0.1:0", "--socket", self.sock]
+        args = self.prefix + [PARTISAND, "-f", "--name", self.name, "--listen", self.listen,
+                              "--socket", self.sock]
         if self.config is not None:
             path = os.path.join(self.cluster.dir, self.name.split("@")[0] + ".json")
             with open(path, "w") as f:
@@ -118,8 +121,8 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="partisan-test-")
         self.daemons = []
 
-    def add(self, short, config=None, extra_args=(), start=True):
-        d = Daemon(self, "%s@127.0.0.1" % short, config, extra_args)
+    def add(self, short, config=None, extra_args=(), start=True, host="127.0.0.1", prefix=()):
+        d = Daemon(self, "%s@%s" % (short, host), config, extra_args, prefix, "%s:0" % host)
         self.daemons.append(d)
         if start:
             d.start()

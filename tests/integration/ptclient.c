@@ -251,7 +251,8 @@ static int mode_usink(partisan_t *c, int argc, char **argv)
 }
 
 /* caller SOCK NODE NAME TIMEOUT_MS: call in a loop until stdin speaks,
- * printing "T RESULT MS" per call (T: seconds since start). */
+ * printing "T ok MS" or "T E<code> MS <text>" per call (T: seconds since
+ * start; code: the positive PARTISAN_E* number). */
 static int mode_caller(partisan_t *c, int argc, char **argv)
 {
 	int timeout = atoi(argv[4]);
@@ -270,8 +271,11 @@ static int mode_caller(partisan_t *c, int argc, char **argv)
 		rc = partisan_call_name(c, argv[2], argv[3], req, strlen(req), timeout, &reply);
 		if (rc == 0 && (reply.len != strlen(req) || memcmp(reply.data, req, reply.len) != 0))
 			rc = PARTISAN_EPROTO;
-		printf("%.3f %s %.0f\n", t - t0, rc == 0 ? "ok" : partisan_strerror(rc),
-		       (now_s() - t) * 1000);
+		if (rc == 0)
+			printf("%.3f ok %.0f\n", t - t0, (now_s() - t) * 1000);
+		else
+			printf("%.3f E%d %.0f %s\n", t - t0, -rc, (now_s() - t) * 1000,
+			       partisan_strerror(rc));
 		partisan_buf_free(&reply);
 		/* Pace failing calls; successful ones go back to back. */
 		if (poll(&in, 1, rc == 0 ? 0 : 20) > 0)

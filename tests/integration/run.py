@@ -5,9 +5,13 @@ import sys
 import unittest
 
 here = os.path.dirname(os.path.abspath(__file__))
+fault = os.path.join(here, "..", "fault")
 sys.path.insert(0, here)
+sys.path.insert(0, fault)
 pattern = sys.argv[1] if len(sys.argv) > 1 else "test_*.py"
-suite = unittest.defaultTestLoader.discover(here, pattern=pattern)
+suite = unittest.TestSuite()
+for d in (here, fault):
+    suite.addTests(unittest.defaultTestLoader.discover(d, pattern=pattern, top_level_dir=d))
 result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
 failed = len(result.failures) + len(result.errors)
 skipped = len(result.skipped)

@@ -1,0 +1,390 @@
+/* sim_world.c: the simulator's nodes and clock. Plays the daemon's shell for
+ * each virtual node: creates its manager, calls into it (join, leave, tick,
+ * receive, peer up/down) with a core_env on the virtual clock and the node's
+ * own rng, and carries out the actions it asks for on the simulated network
+ * (sim_net.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define SIM_TICK_MS   100 /* the daemon's manager tick */
+#define SIM_BASE_PORT 10200
+
+static const struct sim_manager sim_managers[] = {
+    {"full_mesh", &full_mesh_ops, true},
+    /* {"hyparview", &hyparview_ops, false}, once daemon/hyparview.c exists */
+};
+
+const struct sim_manager *sim_manager_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(sim_managers) / sizeof(sim_managers[0]); i++)
+		if (strcmp(sim_managers[i].name, name) == 0)
+			return &sim_managers[i];
+	return NULL;
+}
+
+void sim_opts_default(struct sim_opts *o, uint64_t seed, unsigned capacity)
+{
+	memset(o, 0, sizeof(*o));
+	o->seed = seed;
+	o->mgr = &sim_managers[0];
+	o->capacity = capacity;
+	o->gossip_interval_ms = 1000;
+	o->fanout = 3;
+	o->delay_min_ms = 1;
+	o->delay_max_ms = 5;
+	o->connect_min_ms = 1;
+	o->connect_max_ms = 10;
+}
+
+uint64_t sim_uniform(struct rng *r, uint64_t lo, uint64_t hi)
+{
+	return lo + rng_below(r, hi - lo + 1);
+}
+
+bool sim_chance(struct rng *r, unsigned ppm)
+{
+	return ppm > 0 && rng_below(r, 1000000) < ppm;
+}
+
+struct sim_world *sim_create(const struct sim_opts *o)
+{
+	struct sim_world *w = xcalloc(1, sizeof(*w));
+	size_t npairs = (size_t)o->capacity * (o->capacity - 1) / 2;
+
+	w->o = *o;
+	rng_seed(&w->rng, o->seed);
+	w->nodes = xcalloc(o->capacity, sizeof(*w->nodes));
+	w->links = xcalloc(npairs ? npairs : 1, sizeof(*w->links));
+	return w;
+}
+
+void sim_destroy(struct sim_world *w)
+{
+	for (unsigned i = 0; i < w->n; i++) {
+		if (w->nodes[i].mgr)
+			w->o.mgr->ops->destroy(w->nodes[i].mgr);
+		node_spec_free(w->nodes[i].spec);
+	}
+	simq_free(&w->q);
+	free(w->nodes);
+	free(w->links);
+	free(w);
+}
+
+int sim_node_index(const struct sim_world *w, const char *name)
+{
+	char *end;
+	unsigned long i;
+
+	if (name[0] != 'n')
+		return -1;
+	i = strtoul(name + 1, &end, 10);
+	if (*end != '@' || i >= w->n || strcmp(w->nodes[i].name, name) != 0)
+		return -1;
+	return (int)i;
+}
+
+/* Carry out one action of node i; takes what it keeps (a send's buffer). */
+static void sim_act(struct sim_world *w, unsigned i, struct action *a)
+{
+	struct sim_node *n = &w->nodes[i];
+	int j = a->kind == ACT_CONNECT ? sim_node_index(w, a->spec->name)
+	        : a->node              ? sim_node_index(w, a->node)
+	                               : -1;
+
+	switch (a->kind) {
+	case ACT_SEND:
+		n->st.sent++;
+		n->st.bytes += a->len;
+		if (j < 0)
+			n->st.drop_nolink++;
+		else
+			sim_net_send(w, i, (unsigned)j, a->buf, a->len);
+		a->buf = NULL;
+		break;
+	case ACT_CONNECT:
+		if (j >= 0)
+			sim_net_connect(w, i, (unsigned)j,
+			                node_spec_cmp(a->spec, w->nodes[j].spec) == 0);
+		break;
+	case ACT_DISCONNECT:
+		if (j >= 0)
+			sim_net_close(w, i, (unsigned)j);
+		break;
+	case ACT_EVENT:
+		if (a->event == EV_SELF_REMOVED)
+			n->removed = true;
+		break;
+	}
+}
+
+/* Carry out, then free, the actions node i's manager asked for. */
+static void sim_drain(struct sim_world *w, unsigned i, struct actions *out)
+{
+	for (size_t k = 0; k < out->n; k++) {
+		sim_trace_action(w, i, &out->v[k]);
+		sim_act(w, i, &out->v[k]);
+	}
+	actions_free(out);
+}
+
+static struct core_env sim_env(struct sim_world *w, unsigned i)
+{
+	struct core_env env = {w->now, &w->nodes[i].rng};
+
+	return env;
+}
+
+static void sim_node_join(struct sim_world *w, unsigned i, unsigned contact)
+{
+	struct core_env env = sim_env(w, i);
+	struct actions out;
+
+	sim_trace(w, i, "join via %s", w->nodes[contact].name);
+	actions_init(&out);
+	w->nodes[i].joined = true;
+	w->nodes[i].contact = -1;
+	w->o.mgr->ops->join(w->nodes[i].mgr, w->nodes[contact].spec, &env, &out);
+	sim_drain(w, i, &out);
+}
+
+void sim_node_peer_up(struct sim_world *w, unsigned i, unsigned other)
+{
+	struct core_env env = sim_env(w, i);
+	struct actions out;
+
+	if (!w->nodes[i].alive)
+		return;
+	sim_trace(w, i, "peer_up %s", w->nodes[other].name);
+	actions_init(&out);
+	w->o.mgr->ops->peer_up(w->nodes[i].mgr, w->nodes[other].spec, &env, &out);
+	sim_drain(w, i, &out);
+	/* The shell's join: connect to the contact first, join once it is up. */
+	if (w->nodes[i].contact == (int)other && !w->nodes[i].joined)
+		sim_node_join(w, i, other);
+}
+
+void sim_node_peer_down(struct sim_world *w, unsigned i, unsigned other)
+{
+	struct core_env env = sim_env(w, i);
+	struct actions out;
+
+	if (!w->nodes[i].alive)
+		return;
+	sim_trace(w, i, "peer_down %s", w->nodes[other].name);
+	actions_init(&out);
+	w->o.mgr->ops->peer_down(w->nodes[i].mgr, w->nodes[other].name, &env, &out);
+	sim_drain(w, i, &out);
+}
+
+void sim_node_receive(struct sim_world *w, unsigned to, unsigned from, const uint8_t *buf,
+                      size_t len)
+{
+	struct core_env env = sim_env(w, to);
+	PartisanPeer__PeerMsg *msg = partisan_peer__peer_msg__unpack(NULL, len, buf);
+	const char *why = NULL;
+	struct actions out;
+	int rc;
+
+	if (msg == NULL) {
+		w->st.undecodable++;
+		return;
+	}
+	sim_trace(w, to, "receive %s from %s (%zu B)", sim_msg_kind(buf, len), w->nodes[from].name,
+	          len);
+	actions_init(&out);
+	w->nodes[to].st.delivered++;
+	rc = w->o.mgr->ops->receive(w->nodes[to].mgr, w->nodes[from].name, msg, &env, &out, &why);
+	partisan_peer__peer_msg__free_unpacked(msg, NULL);
+	sim_drain(w, to, &out);
+	if (rc < 0) {
+		/* The shell closes a link that carried a refused message. */
+		w->st.refused++;
+		w->refused_why = why;
+		sim_net_close(w, to, from);
+	}
+}
+
+static void sim_schedule_tick(struct sim_world *w, unsigned i, uint64_t at)
+{
+	struct sim_event e = {.at = at, .kind = SE_TICK, .to = i, .inc = w->nodes[i].inc};
+
+	simq_push(&w->q, &e);
+}
+
+/* A join still waiting for its contact: (re)try the connection, through
+ * another member if the contact died. */
+static void sim_retry_join(struct sim_world *w, unsigned i)
+{
+	struct sim_node *n = &w->nodes[i];
+
+	if (n->joined || n->contact < 0)
+		return;
+	if (!w->nodes[n->contact].alive || w->nodes[n->contact].removed)
+		n->contact = sim_random_member(w, (int)i);
+	if (n->contact >= 0 && sim_link(w, i, (unsigned)n->contact)->state == LINK_NONE)
+		sim_net_connect(w, i, (unsigned)n->contact, true);
+}
+
+static void sim_tick(struct sim_world *w, const struct sim_event *e)
+{
+	struct sim_node *n = &w->nodes[e->to];
+	struct core_env env = sim_env(w, e->to);
+	struct actions out;
+
+	if (!n->alive || n->inc != e->inc)
+		return;
+	actions_init(&out);
+	w->o.mgr->ops->tick(n->mgr, &env, &out);
+	sim_drain(w, e->to, &out);
+	sim_retry_join(w, e->to);
+	sim_schedule_tick(w, e->to, w->now + SIM_TICK_MS);
+}
+
+static struct node_spec *sim_make_spec(unsigned i, uint16_t port)
+{
+	struct ns_channel ch = {.name = "default", .parallelism = 1};
+	struct ns_addr addr = {.port = port};
+	struct node_spec s = {.addrs = &addr, .naddrs = 1, .channels = &ch, .nchannels = 1};
+	char name[48];
+
+	snprintf(name, sizeof(name), "n%u@10.%u.%u.%u", i, (i >> 16) & 255, (i >> 8) & 255,
+	         i & 255);
+	snprintf(addr.ip, sizeof(addr.ip), "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+	s.name = name;
+	s.parallelism = 1;
+	return node_spec_dup(&s);
+}
+
+/* Give node i (a new slot, or a restart) its spec and a fresh manager. */
+static void sim_incarnate(struct sim_world *w, unsigned i, bool new_port)
+{
+	struct sim_node *n = &w->nodes[i];
+	struct manager_params p = {0};
+	uint64_t seedv[3] = {w->o.seed, i, 0};
+	char actor[64];
+
+	n->inc++;
+	if (n->spec == NULL || new_port) {
+		node_spec_free(n->spec);
+		n->spec = sim_make_spec(i, (uint16_t)(SIM_BASE_PORT + n->inc - 1));
+		snprintf(n->name, sizeof(n->name), "%s", n->spec->name);
+	}
+	seedv[2] = n->inc;
+	rng_seed(&n->rng, hash_bytes(HASH_INIT, seedv, sizeof(seedv)));
+	snprintf(actor, sizeof(actor), "%s/%u", n->name, n->inc);
+	p.self = n->spec;
+	p.actor = actor;
+	p.gossip_interval_ms = w->o.gossip_interval_ms;
+	p.fanout = w->o.fanout;
+	p.active_max = 5, p.passive_max = 30, p.arwl = 6, p.prwl = 3;
+	p.shuffle_interval_ms = 10000, p.shuffle_k_active = 3, p.shuffle_k_passive = 4;
+	p.promotion_interval_ms = 5000;
+	n->mgr = w->o.mgr->ops->create(&p);
+}
+
+void sim_start(struct sim_world *w, unsigned i, int contact, bool new_port)
+{
+	struct sim_node *n = &w->nodes[i];
+
+	if (i == w->n)
+		w->n++;
+	if (i >= w->n || n->alive) {
+		fprintf(stderr, "sim: bug: start of node %u that is up or out of order\n", i);
+		abort();
+	}
+	sim_incarnate(w, i, new_port);
+	sim_trace(w, i, "start: incarnation %u, port %u, contact %s", n->inc,
+	          n->spec->addrs[0].port, contact >= 0 ? w->nodes[contact].name : "none");
+	n->alive = true;
+	n->removed = false;
+	n->joined = contact < 0;
+	n->contact = contact;
+	sim_schedule_tick(w, i, w->now + 1 + rng_below(&w->rng, SIM_TICK_MS));
+	if (contact >= 0)
+		sim_net_connect(w, i, (unsigned)contact, true);
+}
+
+void sim_crash(struct sim_world *w, unsigned i)
+{
+	struct sim_node *n = &w->nodes[i];
+
+	if (!n->alive)
+		return;
+	sim_trace(w, i, "crash");
+	n->alive = false;
+	for (unsigned j = 0; j < w->n; j++)
+		if (j != i)
+			sim_net_abort(w, i, j);
+	w->o.mgr->ops->destroy(n->mgr);
+	n->mgr = NULL;
+}
+
+void sim_leave(struct sim_world *w, unsigned i, unsigned target)
+{
+	struct core_env env = sim_env(w, i);
+	struct actions out;
+
+	sim_trace(w, i, "leave %s", w->nodes[target].name);
+	actions_init(&out);
+	w->o.mgr->ops->leave(w->nodes[i].mgr, w->nodes[target].name, &env, &out);
+	sim_drain(w, i, &out);
+}
+
+void sim_run_until(struct sim_world *w, uint64_t t)
+{
+	struct sim_event e;
+
+	while (simq_pop(&w->q, t, &e)) {
+		w->now = e.at;
+		if (e.kind == SE_TICK)
+			sim_tick(w, &e);
+		else
+			sim_net_event(w, &e);
+		free(e.buf);
+	}
+	if (t > w->now)
+		w->now = t;
+}
+
+int sim_random_member(struct sim_world *w, int except)
+{
+	unsigned k = 0;
+	int pick = -1;
+
+	/* Reservoir sampling: one pass, one rng draw per candidate. */
+	for (unsigned i = 0; i < w->n; i++) {
+		const struct sim_node *n = &w->nodes[i];
+
+		if ((int)i == except || !n->alive || !n->joined || n->removed)
+			continue;
+		if (rng_below(&w->rng, ++k) == 0)
+			pick = (int)i;
+	}
+	return pick;
+}
+
+static void sim_stats_add(struct sim_stats *t, const struct sim_stats *s)
+{
+	t->sent += s->sent;
+	t->bytes += s->bytes;
+	t->delivered += s->delivered;
+	t->drop_fault += s->drop_fault;
+	t->drop_nolink += s->drop_nolink;
+	t->drop_inflight += s->drop_inflight;
+	t->duplicated += s->duplicated;
+	t->refused += s->refused;
+	t->undecodable += s->undecodable;
+	t->connects += s->connects;
+	t->connect_fail += s->connect_fail;
+}
+
+void sim_totals(const struct sim_world *w, struct sim_stats *out)
+{
+	*out = w->st;
+	for (unsigned i = 0; i < w->n; i++)
+		sim_stats_add(out, &w->nodes[i].st);
+}
