@@ -61,7 +61,7 @@ cat "$D/listen.out"
 say "a watches node events; c is killed with SIGKILL"
 ctl a monitor-nodes >"$D/events.out" 2>&1 &
 pids="$pids $!"
-sleep 0.2
+wait_until 5 sh -c "'$B/partisanctl' -s '$D/a.sock' --json status | grep -q '\"sessions\": [2-9]'"
 eval "kill -9 \$pid_c"
 wait_until 5 grep -q "nodedown" "$D/events.out"
 cat "$D/events.out"
