@@ -30,6 +30,10 @@ struct ctl_opts {
 	bool ack;            /* send --ack */
 	bool echo;           /* listen --echo */
 	int timeout_ms;      /* join/call --timeout */
+	bool timeout_set;    /* --timeout was given */
+	const char *name;    /* peer start --name */
+	const char *config;  /* peer start --config */
+	bool detached;       /* peer start --detached */
 	const char *args[CTL_MAX_ARGS];
 	int nargs;
 };
@@ -1014,12 +1018,154 @@ static int cmd_partition_list(partisan_t *c, const struct ctl_opts *o)
 	return CTL_EX_OK;
 }
 
-static int cmd_peer(partisan_t *c, const struct ctl_opts *o)
+/* ---- peer: extra daemons on this host (client/peer.c) ------------------ */
+
+static void ctl_peer_print(const partisan_peer_t *p, bool json, bool detached)
 {
+	if (json) {
+		json_emit(json_pack("{s:o, s:o, s:o, s:i, s:i, s:o, s:b}", "name",
+		                    json_str(partisan_peer_name(p)), "node",
+		                    json_str(partisan_peer_node(p)), "socket",
+		                    json_str(partisan_peer_socket(p)), "port",
+		                    partisan_peer_port(p), "pid", partisan_peer_pid(p), "log",
+		                    json_str(partisan_peer_log(p)), "detached", detached),
+		          false);
+		return;
+	}
+	text_kv("name:", "%s", partisan_peer_name(p));
+	text_kv("node:", "%s", partisan_peer_node(p));
+	text_kv("socket:", "%s", partisan_peer_socket(p));
+	text_kv("port:", "%d", partisan_peer_port(p));
+	text_kv("pid:", "%d", partisan_peer_pid(p));
+	text_kv("log:", "%s", partisan_peer_log(p));
+	fflush(stdout);
+}
+
+/* Stay in the foreground until a stop signal (then stop the peer
+ * gracefully) or until the peer goes down by itself. */
+static int ctl_peer_foreground(partisan_peer_t *p, const sigset_t *set)
+{
+	struct timespec tick = {1, 0};
+	char name[PARTISAN_NODE_MAX];
+	int sig, r;
+
+	snprintf(name, sizeof(name), "%s", partisan_peer_name(p));
+	for (;;) {
+		sig = sigtimedwait(set, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
+			break;
+		if (partisan_peer_state(p) == PARTISAN_PEER_DOWN) {
+			fprintf(stderr, "partisanctl: peer %s went down (exit status %d)\n", name,
+			        partisan_peer_exit_status(p));
+			partisan_peer_stop(p, PARTISAN_PEER_STOP_KILL);
+			return CTL_EX_ERR;
+		}
+	}
+	if ((r = partisan_peer_stop(p, PARTISAN_PEER_STOP_GRACEFUL)) < 0)
+		return ctl_fail(NULL, "peer stop", r);
+	return CTL_EX_OK;
+}
+
+static int cmd_peer_start(partisan_t *c, const struct ctl_opts *o)
+{
+	char err[512] = "";
+	partisan_peer_opts_t po = {.name = o->name,
+	                           .config = o->config,
+	                           .detached = o->detached,
+	                           .boot_timeout_ms = o->timeout_set ? o->timeout_ms : 0,
+	                           .errbuf = err,
+	                           .errbuf_len = sizeof(err)};
+	partisan_peer_t *p;
+	sigset_t set;
+	int r;
+
 	(void)c;
-	(void)o;
-	fputs("partisanctl: peer: not implemented yet\n", stderr);
-	return CTL_EX_ERR;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (!o->detached)
+		sigprocmask(SIG_BLOCK, &set, NULL); /* a stop during boot waits for the boot */
+	if ((r = partisan_peer_start(&po, &p)) < 0) {
+		fprintf(stderr, "partisanctl: peer start: %s%s%s\n", partisan_strerror(r),
+		        err[0] ? ": " : "", err);
+		return CTL_EX_ERR;
+	}
+	ctl_peer_print(p, o->json, o->detached);
+	if (!o->detached)
+		return ctl_peer_foreground(p, &set);
+	partisan_peer_release(p);
+	return CTL_EX_OK;
+}
+
+static int cmd_peer_stop(partisan_t *c, const struct ctl_opts *o)
+{
+	char msg[PARTISAN_NODE_MAX + 32];
+	int r = partisan_peer_stop_name(o->args[0], PARTISAN_PEER_STOP_GRACEFUL, o->timeout_ms);
+
+	(void)c;
+	if (r == PARTISAN_ENOENT || r == PARTISAN_EINVAL) {
+		fprintf(stderr, "partisanctl: peer stop: %s peer named \"%s\"\n",
+		        r == PARTISAN_ENOENT ? "no recorded" : "bad name: no", o->args[0]);
+		return CTL_EX_ERR;
+	}
+	if (r < 0)
+		return ctl_fail(NULL, "peer stop", r);
+	snprintf(msg, sizeof(msg), "peer %s stopped", o->args[0]);
+	out->done(msg);
+	return CTL_EX_OK;
+}
+
+static void ctl_peer_table(const partisan_peer_list_t *l)
+{
+	struct tbl t = {.ncols = 6};
+
+	tbl_row(&t, "NAME", "NODE", "PID", "PORT", "STATE", "SOCKET");
+	for (size_t i = 0; i < l->n; i++) {
+		const partisan_peer_info_t *e = &l->v[i];
+		char pid[16], port[16];
+
+		snprintf(pid, sizeof(pid), "%d", e->pid);
+		snprintf(port, sizeof(port), "%d", e->port);
+		tbl_row(&t, e->name, e->node, pid, port, partisan_peer_state_name(e->state),
+		        e->socket);
+	}
+	tbl_print(&t);
+}
+
+static void ctl_peer_json(const partisan_peer_list_t *l)
+{
+	json_t *a = json_array();
+
+	if (a == NULL)
+		ctl_oom();
+	for (size_t i = 0; i < l->n; i++) {
+		const partisan_peer_info_t *e = &l->v[i];
+
+		json_push(a, json_pack("{s:o, s:o, s:i, s:i, s:s, s:o, s:o, s:b, s:I}", "name",
+		                       json_str(e->name), "node", json_str(e->node), "pid", e->pid,
+		                       "port", e->port, "state", partisan_peer_state_name(e->state),
+		                       "socket", json_str(e->socket), "log", json_str(e->log),
+		                       "detached", e->detached, "started", (json_int_t)e->started));
+	}
+	json_emit(json_pack("{s:o}", "peers", a), false);
+}
+
+static int cmd_peer_list(partisan_t *c, const struct ctl_opts *o)
+{
+	partisan_peer_list_t l;
+	int r = partisan_peer_list(&l);
+
+	(void)c;
+	if (r < 0)
+		return ctl_fail(NULL, "peer list", r);
+	if (o->json)
+		ctl_peer_json(&l);
+	else
+		ctl_peer_table(&l);
+	partisan_peer_list_free(&l);
+	return CTL_EX_OK;
 }
 
 /* The command table. Flags: the options a command takes, "x=" with a value;
@@ -1044,10 +1190,10 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"partition", "inject", 1, 1, "", NULL, "partition inject NODE", cmd_partition_inject},
     {"partition", "resolve", 1, 1, "", NULL, "partition resolve REF", cmd_partition_resolve},
     {"partition", "list", 0, 0, "", NULL, "partition list", cmd_partition_list},
-    {"peer", "start", 0, 0, "! name= config= detached", NULL,
-     "peer start [--name N] [--config F] [--detached]", cmd_peer},
-    {"peer", "stop", 1, 1, "!", NULL, "peer stop NAME", cmd_peer},
-    {"peer", "list", 0, 0, "!", NULL, "peer list", cmd_peer},
+    {"peer", "start", 0, 0, "! name= config= detached timeout=", NULL,
+     "peer start [--name N] [--config F] [--detached] [--timeout MS]", cmd_peer_start},
+    {"peer", "stop", 1, 1, "! timeout=", NULL, "peer stop NAME [--timeout MS]", cmd_peer_stop},
+    {"peer", "list", 0, 0, "!", NULL, "peer list", cmd_peer_list},
 };
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
@@ -1104,9 +1250,17 @@ static int ctl_timeout(const char *s, int *ms)
 
 static int ctl_set_flag(struct ctl_opts *o, const char *name, const char *val)
 {
-	if (strcmp(name, "timeout") == 0)
+	if (strcmp(name, "timeout") == 0) {
+		o->timeout_set = true;
 		return ctl_timeout(val, &o->timeout_ms);
-	if (strcmp(name, "channel") == 0)
+	}
+	if (strcmp(name, "name") == 0)
+		o->name = val;
+	else if (strcmp(name, "config") == 0)
+		o->config = val;
+	else if (strcmp(name, "detached") == 0)
+		o->detached = true;
+	else if (strcmp(name, "channel") == 0)
 		o->channel = val;
 	else if (strcmp(name, "key") == 0)
 		o->key = val;

@@ -63,8 +63,8 @@ void daemon_reset_manager(struct daemon *d)
 	d->mgr = d->mops->create(&p);
 }
 
-/* This node was removed from the cluster: say so, close everything and go
- * on as a cluster of one that may be joined again. */
+/* This node was removed from the cluster: say so, close everything and stop
+ * taking part (peers are refused) until it is told to join again. */
 static void daemon_self_removed(struct daemon *d)
 {
 	const char **up;
@@ -81,7 +81,7 @@ static void daemon_self_removed(struct daemon *d)
 	}
 	free(names);
 	ipc_broadcast_stopped(d);
-	daemon_reset_manager(d);
+	d->stopped = true;
 }
 
 static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)

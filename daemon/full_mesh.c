@@ -22,12 +22,15 @@ struct full_mesh {
 	unsigned gossip_interval_ms;
 	unsigned fanout;
 	char **up;                 /* connected nodes, owned names */
+	uint8_t *strange;          /* up[i] was no member at the last round */
 	size_t nup;
 	bool dirty;                /* changed since the last push */
 	bool stopped;              /* this node was removed */
 	uint64_t last_push_ms, next_gossip_ms;
 	const struct node_spec **cache;
 	size_t ncache;
+	struct node_spec **joining; /* contacts we joined through, not yet members */
+	size_t njoining;
 };
 
 static void *fm_create(const struct manager_params *p)
@@ -50,7 +53,11 @@ static void fm_destroy(void *mp)
 	for (size_t i = 0; i < m->nup; i++)
 		free(m->up[i]);
 	free(m->up);
+	free(m->strange);
 	free(m->cache);
+	for (size_t i = 0; i < m->njoining; i++)
+		node_spec_free(m->joining[i]);
+	free(m->joining);
 	orset_free(&m->set);
 	node_spec_free(m->self);
 	free(m->actor);
@@ -125,16 +132,50 @@ static void fm_connect_members(struct full_mesh *m, struct actions *out)
 	}
 }
 
-static void fm_disconnect_strangers(struct full_mesh *m, struct actions *out)
+static bool fm_is_joining(const struct full_mesh *m, const char *node)
 {
-	for (size_t i = 0; i < m->nup; i++)
-		if (!orset_find(&m->set, m->up[i]))
-			actions_disconnect(out, m->up[i]);
+	for (size_t i = 0; i < m->njoining; i++)
+		if (strcmp(m->joining[i]->name, node) == 0)
+			return true;
+	return false;
 }
 
-/* Events for names that appeared in or vanished from the membership. */
-static void fm_diff_events(const struct orset *before, const struct orset *after,
-			   struct actions *out)
+/* Each round: drop links to nodes that were no members at the last round
+ * either (a node that just connected may be joining: its state is on its
+ * way, so one round of grace). */
+static void fm_disconnect_strangers(struct full_mesh *m, struct actions *out)
+{
+	for (size_t i = 0; i < m->nup; i++) {
+		if (orset_find(&m->set, m->up[i]) || fm_is_joining(m, m->up[i]))
+			m->strange[i] = 0;
+		else if (m->strange[i]++)
+			actions_disconnect(out, m->up[i]);
+	}
+}
+
+/* A join is done once the contact is a member (its state reached us):
+ * until then keep its link and keep offering it our state. */
+static void fm_joining_tick(struct full_mesh *m, struct actions *out)
+{
+	for (size_t i = 0; i < m->njoining;) {
+		const struct node_spec *c = m->joining[i];
+
+		if (orset_find(&m->set, c->name)) {
+			node_spec_free(m->joining[i]);
+			m->joining[i] = m->joining[--m->njoining];
+			continue;
+		}
+		actions_connect(out, c);
+		if (fm_is_up(m, c->name))
+			fm_send_state(m, c->name, out);
+		i++;
+	}
+}
+
+/* Events for names that appeared in or vanished from the membership; the
+ * links to vanished ones close. */
+static void fm_diff_events(struct full_mesh *m, const struct orset *before,
+			   const struct orset *after, struct actions *out)
 {
 	for (size_t i = 0; i < after->nentries; i++) {
 		const char *n = after->entries[i].spec->name;
@@ -145,14 +186,25 @@ static void fm_diff_events(const struct orset *before, const struct orset *after
 	for (size_t i = 0; i < before->nentries; i++) {
 		const char *n = before->entries[i].spec->name;
 
-		if (!orset_find(after, n))
+		if (!orset_find(after, n)) {
 			actions_event(out, EV_MEMBER_REMOVED, n);
+			if (fm_is_up(m, n) && strcmp(n, m->self->name) != 0)
+				actions_disconnect(out, n);
+		}
 	}
 }
 
+/* We were removed: we stop taking part. What we knew (a node that is just
+ * joining through us, say) must not die with us: everyone connected gets our
+ * last state first. Then our view shrinks to ourselves, and we stay silent. */
 static void fm_stop(struct full_mesh *m, struct actions *out)
 {
+	for (size_t i = 0; i < m->nup; i++)
+		fm_send_state(m, m->up[i], out);
 	m->stopped = true;
+	orset_free(&m->set);
+	orset_init(&m->set);
+	orset_add(&m->set, m->actor, m->self);
 	actions_event(out, EV_SELF_REMOVED, m->self->name);
 }
 
@@ -187,14 +239,18 @@ static void fm_join(void *mp, const struct node_spec *spec, const struct core_en
 
 	if (m->stopped || strcmp(spec->name, m->self->name) == 0)
 		return;
-	if (!orset_contains(&m->set, spec)) {
-		orset_add(&m->set, m->actor, spec);
-		actions_event(out, EV_MEMBER_ADDED, spec->name);
+	/* The contact is not added with our dot: a join racing the contact's
+	 * removal must not bring the contact back. Its own state, merged on
+	 * its reply, makes it (and its cluster) our members. */
+	if (!fm_is_joining(m, spec->name)) {
+		m->joining = xrealloc(m->joining, (m->njoining + 1) * sizeof(*m->joining));
+		m->joining[m->njoining++] = node_spec_dup(spec);
 	}
 	/* Gossip at once on join, not at the next round. */
-	fm_send_state(m, spec->name, out);
+	actions_connect(out, spec);
+	if (fm_is_up(m, spec->name))
+		fm_send_state(m, spec->name, out);
 	m->dirty = true;
-	fm_connect_members(m, out);
 }
 
 static void fm_leave(void *mp, const char *node, const struct core_env *env, struct actions *out)
@@ -206,16 +262,16 @@ static void fm_leave(void *mp, const char *node, const struct core_env *env, str
 	if (m->stopped || orset_remove_name(&m->set, node) == 0)
 		return;
 	actions_event(out, EV_MEMBER_REMOVED, node);
+	if (strcmp(node, m->self->name) == 0) {
+		fm_stop(m, out); /* tells everyone connected */
+		return;
+	}
 	/* Everyone connected hears of it now: a leave is rare, its news urgent. */
 	for (size_t i = 0; i < m->nup; i++)
 		fm_send_state(m, m->up[i], out);
 	lv.node = (char *)node;
 	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_LEAVE;
 	msg.leave = &lv;
-	if (strcmp(node, m->self->name) == 0) {
-		fm_stop(m, out);
-		return;
-	}
 	if (fm_is_up(m, node))
 		actions_send(out, node, NULL, &msg);
 	actions_disconnect(out, node);
@@ -236,11 +292,9 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 	if (orset_merge(&m->set, &in)) {
 		m->dirty = true;
 		fm_check_self(m, out);
-		fm_diff_events(&before, &m->set, out);
-		if (!m->stopped) {
+		fm_diff_events(m, &before, &m->set, out);
+		if (!m->stopped)
 			fm_connect_members(m, out);
-			fm_disconnect_strangers(m, out);
-		}
 	}
 	if (!m->stopped && orset_hash(&m->set) != inhash && fm_is_up(m, from))
 		fm_send_state(m, from, out);
@@ -282,6 +336,8 @@ static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core
 
 	if (!fm_is_up(m, spec->name)) {
 		m->up = xrealloc(m->up, (m->nup + 1) * sizeof(*m->up));
+		m->strange = xrealloc(m->strange, (m->nup + 1) * sizeof(*m->strange));
+		m->strange[m->nup] = 0;
 		m->up[m->nup++] = xstrdup(spec->name);
 	}
 	if (m->stopped)
@@ -310,6 +366,7 @@ static void fm_peer_down(void *mp, const char *node, const struct core_env *env,
 		if (strcmp(m->up[i], node) == 0) {
 			free(m->up[i]);
 			m->up[i] = m->up[--m->nup];
+			m->strange[i] = m->strange[m->nup];
 			return;
 		}
 	}
@@ -328,6 +385,7 @@ static void fm_tick(void *mp, const struct core_env *env, struct actions *out)
 	}
 	if (env->now_ms >= m->next_gossip_ms) {
 		m->next_gossip_ms = env->now_ms + m->gossip_interval_ms;
+		fm_joining_tick(m, out);
 		fm_each_random(m, m->fanout, env, out, fm_send_digest);
 		fm_connect_members(m, out);
 		fm_disconnect_strangers(m, out);

@@ -407,8 +407,10 @@ static void ipc_join(struct session *s, const PartisanIpc__Request *rq)
 	uint32_t timeout = rq->join->has_timeout_ms ? rq->join->timeout_ms : 0;
 
 	if (s->d->stopped) {
-		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ESTOPPED, "node is stopping");
-		return;
+		/* Told to join again after it was removed: take part anew. */
+		log_notice("membership", "rejoining after removal");
+		daemon_reset_manager(s->d);
+		s->d->stopped = false;
 	}
 	if (ipc_start_join(s->d, s, rq->id, rq->join->target, timeout, &why) < 0)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "join %s: %s",

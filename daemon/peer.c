@@ -64,6 +64,7 @@ struct pconn {
 	uint64_t id;               /* for pause / resume by id */
 	bool paused;               /* reading stopped: a local receiver is full */
 	char addr[80];             /* for logs */
+	char refusal[160];         /* why the other side refused our hello */
 	TAILQ_ENTRY(pconn) entry;
 };
 
@@ -437,6 +438,8 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		*why = "hello: node has our own name";
 	else if (peer_partitioned(d, their->name))
 		*why = "hello: node is behind an injected partition";
+	else if (d->stopped)
+		*why = "hello: this node has left the cluster";
 	if (*why) {
 		node_spec_free(their);
 		pconn_refuse(c, *why);
@@ -559,7 +562,8 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	case PC_WAIT_ACK:
 		if (k == PARTISAN_PEER__PEER_MSG__BODY_REFUSE) {
 			log_warnx("peer", "%s: refused us: %s", pconn_who(c), m->refuse->reason);
-			return *why = "refused", -1;
+			snprintf(c->refusal, sizeof(c->refusal), "refused: %s", m->refuse->reason);
+			return *why = c->refusal, -1;
 		}
 		if (k != PARTISAN_PEER__PEER_MSG__BODY_HELLO_ACK)
 			return *why = "expected hello ack", -1;
@@ -778,10 +782,6 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
 	snprintf(c->addr, sizeof(c->addr), "%s:%u", host,
 		 ntohs(((struct sockaddr_in *)sa)->sin_port));
-	if (d->stopped) {
-		pconn_close(c, "node stopped");
-		return;
-	}
 	pconn_send_challenge(c);
 }
 

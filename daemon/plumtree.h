@@ -8,8 +8,10 @@
  * twice prunes the link it came on (both ends make it lazy), so after one
  * broadcast the eager links form a spanning tree and the next broadcast,
  * from any node, costs n - 1 payload messages. Lazy neighbors get the ids in
- * batched IHave every lazy_tick_ms; an id announced but not received within
- * about a lazy tick is grafted from its announcers in turn. Every
+ * batched IHave every lazy_tick_ms, repeated for a few ticks until the
+ * neighbor acknowledges them (IHave ack, or Graft); an id announced but not
+ * received within about a lazy tick is grafted from its announcers in turn.
+ * Every
  * exchange_tick_ms a random neighbor gets the ids this node stores; it
  * pushes back what is missing (Gossip.catch_up) and asks, with its own
  * Exchange, for what it lacks, so a node back from a crash or a partition
@@ -32,11 +34,11 @@ struct plumtree;
 /* Called once per message id on this node (also for its own broadcasts).
  * Every pointer is valid only during the call. */
 typedef void (*plumtree_deliver_fn)(void *arg, const char *topic, const char *origin,
-				    const uint8_t *payload, size_t len);
+                                    const uint8_t *payload, size_t len);
 
 enum plumtree_kind {
-	PLUMTREE_GOSSIP,   /* payload messages, catch-up pushes included */
-	PLUMTREE_IHAVE,    /* IHave messages (each may batch many ids) */
+	PLUMTREE_GOSSIP, /* payload messages, catch-up pushes included */
+	PLUMTREE_IHAVE,  /* IHave messages (each may batch many ids) */
 	PLUMTREE_GRAFT,
 	PLUMTREE_PRUNE,
 	PLUMTREE_EXCHANGE, /* Exchange messages, replies included */
@@ -47,15 +49,16 @@ struct plumtree_stats {
 	uint64_t sent[PLUMTREE_KINDS];     /* messages sent, by kind */
 	uint64_t received[PLUMTREE_KINDS]; /* well-formed messages received, by kind */
 	uint64_t catch_up_sent;            /* Gossip pushed by an Exchange (in sent[GOSSIP]) */
-	uint64_t ihave_ids;                /* ids announced in IHave */
+	uint64_t ihave_ids;                /* ids announced in IHave, repeats included */
+	uint64_t ihave_acks;               /* IHave ack = true sent (in sent[IHAVE]) */
 	uint64_t duplicates;               /* Gossip for an id already seen */
 	uint64_t delivered;                /* deliveries, own broadcasts included */
 	uint64_t delivered_after_graft;    /* first received after this node sent a Graft */
 	uint64_t delivered_by_exchange;    /* first received as a catch-up push */
 	uint64_t hops_sum;                 /* sum of hops over deliveries */
 	uint32_t hops_max;
-	uint32_t last_hops;                /* hops of the latest delivery (read it in the callback) */
-	uint64_t refused;                  /* malformed messages */
+	uint32_t last_hops; /* hops of the latest delivery (read it in the callback) */
+	uint64_t refused;   /* malformed messages */
 };
 
 /* self: this node's name (copied, 1..255 bytes). incarnation: distinct on
@@ -63,7 +66,7 @@ struct plumtree_stats {
  * across restarts. max_store: messages kept for Graft and Exchange (>= 1).
  * Returns NULL for an invalid self. */
 struct plumtree *plumtree_create(const char *self, uint64_t incarnation, unsigned lazy_tick_ms,
-				 unsigned exchange_tick_ms, size_t max_store);
+                                 unsigned exchange_tick_ms, size_t max_store);
 void plumtree_destroy(struct plumtree *pt);
 
 /* The broadcast neighbors: full mesh: every connected member; hyparview:
@@ -73,16 +76,16 @@ void plumtree_neighbor_down(struct plumtree *pt, const char *node);
 
 /* Originate a message: deliver it here (hops 0) and push it. topic and
  * payload are copied. */
-void plumtree_broadcast(struct plumtree *pt, const char *topic, const uint8_t *payload,
-			size_t len, const struct core_env *env, struct actions *out,
-			plumtree_deliver_fn deliver, void *arg);
+void plumtree_broadcast(struct plumtree *pt, const char *topic, const uint8_t *payload, size_t len,
+                        const struct core_env *env, struct actions *out,
+                        plumtree_deliver_fn deliver, void *arg);
 
 /* A Gossip, IHave, Graft, Prune or Exchange from node `from`. Returns 0, or
  * -1 with *why (a static string) for a malformed or foreign message, which
  * changes nothing. */
 int plumtree_receive(struct plumtree *pt, const char *from, const PartisanPeer__PeerMsg *msg,
-		     const struct core_env *env, struct actions *out, plumtree_deliver_fn deliver,
-		     void *arg, const char **why);
+                     const struct core_env *env, struct actions *out, plumtree_deliver_fn deliver,
+                     void *arg, const char **why);
 
 /* Flush IHave every lazy_tick_ms, fire graft timers, start an exchange
  * every exchange_tick_ms. Call at least every lazy_tick_ms / 4. */

@@ -77,6 +77,21 @@ class MembershipTest(unittest.TestCase):
             wait_for(lambda: gone.members() == [gone.name], 10, "%s to see itself alone" % gone.name)
             self.assertIn("removed from the cluster", gone.logtext())
 
+    def test_a_removed_node_refuses_peers_until_told_to_join_again(self):
+        ds = self.start_joined(3)
+        ds[0].ctl("leave", ds[2].name)
+        gone = ds[2]
+        wait_for(lambda: gone.members() == [gone.name], 10, "the removed node to see itself alone")
+        for d in ds[:2]:
+            wait_for(lambda: gone.name not in d.members(), 10, "%s to forget it" % d.name)
+        r = self.c.add("newcomer").ctl("join", gone.addr, check=False)
+        self.assertEqual(r.returncode, 1, "a removed node is no contact")
+        self.assertIn("left the cluster", r.stderr)
+        gone.ctl("join", ds[0].addr)
+        want = sorted(d.name for d in ds)
+        for d in ds:
+            wait_for(lambda: d.members() == want, 10, "%s to see the node back" % d.name)
+
     def test_channel_with_parallelism_three_opens_three_connections(self):
         cfg = {"channels": {"bulk": {"parallelism": 3}}}
         ds = self.start_joined(2, cfg)

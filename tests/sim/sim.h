@@ -111,6 +111,7 @@ struct sim_node {
 	bool removed; /* EV_SELF_REMOVED seen this incarnation */
 	bool joined;  /* join() called this incarnation */
 	int contact;  /* join pending through this node, or -1 */
+	unsigned contact_inc; /* the contact's incarnation when join() was called */
 	int group;    /* partition group */
 	struct sim_stats st;
 };

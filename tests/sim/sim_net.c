@@ -173,8 +173,9 @@ static void sim_deliver(struct sim_world *w, const struct sim_event *e)
 	            (l->state == LINK_CLOSING && l->closer == sim_side(e->from, e->to));
 
 	if (l->gen != e->gen || !open || !w->nodes[e->to].alive) {
-		sim_trace(w, e->to, "lost in flight: %s from %s", sim_msg_kind(e->buf, e->len),
-		          w->nodes[e->from].name);
+		if (sim_tracing(w, e->to))
+			sim_trace(w, e->to, "lost in flight: %s from %s",
+			          sim_msg_kind(e->buf, e->len), w->nodes[e->from].name);
 		w->nodes[e->from].st.drop_inflight++;
 		return;
 	}

@@ -146,7 +146,7 @@ static void sim_node_join(struct sim_world *w, unsigned i, unsigned contact)
 	sim_trace(w, i, "join via %s", w->nodes[contact].name);
 	actions_init(&out);
 	w->nodes[i].joined = true;
-	w->nodes[i].contact = -1;
+	w->nodes[i].contact_inc = w->nodes[contact].inc;
 	w->o.mgr->ops->join(w->nodes[i].mgr, w->nodes[contact].spec, &env, &out);
 	sim_drain(w, i, &out);
 }
@@ -193,8 +193,9 @@ void sim_node_receive(struct sim_world *w, unsigned to, unsigned from, const uin
 		w->st.undecodable++;
 		return;
 	}
-	sim_trace(w, to, "receive %s from %s (%zu B)", sim_msg_kind(buf, len), w->nodes[from].name,
-	          len);
+	if (sim_tracing(w, to))
+		sim_trace(w, to, "receive %s from %s (%zu B)", sim_msg_kind(buf, len),
+		          w->nodes[from].name, len);
 	actions_init(&out);
 	w->nodes[to].st.delivered++;
 	rc = w->o.mgr->ops->receive(w->nodes[to].mgr, w->nodes[from].name, msg, &env, &out, &why);
@@ -215,17 +216,44 @@ static void sim_schedule_tick(struct sim_world *w, unsigned i, uint64_t at)
 	simq_push(&w->q, &e);
 }
 
-/* A join still waiting for its contact: (re)try the connection, through
- * another member if the contact died. */
+/* Whether node i's join through its contact is done: the contact lists it.
+ * A contact that crashed before that took the news with it. */
+static bool sim_join_done(struct sim_world *w, unsigned i, bool *lost)
+{
+	const struct sim_node *c = &w->nodes[w->nodes[i].contact];
+
+	*lost = !c->alive || c->inc != w->nodes[i].contact_inc;
+	return !*lost && w->o.mgr->ops->is_member(c->mgr, w->nodes[i].name);
+}
+
+/* The operator's join, retried on each tick: connect to the contact (another
+ * member if it is gone), join once linked, and start over through another
+ * member if the contact crashes before it lists this node. */
 static void sim_retry_join(struct sim_world *w, unsigned i)
 {
 	struct sim_node *n = &w->nodes[i];
+	const struct sim_link *l;
+	bool lost;
 
-	if (n->joined || n->contact < 0)
+	if (n->contact < 0)
 		return;
-	if (!w->nodes[n->contact].alive || w->nodes[n->contact].removed)
+	if (n->joined && sim_join_done(w, i, &lost)) {
+		n->contact = -1;
+		return;
+	}
+	if (n->joined && !lost)
+		return;
+	if (n->joined || !w->nodes[n->contact].alive || w->nodes[n->contact].removed) {
+		n->joined = false;
 		n->contact = sim_random_member(w, (int)i);
-	if (n->contact >= 0 && sim_link(w, i, (unsigned)n->contact)->state == LINK_NONE)
+		if (n->contact < 0)
+			return;
+		sim_trace(w, i, "join again, via %s", w->nodes[n->contact].name);
+	}
+	l = sim_link(w, i, (unsigned)n->contact);
+	if (l->state == LINK_UP)
+		sim_node_join(w, i, (unsigned)n->contact);
+	else if (l->state == LINK_NONE)
 		sim_net_connect(w, i, (unsigned)n->contact, true);
 }
 

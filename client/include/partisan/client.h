@@ -435,6 +435,161 @@ int partisan_partition_inject(partisan_t *c, const char *node, char *ref, size_t
 int partisan_partition_resolve(partisan_t *c, const char *ref);
 int partisan_partition_list(partisan_t *c, partisan_partition_list_t *out);
 
+/* ---- peer controller (Erlang's peer) ------------------------------------ */
+
+/* Start extra partisand daemons on this host and control them, as Erlang's
+ * peer module starts extra nodes: the basis of single-host testing. A peer
+ * is `partisand -f --name NODE --listen IP:0 --socket DIR/NAME.sock
+ * [-c CONFIG] ARGS...`, run through an optional exec prefix; its real port
+ * is read back from its spec through the control socket.
+ *
+ * The peer is a child of the calling process, in its own process group
+ * (signals go to the group, so a wrapper's children go too). Unless
+ * detached it gets PR_SET_PDEATHSIG = SIGTERM: when the controller (the
+ * thread that called partisan_peer_start()) goes away, the peer stops.
+ * A detached peer runs in its own session without a death signal and is
+ * recorded in the state directory so that other processes can list and
+ * stop it: $PARTISAN_PEER_DIR, else $XDG_RUNTIME_DIR/partisan-peers, else
+ * /tmp/partisan-peers-UID (created 0700; refused with EPERM unless it is a
+ * directory of this user that nobody else can write). A record is NAME.json
+ * (name, node, pid, socket, port, detached, started, log, tmpdir), written
+ * atomically.
+ *
+ * These functions do not touch SIGCHLD's disposition and use no threads; an
+ * application that reaps every child itself (waitpid(-1)) makes a peer look
+ * down. Strings in the options are only read during the call. */
+
+typedef enum partisan_peer_state {
+	PARTISAN_PEER_BOOTING = 0, /* started, not yet answering on its socket */
+	PARTISAN_PEER_RUNNING = 1,
+	PARTISAN_PEER_DOWN = 2, /* exited (or, for a record, not running any more) */
+} partisan_peer_state_t;
+
+typedef struct partisan_peer partisan_peer_t; /* opaque handle */
+
+typedef struct partisan_peer_opts {
+	/* Short name (letters, digits, "_.-", at most 64, not starting with
+	 * "." or "-") or NAME@HOST; NULL: partisan_peer_random_name("peer"). */
+	const char *name;
+	const char *host;        /* listen IP, and the node's HOST; NULL: 127.0.0.1 */
+	const char *config;      /* passed as -c; NULL: none (the daemon's defaults) */
+	const char *const *args; /* more daemon arguments, NULL-terminated; may be NULL */
+	const char *const *env;  /* "K=V" added to (or replacing in) the environment,
+	                          * NULL-terminated; NOTIFY_SOCKET is dropped unless set here */
+	const char *const *exec; /* argv run before the daemon path (a wrapper, valgrind,
+	                          * "ssh host"), NULL-terminated; NULL or empty: none */
+	/* The partisand binary (PATH is searched when it has no "/"); NULL:
+	 * $PARTISAN_DAEMON, else partisand in the directory of /proc/self/exe
+	 * when there is one, else "partisand" from PATH. */
+	const char *daemon;
+	/* Directory for NAME.sock (and NAME.log); NULL: a new private directory
+	 * ($TMPDIR or /tmp)/partisan-peer-XXXXXX, removed when the peer stops. */
+	const char *socket_dir;
+	const char *log_file; /* the daemon's stdout and stderr; NULL: DIR/NAME.log */
+	/* How long partisan_peer_start() waits for the peer to answer
+	 * partisan_connect() and spec; 0: 10000; < 0: do not wait (state
+	 * BOOTING, partisan_peer_state() probes; not with detached). */
+	int boot_timeout_ms;
+	int shutdown_ms; /* graceful stop: SIGTERM, then SIGKILL after this; 0: 5000 */
+	bool detached;   /* outlive this process, and be recorded */
+	/* Optional: on failure, a one-line reason goes here (e.g. the daemon's
+	 * exit status and the last line it printed); "" on success. */
+	char *errbuf;
+	size_t errbuf_len;
+} partisan_peer_opts_t;
+
+/* Start a peer and (unless boot_timeout_ms < 0) wait until it answers a
+ * session and a spec request on its socket. On success *out is a new handle,
+ * ended by partisan_peer_stop() or partisan_peer_release(). On failure
+ * *out is NULL and nothing is left behind (the child is killed and reaped,
+ * the private directory removed). Errors: EINVAL (NULL opts or out, bad
+ * name, host, env entry or timeout, socket path too long, detached without
+ * waiting, or the daemon exited with 78 or 64: config or flags invalid),
+ * EEXIST (a recorded peer of that name is running, or a daemon answers on
+ * the socket path), ENOENT / EPERM (the daemon or exec prefix cannot be
+ * found / run), EPERM (unsafe state directory), ETIMEDOUT (no answer in
+ * time: the peer is killed), EIO (the daemon exited otherwise while
+ * booting, fork or file failure), ENOMEM, and EVERSION / EPROTO / EPERM
+ * from partisan_connect() on a socket that is not a usable partisand. */
+int partisan_peer_start(const partisan_peer_opts_t *opts, partisan_peer_t **out);
+
+#define PARTISAN_PEER_STOP_GRACEFUL 0 /* SIGTERM (and SIGCONT), SIGKILL after the deadline */
+#define PARTISAN_PEER_STOP_KILL     1 /* SIGKILL at once */
+
+/* Stop the peer (its whole process group), reap it, remove its socket,
+ * private directory and record, and free the handle. Returns 0 once it is
+ * gone (also when it was already down or had to be killed), ETIMEDOUT when
+ * it survived SIGKILL for 5 s (the handle is freed all the same), EINVAL for
+ * NULL or an unknown mode (nothing is freed). */
+int partisan_peer_stop(partisan_peer_t *p, int mode);
+/* Free the handle and leave the peer running: a detached peer keeps its
+ * record (stop it later with partisan_peer_stop_name()); one that is not
+ * detached still stops when this process goes away (its private directory
+ * stays). A peer already down is reaped. Returns 0, or EINVAL for NULL. */
+int partisan_peer_release(partisan_peer_t *p);
+
+/* The state, refreshed: PARTISAN_PEER_* (>= 0), or EINVAL for NULL. A
+ * BOOTING peer is probed (a connect of at most 100 ms). */
+int partisan_peer_state(partisan_peer_t *p);
+/* "booting", "running", "down", or "unknown". */
+const char *partisan_peer_state_name(int state);
+/* Once down: the exit code (0..255), or 128 + the signal that killed it;
+ * EAGAIN while it runs, EIO when the status is unknown (reaped elsewhere),
+ * EINVAL for NULL. */
+int partisan_peer_exit_status(partisan_peer_t *p);
+
+/* Accessors; strings are owned by the handle, NULL for a NULL handle. The
+ * node is NAME@HOST as the daemon reports it once running. */
+const char *partisan_peer_name(const partisan_peer_t *p);
+const char *partisan_peer_node(const partisan_peer_t *p);
+const char *partisan_peer_socket(const partisan_peer_t *p);
+const char *partisan_peer_log(const partisan_peer_t *p);
+/* The process id (> 0), or EINVAL. */
+int partisan_peer_pid(const partisan_peer_t *p);
+/* The listen port from the spec (> 0); EAGAIN while booting, EINVAL. */
+int partisan_peer_port(const partisan_peer_t *p);
+/* Open a session on the peer's socket (the control connection), as
+ * partisan_connect(); EINVAL for NULL, ENOCONNECTION when it is down. */
+int partisan_peer_connect(partisan_peer_t *p, partisan_t **out);
+
+/* PREFIX-N-PID into buf, e.g. "peer-3-7161" (N counts up in this process);
+ * prefix NULL: "peer". EINVAL for a bad prefix, ETOOBIG when buf is small
+ * or the name would be over 64 characters. */
+int partisan_peer_random_name(const char *prefix, char *buf, size_t n);
+
+/* A recorded (detached) peer. */
+typedef struct partisan_peer_info {
+	char *name;
+	char *node;
+	char *socket;
+	char *log;
+	int pid;
+	int port;
+	bool detached;
+	int64_t started;             /* Unix time, seconds */
+	partisan_peer_state_t state; /* RUNNING when pid lives and is this peer (its
+	                              * /proc/PID/cmdline has the socket), else DOWN */
+} partisan_peer_info_t;
+
+typedef struct partisan_peer_list {
+	size_t n;
+	partisan_peer_info_t *v; /* sorted by name; freed by partisan_peer_list_free() */
+} partisan_peer_list_t;
+
+/* Every record of the state directory (none when it does not exist);
+ * unreadable or malformed records are skipped. Errors: EINVAL (NULL),
+ * EPERM (unsafe directory), EIO, ENOMEM. */
+int partisan_peer_list(partisan_peer_list_t *out);
+void partisan_peer_list_free(partisan_peer_list_t *l); /* frees contents, zeroes *l */
+
+/* Stop the recorded peer name as partisan_peer_stop() does (graceful:
+ * deadline_ms, 0 for 5000), then remove its record, socket and private
+ * directory; a peer already down is only cleaned up. Errors: EINVAL (bad
+ * name, mode or deadline), ENOENT (no such record), EIO (unreadable
+ * record), EPERM (unsafe directory, or not allowed to signal it),
+ * ETIMEDOUT (it survived SIGKILL; the record stays). */
+int partisan_peer_stop_name(const char *name, int mode, int deadline_ms);
+
 #ifdef __cplusplus
 }
 #endif
