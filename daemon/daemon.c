@@ -13,6 +13,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
+#include "plumtree.h"
 #include "router.h"
 
 uint64_t daemon_now_ms(void)
@@ -98,12 +99,15 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 		peer_disconnect(d, a->node);
 		break;
 	case ACT_EVENT:
-		if (a->event == EV_SELF_REMOVED)
+		if (a->event == EV_SELF_REMOVED) {
 			*self_removed = true;
-		else if (a->event == EV_MEMBER_ADDED)
+		} else if (a->event == EV_MEMBER_ADDED) {
 			log_info("membership", "%s joined", a->node);
-		else if (a->event == EV_MEMBER_REMOVED) {
+			if (peer_is_up(d, a->node))
+				plumtree_neighbor_up(d->plumtree, a->node);
+		} else if (a->event == EV_MEMBER_REMOVED) {
 			log_info("membership", "%s left", a->node);
+			plumtree_neighbor_down(d->plumtree, a->node);
 			router_member_removed(d, a->node);
 		}
 		break;
@@ -135,6 +139,10 @@ void daemon_node_up(struct daemon *d, const struct node_spec *spec)
 	struct core_env env = daemon_env(d);
 
 	d->mops->peer_up(d->mgr, spec, &env, &d->acts);
+	/* Broadcast runs over the manager's neighbors: every connected member
+	 * in a full mesh, the active view in HyParView. */
+	if (d->mops->is_member(d->mgr, spec->name))
+		plumtree_neighbor_up(d->plumtree, spec->name);
 	router_node_up(d, spec->name);
 	daemon_drain(d);
 }
@@ -144,6 +152,7 @@ void daemon_node_down(struct daemon *d, const char *node, const char *reason)
 	struct core_env env = daemon_env(d);
 
 	d->mops->peer_down(d->mgr, node, &env, &d->acts);
+	plumtree_neighbor_down(d->plumtree, node);
 	router_node_down(d, node, reason);
 	daemon_drain(d);
 }
@@ -173,8 +182,10 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_GRAFT:
 	case PARTISAN_PEER__PEER_MSG__BODY_PRUNE:
 	case PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE:
-		/* Broadcast and acknowledgements are not spoken by this version. */
-		return 0;
+		r = plumtree_receive(d->plumtree, node, msg, &env, &d->acts, router_broadcast_deliver,
+				     d, why);
+		daemon_drain(d);
+		return r;
 	default:
 		return router_peer_msg(d, node, msg, why);
 	}

@@ -25,6 +25,7 @@ struct router;
 struct transport_ops;
 struct ack_core;
 struct causal_core;
+struct plumtree;
 struct session;
 
 #define DAEMON_TICK_MS 100
@@ -60,6 +61,7 @@ struct daemon {
 	struct router *router;
 	struct ack_core *ack;            /* acknowledged delivery */
 	struct causal_core *causal;      /* causal order per label */
+	struct plumtree *plumtree;       /* broadcast */
 	struct daemon_stats stats;
 	uint64_t cur_conn;               /* id of the peer connection being read, or 0 */
 	struct session *cur_sender;      /* the local session sending, or NULL */

@@ -514,12 +514,6 @@ static void ipc_bye(struct session *s, const PartisanIpc__Request *rq)
 		ipc_respond_ok(s, rq->id);
 }
 
-static void ipc_not_supported(struct session *s, const PartisanIpc__Request *rq)
-{
-	ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOTSUP,
-			  "request not supported by this daemon");
-}
-
 /* Indexed by PartisanIpc__Request__BodyCase. */
 static const ipc_handler ipc_handlers[] = {
 	[PARTISAN_IPC__REQUEST__BODY_HELLO] = ipc_hello,
@@ -540,9 +534,9 @@ static const ipc_handler ipc_handlers[] = {
 	[PARTISAN_IPC__REQUEST__BODY_DEMONITOR] = router_demonitor,
 	[PARTISAN_IPC__REQUEST__BODY_MONITOR_NODE] = router_monitor_node,
 	[PARTISAN_IPC__REQUEST__BODY_MONITOR_NODES] = router_monitor_nodes,
-	[PARTISAN_IPC__REQUEST__BODY_BROADCAST] = ipc_not_supported,
-	[PARTISAN_IPC__REQUEST__BODY_SUBSCRIBE] = ipc_not_supported,
-	[PARTISAN_IPC__REQUEST__BODY_UNSUBSCRIBE] = ipc_not_supported,
+	[PARTISAN_IPC__REQUEST__BODY_BROADCAST] = router_broadcast,
+	[PARTISAN_IPC__REQUEST__BODY_SUBSCRIBE] = router_subscribe,
+	[PARTISAN_IPC__REQUEST__BODY_UNSUBSCRIBE] = router_unsubscribe,
 	[PARTISAN_IPC__REQUEST__BODY_REGISTRY] = router_registry,
 	[PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_partition_inject,
 	[PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_partition_resolve,

@@ -20,6 +20,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
+#include "plumtree.h"
 #include "router.h"
 #include "transport.h"
 
@@ -27,6 +28,7 @@
 #define EX_CONFIG_ 78
 #define PARTISAN_VERSION "0.1.0"
 #define JOIN_RETRY_MS 1000
+#define PLUMTREE_STORE 4096 /* broadcasts kept for repair and anti-entropy */
 
 struct opts {
 	const char *config_file;
@@ -333,6 +335,8 @@ static int run(struct daemon *d, const struct opts *o)
 	daemon_reset_manager(d);
 	d->ack = ack_create(realtime_us(), d->cfg->retransmit_interval_ms);
 	d->causal = causal_create(d->self->name);
+	d->plumtree = plumtree_create(d->self->name, realtime_us(), d->cfg->broadcast.lazy_tick_ms,
+				      d->cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
@@ -363,6 +367,8 @@ out:
 		ack_destroy(d->ack);
 	if (d->causal)
 		causal_destroy(d->causal);
+	if (d->plumtree)
+		plumtree_destroy(d->plumtree);
 	if (d->mgr)
 		d->mops->destroy(d->mgr);
 	actions_free(&d->acts);

@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "log.h"
 #include "peer.h"
+#include "plumtree.h"
 #include "router.h"
 #include "wire.h"
 
@@ -54,6 +55,7 @@ struct rt_session {
 	struct strmap node_mons; /* node -> count (monitor_node) */
 	uint64_t *blocked;       /* peer connections paused until we drain */
 	size_t nblocked;
+	struct strmap topics;    /* broadcast topics subscribed to */
 };
 
 struct router {
@@ -237,6 +239,7 @@ void router_session_open(struct session *s)
 	char id[32];
 
 	strmap_init(&rs->node_mons);
+	strmap_init(&rs->topics);
 	s->rt = rs;
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
 	strmap_put(&s->d->router->pids, id, s);
@@ -342,6 +345,7 @@ void router_session_close(struct session *s, bool killed)
 		}
 	}
 	router_unblock(s);
+	strmap_free(&rs->topics);
 	strmap_free(&rs->node_mons);
 	free(rs);
 	s->rt = NULL;
@@ -907,6 +911,78 @@ void router_endpoints_free(PartisanIpc__Endpoint **v, size_t n)
 	free(v);
 }
 
+/* ---- broadcast ---- */
+
+static bool router_topic_valid(const char *topic)
+{
+	size_t n = strlen(topic);
+
+	return n > 0 && n <= 255;
+}
+
+void router_subscribe(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct rt_session *rs = s->rt;
+	const char *topic = rq->subscribe->topic;
+
+	if (!router_topic_valid(topic)) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "subscribe: bad topic");
+		return;
+	}
+	strmap_put(&rs->topics, topic, s);
+	ipc_respond_ok(s, rq->id);
+}
+
+void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct rt_session *rs = s->rt;
+
+	if (strmap_del(&rs->topics, rq->unsubscribe->topic) == NULL)
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "not subscribed to %s",
+				  rq->unsubscribe->topic);
+	else
+		ipc_respond_ok(s, rq->id);
+}
+
+/* Plumtree delivers a broadcast here: every subscriber of its topic gets it. */
+void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
+			      const uint8_t *payload, size_t len)
+{
+	struct daemon *d = arg;
+	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
+	PartisanIpc__BroadcastEvent be = PARTISAN_IPC__BROADCAST_EVENT__INIT;
+
+	be.topic = (char *)topic;
+	be.from = (char *)origin;
+	be.payload.data = (uint8_t *)payload;
+	be.payload.len = len;
+	ev.body_case = PARTISAN_IPC__EVENT__BODY_BROADCAST;
+	ev.broadcast = &be;
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
+		struct rt_session *rs = s->rt;
+
+		if (rs && !s->closing && strmap_get(&rs->topics, topic))
+			ipc_push_event(s, &ev);
+	}
+}
+
+void router_broadcast(struct session *s, const PartisanIpc__Request *rq)
+{
+	struct daemon *d = s->d;
+	struct core_env env = daemon_env(d);
+	const PartisanIpc__Broadcast *b = rq->broadcast;
+
+	if (!router_topic_valid(b->topic)) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "broadcast: bad topic");
+		return;
+	}
+	plumtree_broadcast(d->plumtree, b->topic, b->payload.data, b->payload.len, &env, &d->acts,
+			   router_broadcast_deliver, d);
+	daemon_drain(d);
+	if (!rq->quiet)
+		ipc_respond_ok(s, rq->id);
+}
+
 /* ---- from the network ---- */
 
 static int router_on_data(struct daemon *d, const char *from, const PartisanPeer__Data *data,
@@ -1078,6 +1154,7 @@ void router_tick(struct daemon *d, uint64_t now)
 	struct core_env env = daemon_env(d);
 
 	ack_tick(d->ack, &env, &d->acts);
+	plumtree_tick(d->plumtree, &env, &d->acts);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (now >= ((struct call *)v)->deadline)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ETIMEDOUT, "call timed out");

@@ -26,6 +26,12 @@ void router_demonitor(struct session *s, const PartisanIpc__Request *rq);
 void router_monitor_node(struct session *s, const PartisanIpc__Request *rq);
 void router_monitor_nodes(struct session *s, const PartisanIpc__Request *rq);
 void router_registry(struct session *s, const PartisanIpc__Request *rq);
+void router_subscribe(struct session *s, const PartisanIpc__Request *rq);
+void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq);
+void router_broadcast(struct session *s, const PartisanIpc__Request *rq);
+/* Plumtree's delivery callback: hand a broadcast to subscribed sessions. */
+void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
+			      const uint8_t *payload, size_t len);
 
 /* Status: this node's endpoints. */
 size_t router_endpoints(struct daemon *d, PartisanIpc__Endpoint ***out);
