@@ -106,7 +106,8 @@ struct hv_link {
 };
 
 struct hv {
-	struct node_spec *self; /* owned (node_spec_dup) */
+	struct node_spec *self;    /* owned (node_spec_dup) */
+	struct node_spec *contact; /* the node we joined through, one block, or NULL */
 	uint64_t self_h;
 	struct hv_stamp me; /* our epoch and the last seq we sent */
 	unsigned amax, pmax, arwl, prwl, ka, kp, shuffle_ms, promote_ms;
@@ -689,7 +690,7 @@ static void hv_pas_quiet(struct hv *m, const char *name, uint64_t h, const struc
 }
 
 /* Ask passive nodes to fill the free active slots: high priority when we
- * have no neighbor at all. */
+ * have no neighbor at all. With nobody left to ask, join again. */
 static void hv_fill(struct hv *m, const struct core_env *env, struct actions *out)
 {
 	struct hv_stamp none = {0, 0};
@@ -699,8 +700,10 @@ static void hv_fill(struct hv *m, const struct core_env *env, struct actions *ou
 
 		if (c < 0 || !hv_pend_start(m, m->pas[c].n.spec, HV_PROMOTE, m->nact == 0, none,
 					    false, env, out))
-			return;
+			break;
 	}
+	if (m->nact == 0 && m->npend == 0 && m->npas == 0 && m->contact)
+		hv_pend_start(m, m->contact, HV_JOIN, true, none, false, env, out);
 }
 
 /* The joiner's end of a walk (FORWARD_JOIN) is here: ask it to be ours. */
@@ -865,8 +868,12 @@ static int hv_on_join(struct hv *m, const char *from, const PartisanPeer__HvJoin
 	if (hv_act_find(m, from, h) >= 0 || hv_pend_find(m, from, h) >= 0) {
 		/* A repeated join: say yes again, do not walk it again. */
 		i = hv_act_find(m, from, h);
-		if (i < 0)
-			m->pend[hv_pend_find(m, from, h)].high = true;
+		if (i < 0) {
+			struct hv_pending *p = &m->pend[hv_pend_find(m, from, h)];
+
+			p->high = true;
+			p->deadline = env->now_ms + HV_PENDING_MS; /* it is alive */
+		}
 		if (i < 0 || hv_stamp_cmp(st, m->act[i].st) >= 0)
 			hv_send_neighbor(m, from, true, out);
 	} else {
@@ -1347,6 +1354,7 @@ static void hv_destroy(void *mp)
 	free(m->shuffle_sent);
 	free(m->mcache);
 	free(m->vcache);
+	free(m->contact);
 	node_spec_free(m->self);
 	free(m);
 }
@@ -1363,6 +1371,8 @@ static void hv_join(void *mp, const struct node_spec *spec, const struct core_en
 		return;
 	hv_begin(m, env);
 	m->joined = true;
+	free(m->contact);
+	m->contact = hv_spec_copy(spec);
 	if (!hv_pend_start(m, spec, HV_JOIN, true, none, false, env, out)) {
 		actions_connect(out, spec); /* every slot busy: still say hello */
 		hv_send_join(m, spec->name, out);

@@ -58,6 +58,9 @@ struct rt_session {
 	struct strmap topics;    /* broadcast topics subscribed to */
 };
 
+#define RELAY_TTL 8       /* hops a transitive message may take */
+#define RELAY_SEEN 4096   /* relayed messages remembered, to drop repeats */
+
 struct router {
 	struct strmap names;     /* local name -> session */
 	struct strmap pids;      /* id -> session */
@@ -65,6 +68,10 @@ struct router {
 	struct strmap calls;     /* call ref -> call */
 	struct registry *remote; /* names registered on other nodes */
 	uint64_t next_ref;
+	uint64_t next_relay;
+	struct strmap relay_seen;  /* "origin/id" of relayed messages seen */
+	char *relay_ring[RELAY_SEEN]; /* the same keys, oldest first out */
+	size_t relay_pos;
 };
 
 int router_init(struct daemon *d)
@@ -75,6 +82,7 @@ int router_init(struct daemon *d)
 	strmap_init(&r->pids);
 	strmap_init(&r->monitors);
 	strmap_init(&r->calls);
+	strmap_init(&r->relay_seen);
 	r->remote = registry_create();
 	d->router = r;
 	return 0;
@@ -97,6 +105,9 @@ void router_free(struct daemon *d)
 	strmap_free(&r->monitors);
 	strmap_free(&r->calls);
 	registry_destroy(r->remote);
+	strmap_free(&r->relay_seen);
+	for (size_t i = 0; i < RELAY_SEEN; i++)
+		free(r->relay_ring[i]);
 	free(r);
 	d->router = NULL;
 }
@@ -475,6 +486,61 @@ static void router_deliver(void *arg, const char *from, const PartisanPeer__Data
 	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
 }
 
+/* ---- transitive routing ---- */
+
+/* Remember a relayed message; false if it was seen already. */
+static bool router_relay_mark(struct router *r, const char *origin, uint64_t id)
+{
+	char key[300];
+
+	snprintf(key, sizeof(key), "%s/%llu", origin, (unsigned long long)id);
+	if (strmap_get(&r->relay_seen, key))
+		return false;
+	if (r->relay_ring[r->relay_pos]) {
+		strmap_del(&r->relay_seen, r->relay_ring[r->relay_pos]);
+		free(r->relay_ring[r->relay_pos]);
+	}
+	r->relay_ring[r->relay_pos] = xstrdup(key);
+	r->relay_pos = (r->relay_pos + 1) % RELAY_SEEN;
+	strmap_put(&r->relay_seen, key, (void *)1);
+	return true;
+}
+
+/* Flood data (ttl and relay id set) to every connected neighbor but `from`:
+ * the overlay carries it to a node we have no link to. Returns how many
+ * neighbors took it. */
+static size_t router_relay(struct daemon *d, const char *from, PartisanPeer__Data *data)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	const char **up;
+	size_t n = peer_up_nodes(d, &up), sent = 0;
+
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
+	m.data = data;
+	for (size_t i = 0; i < n; i++)
+		if ((from == NULL || strcmp(up[i], from) != 0) &&
+		    peer_send_msg(d, up[i], NULL, data->from, strlen(data->from), &m) == PEER_SENT)
+			sent++;
+	free(up);
+	return sent;
+}
+
+/* A transitive send that found no direct link: start a relay. */
+static PartisanIpc__Error router_relay_start(struct session *s, PartisanPeer__Data *data)
+{
+	struct daemon *d = s->d;
+
+	data->has_ttl = data->has_relay_id = 1;
+	data->ttl = RELAY_TTL;
+	data->relay_id = ++d->router->next_relay;
+	data->origin = d->self->name;
+	router_relay_mark(d->router, data->origin, data->relay_id);
+	if (router_relay(d, NULL, data) == 0)
+		return PARTISAN_IPC__ERROR__ENOCONNECTION;
+	d->stats.messages_out++;
+	return PARTISAN_IPC__ERROR__OK;
+}
+
 /* ---- sending ---- */
 
 static int router_parse_to(struct session *s, uint64_t id, const char *to, struct ref *r)
@@ -570,6 +636,8 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	}
 	if (opts && opts->has_ack && opts->ack)
 		return router_forward_acked(s, r, &data, key, keylen);
+	if (opts && opts->has_transitive && opts->transitive && !peer_is_up(d, r->node))
+		return router_relay_start(s, &data);
 	return router_transmit(s, r, &data, key, keylen);
 }
 
@@ -985,6 +1053,24 @@ void router_broadcast(struct session *s, const PartisanIpc__Request *rq)
 
 /* ---- from the network ---- */
 
+/* A relayed message for another node: straight to it if we have a link,
+ * else on through the overlay while hops remain. */
+static void router_forward_relay(struct daemon *d, const char *from,
+				 const PartisanPeer__Data *in, const char *target)
+{
+	PartisanPeer__Data data = *in;
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
+	m.data = &data;
+	if (peer_send_msg(d, target, NULL, data.from, strlen(data.from), &m) == PEER_SENT)
+		return;
+	if (data.ttl <= 1)
+		return;
+	data.ttl--;
+	router_relay(d, from, &data);
+}
+
 static int router_on_data(struct daemon *d, const char *from, const PartisanPeer__Data *data,
 			  const char **why)
 {
@@ -997,6 +1083,14 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 	}
 	if (ref_parse(data->to, &r) < 0)
 		return *why = "data: bad target ref", -1;
+	if (data->has_relay_id) {
+		if (!data->origin || !router_relay_mark(d->router, data->origin, data->relay_id))
+			return 0; /* a relayed message seen already: no loops */
+		if (strcmp(r.node, d->self->name) != 0) {
+			router_forward_relay(d, from, data, r.node);
+			return 0;
+		}
+	}
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return 0; /* a retransmission we already delivered */
 	d->stats.messages_in++;

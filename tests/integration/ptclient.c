@@ -65,6 +65,7 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 	o.ack = flag(argc, argv, "--ack");
 	o.channel = opt(argc, argv, "--channel");
 	o.causal_label = opt(argc, argv, "--causal");
+	o.transitive = flag(argc, argv, "--transitive");
 	if (opt(argc, argv, "--key")) {
 		o.partition_key = opt(argc, argv, "--key");
 		o.partition_key_len = strlen(o.partition_key);
