@@ -1,0 +1,380 @@
+/* test_cores.c: unit tests for the small pure cores and helpers: the ack
+ * backend, causal delivery, vector clocks, the string map, the registry,
+ * frames and reference URIs. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ack.h"
+#include "causal.h"
+#include "registry.h"
+#include "strmap.h"
+#include "vclock.h"
+#include "wire.h"
+
+static PartisanPeer__Data *data_new(const char *to, const char *payload)
+{
+	PartisanPeer__Data *d = calloc(1, sizeof(*d));
+
+	partisan_peer__data__init(d);
+	d->from = "partisan:pid:a@h:1";
+	d->to = (char *)to;
+	d->payload.data = (uint8_t *)payload;
+	d->payload.len = strlen(payload);
+	return d;
+}
+
+/* Unpack the Data of a queued SEND action. */
+static PartisanPeer__PeerMsg *sent_msg(const struct actions *a, size_t i)
+{
+	ck_assert_uint_lt(i, a->n);
+	ck_assert_int_eq(a->v[i].kind, ACT_SEND);
+	return partisan_peer__peer_msg__unpack(NULL, a->v[i].len, a->v[i].buf);
+}
+
+START_TEST(test_ack_keeps_a_message_until_acknowledged_and_retransmits_it)
+{
+	struct ack_core *a = ack_create(7, 1000);
+	struct rng rng;
+	struct core_env env = {.now_ms = 0, .rng = &rng};
+	struct actions out;
+	PartisanPeer__Data *d = data_new("partisan:name:b@h:x", "hi");
+	PartisanPeer__PeerMsg *m;
+	PartisanPeer__Ack ack = PARTISAN_PEER__ACK__INIT;
+	uint64_t id;
+
+	actions_init(&out);
+	ack_node_up(a, "b@h", &env, &out);
+	ack_track(a, "b@h", d, "default", NULL, 0, 1, &env, &out);
+	ck_assert_uint_eq(out.n, 1);
+	m = sent_msg(&out, 0);
+	ck_assert(m->data->has_ack_id && m->data->ack_epoch == 7);
+	id = m->data->ack_id;
+	partisan_peer__peer_msg__free_unpacked(m, NULL);
+	actions_clear(&out);
+	env.now_ms = 999;
+	ack_tick(a, &env, &out);
+	ck_assert_uint_eq(out.n, 0);
+	env.now_ms = 1000;
+	ack_tick(a, &env, &out);
+	ck_assert_uint_eq(out.n, 1); /* retransmitted once due */
+	actions_clear(&out);
+	ack.n_ids = 1;
+	ack.ids = &id;
+	ck_assert_uint_eq(ack_on_ack(a, "b@h", &ack), 1);
+	ck_assert_uint_eq(ack_outstanding(a), 0);
+	env.now_ms = 5000;
+	ack_tick(a, &env, &out);
+	ck_assert_uint_eq(out.n, 0);
+	actions_free(&out);
+	free(d);
+	ack_destroy(a);
+}
+END_TEST
+
+START_TEST(test_ack_receiver_delivers_each_id_once_and_resets_on_a_new_epoch)
+{
+	struct ack_core *a = ack_create(1, 1000);
+	PartisanPeer__Data *d = data_new("partisan:name:b@h:x", "hi");
+	struct actions out;
+
+	actions_init(&out);
+	d->has_ack_id = d->has_ack_epoch = 1;
+	d->ack_epoch = 5;
+	d->ack_id = 2;
+	ck_assert(ack_on_data(a, "a@h", d));
+	ck_assert(!ack_on_data(a, "a@h", d)); /* duplicate */
+	d->ack_id = 1;
+	ck_assert(ack_on_data(a, "a@h", d)); /* out of order but new */
+	ck_assert(!ack_on_data(a, "a@h", d));
+	d->ack_epoch = 4;
+	d->ack_id = 9;
+	ck_assert(!ack_on_data(a, "a@h", d)); /* an older incarnation: dropped */
+	d->ack_epoch = 6;
+	d->ack_id = 1;
+	ck_assert(ack_on_data(a, "a@h", d)); /* the sender restarted */
+	ack_flush(a, &out);
+	ck_assert_uint_eq(out.n, 1); /* every id acknowledged, duplicates too */
+	{
+		PartisanPeer__PeerMsg *m = sent_msg(&out, 0);
+
+		ck_assert_int_eq(m->body_case, PARTISAN_PEER__PEER_MSG__BODY_ACK);
+		ck_assert_uint_eq(m->ack->n_ids, 6);
+		partisan_peer__peer_msg__free_unpacked(m, NULL);
+	}
+	actions_free(&out);
+	free(d);
+	ack_destroy(a);
+}
+END_TEST
+
+START_TEST(test_ack_waits_for_the_link_and_reports_loss_per_owner_when_the_node_leaves)
+{
+	struct ack_core *a = ack_create(1, 1000);
+	struct rng rng;
+	struct core_env env = {.now_ms = 0, .rng = &rng};
+	struct actions out;
+	PartisanPeer__Data *d = data_new("partisan:name:b@h:x", "hi");
+	struct ack_loss *loss;
+	size_t n;
+
+	actions_init(&out);
+	ack_track(a, "b@h", d, "default", NULL, 0, 1, &env, &out);
+	ack_track(a, "b@h", d, "default", NULL, 0, 1, &env, &out);
+	ack_track(a, "b@h", d, "default", NULL, 0, 2, &env, &out);
+	ck_assert_uint_eq(out.n, 0); /* not up: nothing sent yet */
+	ack_node_up(a, "b@h", &env, &out);
+	ck_assert_uint_eq(out.n, 3); /* all of it once the link is up */
+	n = ack_node_removed(a, "b@h", &loss);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(loss[0].owner == 1 ? loss[0].count : loss[1].count, 2);
+	ck_assert_uint_eq(ack_outstanding(a), 0);
+	free(loss);
+	actions_free(&out);
+	free(d);
+	ack_destroy(a);
+}
+END_TEST
+
+struct delivered {
+	char what[8][32];
+	int n;
+};
+
+static void record(void *arg, const char *from, const PartisanPeer__Data *data)
+{
+	struct delivered *dl = arg;
+
+	snprintf(dl->what[dl->n++], 32, "%.*s", (int)data->payload.len, data->payload.data);
+}
+
+/* Pack and unpack a stamped Data, as the wire does. */
+static PartisanPeer__Data *wire(PartisanPeer__Data *d)
+{
+	size_t n = partisan_peer__data__get_packed_size(d);
+	uint8_t *buf = malloc(n);
+	PartisanPeer__Data *out;
+
+	partisan_peer__data__pack(d, buf);
+	out = partisan_peer__data__unpack(NULL, n, buf);
+	free(buf);
+	return out;
+}
+
+START_TEST(test_causal_holds_back_a_message_until_its_causal_past_is_delivered)
+{
+	/* a sends m1 to c, then m2 to b; b, having delivered m2, sends m3 to c.
+	 * c receives m3 before m1 and must deliver m1 first. */
+	struct causal_core *a = causal_create("a@h"), *b = causal_create("b@h"),
+			   *c = causal_create("c@h");
+	PartisanPeer__Data *m1 = data_new("partisan:name:c@h:x", "m1");
+	PartisanPeer__Data *m2 = data_new("partisan:name:b@h:x", "m2");
+	PartisanPeer__Data *m3 = data_new("partisan:name:c@h:x", "m3");
+	PartisanPeer__Data *w1, *w2, *w3;
+	struct causal_stamp *st;
+	struct delivered at_b = {0}, at_c = {0};
+
+	m1->causal_label = m2->causal_label = m3->causal_label = "L";
+	st = causal_stamp(a, "c@h", m1);
+	w1 = wire(m1);
+	causal_stamp_release(st);
+	st = causal_stamp(a, "b@h", m2);
+	w2 = wire(m2);
+	causal_stamp_release(st);
+	causal_receive(b, "a@h", w2, record, &at_b);
+	ck_assert_int_eq(at_b.n, 1);
+	st = causal_stamp(b, "c@h", m3);
+	w3 = wire(m3);
+	causal_stamp_release(st);
+	causal_receive(c, "b@h", w3, record, &at_c);
+	ck_assert_int_eq(at_c.n, 0);
+	ck_assert_uint_eq(causal_buffered(c), 1);
+	causal_receive(c, "a@h", w1, record, &at_c);
+	ck_assert_int_eq(at_c.n, 2);
+	ck_assert_str_eq(at_c.what[0], "m1");
+	ck_assert_str_eq(at_c.what[1], "m3");
+	ck_assert_uint_eq(causal_buffered(c), 0);
+	partisan_peer__data__free_unpacked(w1, NULL);
+	partisan_peer__data__free_unpacked(w2, NULL);
+	partisan_peer__data__free_unpacked(w3, NULL);
+	free(m1), free(m2), free(m3);
+	causal_destroy(a), causal_destroy(b), causal_destroy(c);
+}
+END_TEST
+
+START_TEST(test_causal_labels_are_independent)
+{
+	struct causal_core *a = causal_create("a@h"), *c = causal_create("c@h");
+	PartisanPeer__Data *m1 = data_new("partisan:name:c@h:x", "one");
+	PartisanPeer__Data *m2 = data_new("partisan:name:c@h:x", "two");
+	PartisanPeer__Data *w1, *w2;
+	struct causal_stamp *st;
+	struct delivered at_c = {0};
+
+	m1->causal_label = "L1";
+	m2->causal_label = "L2";
+	st = causal_stamp(a, "c@h", m1);
+	w1 = wire(m1);
+	causal_stamp_release(st);
+	st = causal_stamp(a, "c@h", m2);
+	w2 = wire(m2);
+	causal_stamp_release(st);
+	causal_receive(c, "a@h", w2, record, &at_c); /* other label: no wait */
+	ck_assert_int_eq(at_c.n, 1);
+	causal_receive(c, "a@h", w1, record, &at_c);
+	ck_assert_int_eq(at_c.n, 2);
+	partisan_peer__data__free_unpacked(w1, NULL);
+	partisan_peer__data__free_unpacked(w2, NULL);
+	free(m1), free(m2);
+	causal_destroy(a), causal_destroy(c);
+}
+END_TEST
+
+START_TEST(test_vclock_merge_is_pointwise_max_and_leq_is_descent)
+{
+	struct vclock x, y;
+
+	vclock_init(&x);
+	vclock_init(&y);
+	vclock_increment(&x, "a");
+	vclock_increment(&x, "a");
+	vclock_increment(&y, "b");
+	ck_assert(!vclock_leq(&x, &y));
+	ck_assert(!vclock_leq(&y, &x));
+	vclock_merge(&y, &x);
+	ck_assert(vclock_leq(&x, &y));
+	ck_assert_uint_eq(vclock_get(&y, "a"), 2);
+	ck_assert_uint_eq(vclock_get(&y, "b"), 1);
+	ck_assert_uint_eq(vclock_get(&y, "zz"), 0);
+	vclock_free(&x);
+	vclock_free(&y);
+}
+END_TEST
+
+START_TEST(test_strmap_survives_growth_and_deletes_while_iterating)
+{
+	struct strmap m;
+	char key[32];
+	size_t seen = 0;
+	const char *k;
+	void *v;
+
+	strmap_init(&m);
+	for (uintptr_t i = 1; i <= 1000; i++) {
+		snprintf(key, sizeof(key), "k%lu", (unsigned long)i);
+		ck_assert_ptr_null(strmap_put(&m, key, (void *)i));
+	}
+	ck_assert_uint_eq(m.len, 1000);
+	for (size_t i = 0; strmap_next(&m, &i, &k, &v);)
+		if ((uintptr_t)v % 2 == 0)
+			strmap_del(&m, k);
+	ck_assert_uint_eq(m.len, 500);
+	for (size_t i = 0; strmap_next(&m, &i, &k, &v);)
+		seen++, ck_assert((uintptr_t)v % 2 == 1);
+	ck_assert_uint_eq(seen, 500);
+	ck_assert_ptr_eq(strmap_get(&m, "k999"), (void *)999);
+	ck_assert_ptr_null(strmap_get(&m, "k998"));
+	ck_assert_ptr_eq(strmap_put(&m, "k999", (void *)5), (void *)999);
+	strmap_free(&m);
+}
+END_TEST
+
+static void count_refs(void *arg, const char *name, const char *ref)
+{
+	(*(int *)arg)++;
+}
+
+START_TEST(test_registry_replaces_a_nodes_names_and_forgets_a_dropped_node)
+{
+	struct registry *r = registry_create();
+	PartisanPeer__Registry snap = PARTISAN_PEER__REGISTRY__INIT;
+	PartisanPeer__RegistryName n1 = PARTISAN_PEER__REGISTRY_NAME__INIT, *v[1] = {&n1};
+	int count = 0;
+
+	n1.name = "svc";
+	n1.ref = "partisan:pid:b@h:1";
+	snap.n_names = 1;
+	snap.names = v;
+	registry_replace(r, "b@h", &snap);
+	registry_replace(r, "c@h", &snap);
+	registry_each(r, "svc", count_refs, &count);
+	ck_assert_int_eq(count, 2);
+	snap.n_names = 0;
+	registry_replace(r, "c@h", &snap);
+	count = 0;
+	registry_each(r, "", count_refs, &count);
+	ck_assert_int_eq(count, 1);
+	registry_drop(r, "b@h");
+	count = 0;
+	registry_each(r, "", count_refs, &count);
+	ck_assert_int_eq(count, 0);
+	registry_destroy(r);
+}
+END_TEST
+
+START_TEST(test_frame_length_is_checked_before_anything_is_allocated)
+{
+	uint8_t hdr[4];
+	uint32_t len;
+
+	frame_put_header(hdr, 1000);
+	ck_assert_int_eq(frame_peek(hdr, 3, 4096, &len), 0);
+	ck_assert_int_eq(frame_peek(hdr, 4, 4096, &len), 1);
+	ck_assert_uint_eq(len, 1000);
+	ck_assert_int_eq(frame_peek(hdr, 4, 999, &len), -1);
+}
+END_TEST
+
+START_TEST(test_ref_uris_parse_and_bad_ones_are_refused)
+{
+	struct ref r;
+	char buf[300];
+
+	ck_assert_int_eq(ref_parse("partisan:pid:a@127.0.0.1:42", &r), 0);
+	ck_assert_int_eq(r.kind, REF_PID);
+	ck_assert_str_eq(r.node, "a@127.0.0.1");
+	ck_assert_str_eq(r.id, "42");
+	ck_assert_int_gt(ref_format(&r, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "partisan:pid:a@127.0.0.1:42");
+	ck_assert_int_eq(ref_parse("partisan:name:b@::1:echo", &r), 0);
+	ck_assert_str_eq(r.node, "b@::1");
+	ck_assert_str_eq(r.id, "echo");
+	ck_assert_int_eq(ref_parse("partisan:pid:a@h:notanumber", &r), -1);
+	ck_assert_int_eq(ref_parse("partisan:pid:nohost:1", &r), -1);
+	ck_assert_int_eq(ref_parse("partisan:bogus:a@h:1", &r), -1);
+	ck_assert_int_eq(ref_parse("erlang:pid:a@h:1", &r), -1);
+	ck_assert_int_eq(ref_parse("partisan:name:a@h:", &r), -1);
+	ck_assert_int_eq(ref_make(REF_REF, "a@h", "7", buf, 8), -1); /* does not fit */
+}
+END_TEST
+
+static Suite *cores_suite(void)
+{
+	Suite *s = suite_create("cores");
+	TCase *t = tcase_create("cores");
+
+	tcase_add_test(t, test_ack_keeps_a_message_until_acknowledged_and_retransmits_it);
+	tcase_add_test(t, test_ack_receiver_delivers_each_id_once_and_resets_on_a_new_epoch);
+	tcase_add_test(t, test_ack_waits_for_the_link_and_reports_loss_per_owner_when_the_node_leaves);
+	tcase_add_test(t, test_causal_holds_back_a_message_until_its_causal_past_is_delivered);
+	tcase_add_test(t, test_causal_labels_are_independent);
+	tcase_add_test(t, test_vclock_merge_is_pointwise_max_and_leq_is_descent);
+	tcase_add_test(t, test_strmap_survives_growth_and_deletes_while_iterating);
+	tcase_add_test(t, test_registry_replaces_a_nodes_names_and_forgets_a_dropped_node);
+	tcase_add_test(t, test_frame_length_is_checked_before_anything_is_allocated);
+	tcase_add_test(t, test_ref_uris_parse_and_bad_ones_are_refused);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *r = srunner_create(cores_suite());
+	int failed;
+
+	srunner_run_all(r, CK_NORMAL);
+	failed = srunner_ntests_failed(r);
+	srunner_free(r);
+	return failed ? 1 : 0;
+}
