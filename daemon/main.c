@@ -183,6 +183,8 @@ static const struct manager_ops *manager_for(enum manager_kind k)
 	switch (k) {
 	case MANAGER_FULL_MESH:
 		return &full_mesh_ops;
+	case MANAGER_STATIC:
+		return &static_ops;
 	default:
 		return NULL;
 	}

@@ -157,6 +157,23 @@ class MembershipTest(unittest.TestCase):
         self.assertFalse(os.path.exists(a.sock))
 
 
+class StaticManagerTest(unittest.TestCase):
+    def test_static_membership_is_what_each_node_was_told(self):
+        with Cluster() as c:
+            cfg = {"peer_service_manager": "static"}
+            a, b, x = c.add("a", cfg), c.add("b", cfg), c.add("x", cfg)
+            b.ctl("join", a.addr)
+            x.ctl("join", a.addr)
+            wait_for(lambda: b.members() == sorted([a.name, b.name]), 5, "b to list a")
+            self.assertEqual(a.members(), [a.name], "no gossip: a was told nothing")
+            self.assertEqual(b.ctl_json("status")["manager"], "static")
+            self.assertNotIn(x.name, b.members(), "no gossip: b never hears of x")
+            a.ctl("join", b.addr)
+            wait_for(lambda: b.name in a.nodes(), 5, "a connected to b")
+            b.ctl("leave", a.name)
+            self.assertEqual(b.members(), [b.name])
+
+
 class ConfigTest(unittest.TestCase):
     def run_d(self, *args):
         return subprocess.run([PARTISAND] + list(args), capture_output=True, text=True, timeout=10)
