@@ -40,6 +40,7 @@ static void daemon_manager_params(struct daemon *d, struct manager_params *p)
 	p->actor = d->actor;
 	p->gossip_interval_ms = c->gossip_interval_ms;
 	p->fanout = 3;
+	p->client_server = c->manager == MANAGER_CLIENT_SERVER;
 	p->active_max = c->hyparview.active_max_size;
 	p->passive_max = c->hyparview.passive_max_size;
 	p->arwl = c->hyparview.arwl;

@@ -21,6 +21,7 @@ struct full_mesh {
 	struct orset set;
 	unsigned gossip_interval_ms;
 	unsigned fanout;
+	bool client_server;        /* no links between two clients */
 	char **up;                 /* connected nodes, owned names */
 	uint8_t *strange;          /* up[i] was no member at the last round */
 	size_t nup;
@@ -41,6 +42,7 @@ static void *fm_create(const struct manager_params *p)
 	m->actor = xstrdup(p->actor);
 	m->gossip_interval_ms = p->gossip_interval_ms ? p->gossip_interval_ms : 1000;
 	m->fanout = p->fanout ? p->fanout : 3;
+	m->client_server = p->client_server;
 	orset_init(&m->set);
 	orset_add(&m->set, m->actor, m->self);
 	return m;
@@ -127,8 +129,11 @@ static void fm_connect_members(struct full_mesh *m, struct actions *out)
 	for (size_t i = 0; i < m->set.nentries; i++) {
 		const struct node_spec *s = m->set.entries[i].spec;
 
-		if (strcmp(s->name, m->self->name) != 0 && !fm_is_up(m, s->name))
-			actions_connect(out, s);
+		if (strcmp(s->name, m->self->name) == 0 || fm_is_up(m, s->name))
+			continue;
+		if (m->client_server && m->self->client && s->client)
+			continue; /* clients talk through servers only */
+		actions_connect(out, s);
 	}
 }
 

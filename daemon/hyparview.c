@@ -710,6 +710,10 @@ static void hv_fill(struct hv *m, const struct core_env *env, struct actions *ou
 static void hv_accept_walk(struct hv *m, const struct node_spec *spec, struct hv_stamp st,
 			   const struct core_env *env, struct actions *out)
 {
+	uint64_t h = hv_hash(spec->name);
+
+	if (hv_act_find(m, spec->name, h) >= 0 || hv_pend_find(m, spec->name, h) >= 0)
+		return; /* already ours, or on the way */
 	if (!hv_pend_start(m, spec, HV_ACCEPT, true, st, false, env, out))
 		hv_pas_add(m, spec, NULL, 0, env);
 }
@@ -915,14 +919,16 @@ static int hv_on_forward_join(struct hv *m, const char *from,
 		return -1;
 	h = hv_hash(spec->name);
 	hv_repair(m, from, out);
-	if (!hv_is_self(m, spec->name, h) && hv_act_find(m, spec->name, h) < 0 &&
-	    hv_pend_find(m, spec->name, h) < 0)
+	if (!hv_is_self(m, spec->name, h))
 		hv_walk_on(m, from, fj, spec, st, env, out);
 	node_spec_free(spec);
 	return 0;
 }
 
 /* ---- neighbor requests ---- */
+
+static void hv_send_sample(struct hv *m, const char *to, const struct core_env *env,
+			   struct actions *out);
 
 /* A request from a node with no entry of ours, or a handshake of ours
  * (pending index pi) crossing its request. */
@@ -932,6 +938,7 @@ static void hv_consider(struct hv *m, const struct node_spec *spec, bool high, s
 	bool ours = pi >= 0 && m->pend[pi].high;
 
 	if (!high && !ours && m->nact >= m->amax) {
+		hv_send_sample(m, spec->name, env, out);
 		hv_send_reply(m, spec->name, false, out);
 		return;
 	}
@@ -1126,6 +1133,31 @@ static void hv_shuffle_start(struct hv *m, const struct core_env *env, struct ac
 	free(idx);
 }
 
+/* A refused asker gets other candidates (as Partisan does): ka neighbors and
+ * kp passive entries, in a reply to no shuffle. Nodes cut off in a corner
+ * of the overlay learn of the rest this way. */
+static void hv_send_sample(struct hv *m, const char *to, const struct core_env *env,
+			   struct actions *out)
+{
+	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__HvShuffleReply rep = PARTISAN_PEER__HV_SHUFFLE_REPLY__INIT;
+	struct hv_pbspecs s;
+	size_t *idx = xcalloc(m->ka, sizeof(*idx));
+	size_t n = hv_sample(env->rng, m->nact, m->ka, idx);
+
+	hv_pbspecs_init(&s, m->ka + m->kp);
+	for (size_t i = 0; i < n; i++)
+		hv_pbspecs_add(&s, m->act[idx[i]].n.spec);
+	hv_sample_passive(m, m->kp, &s, NULL, env->rng);
+	rep.n_specs = s.n;
+	rep.specs = s.p;
+	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY;
+	msg.hv_shuffle_reply = &rep;
+	hv_send_body(to, &msg, out);
+	hv_pbspecs_free(&s);
+	free(idx);
+}
+
 /* Merge specs into the passive view, evicting first what prefer names. */
 static void hv_pas_merge(struct hv *m, struct node_spec *const *specs, size_t n,
 			 const uint64_t *prefer, size_t nprefer, const struct core_env *env)
@@ -1293,8 +1325,12 @@ static void hv_begin(struct hv *m, const struct core_env *env)
 	m->next_promote_ms = env->now_ms + 1 + rng_below(env->rng, m->promote_ms);
 }
 
-static void hv_end(struct hv *m, struct actions *out)
+/* After each call: a node left without neighbors asks at once (with high
+ * priority), before others come to count on it as their way in. */
+static void hv_end(struct hv *m, const struct core_env *env, struct actions *out)
 {
+	if (m->nact == 0 && m->npend == 0 && m->joined && !m->stopped)
+		hv_fill(m, env, out);
 	if (!m->changed)
 		return;
 	m->changed = false;
@@ -1377,7 +1413,7 @@ static void hv_join(void *mp, const struct node_spec *spec, const struct core_en
 		actions_connect(out, spec); /* every slot busy: still say hello */
 		hv_send_join(m, spec->name, out);
 	}
-	hv_end(m, out);
+	hv_end(m, env, out);
 }
 
 static void hv_leave(void *mp, const char *node, const struct core_env *env, struct actions *out)
@@ -1391,7 +1427,7 @@ static void hv_leave(void *mp, const char *node, const struct core_env *env, str
 		hv_leave_self(m, out);
 	else
 		hv_leave_other(m, node, env, out);
-	hv_end(m, out);
+	hv_end(m, env, out);
 }
 
 /* After we left: whoever still counts on us hears that we are gone. */
@@ -1478,7 +1514,7 @@ static int hv_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 		return hv_receive_stopped(m, from, msg, out);
 	hv_begin(m, env);
 	r = hv_dispatch(m, from, msg, env, out, why);
-	hv_end(m, out);
+	hv_end(m, env, out);
 	return r;
 }
 
@@ -1505,7 +1541,7 @@ static void hv_peer_up(void *mp, const struct node_spec *spec, const struct core
 		}
 	}
 	hv_temp_flush(m, spec->name, h, out);
-	hv_end(m, out);
+	hv_end(m, env, out);
 }
 
 static void hv_peer_down(void *mp, const char *node, const struct core_env *env,
@@ -1529,7 +1565,7 @@ static void hv_peer_down(void *mp, const char *node, const struct core_env *env,
 	 * one (maybe closing as we asked); ask again. */
 	if ((i = HV_FIND(m->tmp, m->ntmp, node, h)) >= 0)
 		actions_connect(out, m->tmp[i].n.spec);
-	hv_end(m, out);
+	hv_end(m, env, out);
 }
 
 static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
@@ -1550,7 +1586,7 @@ static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
 		m->next_promote_ms = env->now_ms + m->promote_ms;
 		hv_fill(m, env, out);
 	}
-	hv_end(m, out);
+	hv_end(m, env, out);
 }
 
 static int hv_spec_ptr_cmp(const void *a, const void *b)

@@ -308,7 +308,7 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	node_spec_to_ipc(d->self, &spec);
 	st.name = d->self->name;
 	st.spec = &spec;
-	st.manager = (char *)d->mops->name;
+	st.manager = (char *)config_manager_name(d->cfg->manager);
 	st.uptime_s = (daemon_now_ms() - d->start_ms) / 1000;
 	st.members = (uint32_t)d->mops->members(d->mgr, &v);
 	st.nodes = (uint32_t)peer_up_nodes(d, &up);

@@ -175,6 +175,7 @@ static struct node_spec *self_spec(const struct config *cfg)
 		s->channels[i].monotonic = cfg->channels[i].monotonic;
 	}
 	s->parallelism = cfg->channels[0].parallelism;
+	s->client = cfg->manager == MANAGER_CLIENT_SERVER && !cfg->client_server_is_server;
 	return s;
 }
 
@@ -185,6 +186,8 @@ static const struct manager_ops *manager_for(enum manager_kind k)
 		return &full_mesh_ops;
 	case MANAGER_STATIC:
 		return &static_ops;
+	case MANAGER_CLIENT_SERVER:
+		return &full_mesh_ops; /* with params.client_server set */
 	default:
 		return NULL;
 	}
@@ -351,7 +354,7 @@ static int run(struct daemon *d, const struct opts *o)
 		boot_joins[nboot_joins++] = (struct boot_join){.target = d->cfg->join[i], .d = d};
 	}
 	boot_joins_run(d, d->start_ms);
-	log_notice("main", "%s running (%s, cluster %s)", d->self->name, d->mops->name,
+	log_notice("main", "%s running (%s, cluster %s)", d->self->name, config_manager_name(d->cfg->manager),
 		   d->cfg->cluster_name);
 	if (!o->foreground)
 		detach();

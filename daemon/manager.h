@@ -11,6 +11,7 @@ struct manager_params {
 	const char *actor;              /* unique per incarnation: "NAME/INC" */
 	unsigned gossip_interval_ms;
 	unsigned fanout;                /* gossip targets per round */
+	bool client_server;             /* full mesh among servers; clients reach servers only */
 	/* hyparview */
 	unsigned active_max, passive_max, arwl, prwl;
 	unsigned shuffle_interval_ms, shuffle_k_active, shuffle_k_passive;
@@ -48,6 +49,5 @@ struct manager_ops {
 extern const struct manager_ops full_mesh_ops;
 extern const struct manager_ops hyparview_ops;
 extern const struct manager_ops static_ops;
-extern const struct manager_ops client_server_ops;
 
 #endif

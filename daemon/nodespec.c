@@ -48,6 +48,7 @@ struct node_spec *node_spec_dup(const struct node_spec *s)
 		d->channels[i].name = xstrdup(s->channels[i].name);
 	}
 	d->parallelism = s->parallelism;
+	d->client = s->client;
 	return d;
 }
 
@@ -87,7 +88,7 @@ int node_spec_cmp(const struct node_spec *a, const struct node_spec *b)
 bool node_spec_equal(const struct node_spec *a, const struct node_spec *b)
 {
 	if (node_spec_cmp(a, b) != 0 || a->nchannels != b->nchannels ||
-	    a->parallelism != b->parallelism)
+	    a->parallelism != b->parallelism || a->client != b->client)
 		return false;
 	for (size_t i = 0; i < a->nchannels; i++)
 		if (strcmp(a->channels[i].name, b->channels[i].name) ||
@@ -143,6 +144,8 @@ void node_spec_to_pb(const struct node_spec *s, PartisanPeer__NodeSpec *out)
 	}
 	out->has_parallelism = 1;
 	out->parallelism = s->parallelism;
+	if (s->client)
+		out->role = "client";
 }
 
 void node_spec_pb_release(PartisanPeer__NodeSpec *out)
@@ -186,6 +189,8 @@ void node_spec_to_ipc(const struct node_spec *s, PartisanIpc__NodeSpec *out)
 	}
 	out->has_parallelism = 1;
 	out->parallelism = s->parallelism;
+	if (s->client)
+		out->role = "client";
 }
 
 void node_spec_ipc_release(PartisanIpc__NodeSpec *out)
@@ -253,6 +258,7 @@ struct node_spec *node_spec_from_pb(const PartisanPeer__NodeSpec *pb, const char
 		goto fail;
 	}
 	s->parallelism = s->channels[0].parallelism;
+	s->client = pb->role && strcmp(pb->role, "client") == 0;
 	return s;
 fail:
 	node_spec_free(s);

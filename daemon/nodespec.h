@@ -28,6 +28,7 @@ struct node_spec {
 	struct ns_channel *channels; /* owned; [0] is "default" */
 	size_t nchannels;
 	unsigned parallelism;        /* of the default channel */
+	bool client;                 /* client_server manager: a client node */
 };
 
 struct node_spec *node_spec_dup(const struct node_spec *s);

@@ -174,6 +174,25 @@ class StaticManagerTest(unittest.TestCase):
             self.assertEqual(b.members(), [b.name])
 
 
+class ClientServerManagerTest(unittest.TestCase):
+    def test_clients_connect_to_servers_only(self):
+        with Cluster() as c:
+            srv = {"peer_service_manager": "client_server", "client_server": {"role": "server"}}
+            cli = {"peer_service_manager": "client_server", "client_server": {"role": "client"}}
+            s1, s2 = c.add("s1", srv), c.add("s2", srv)
+            c1, c2 = c.add("c1", cli), c.add("c2", cli)
+            for d in (s2, c1, c2):
+                d.ctl("join", s1.addr)
+            everyone = sorted(d.name for d in (s1, s2, c1, c2))
+            for d in (s1, s2, c1, c2):
+                wait_for(lambda: d.members() == everyone, 10, "%s to see everyone" % d.name)
+            for s in (s1, s2):
+                wait_for(lambda: len(s.nodes()) == 3, 10, "%s connected to all" % s.name)
+            for cl in (c1, c2):
+                wait_for(lambda: cl.nodes() == sorted([s1.name, s2.name]), 10, "%s on servers" % cl.name)
+            self.assertEqual(c1.ctl_json("status")["manager"], "client_server")
+
+
 class ConfigTest(unittest.TestCase):
     def run_d(self, *args):
         return subprocess.run([PARTISAND] + list(args), capture_output=True, text=True, timeout=10)
