@@ -15,13 +15,15 @@
  * answers with as many of its own and both merge, evicting first what they
  * sent.
  *
- * Made for a network that drops, duplicates, delays and reorders:
+ * Made for a network that drops, duplicates, delays and reorders, and for
+ * Partisan's known holes:
  * - Handshakes. A node adds a neighbor only when the other side accepted
  *   its request (HvNeighborReply) or asked itself (HvNeighbor); both then
  *   keep a link (ACT_CONNECT) and end it with HvDisconnect + ACT_DISCONNECT,
  *   so active views are symmetric. A handshake in flight sits in a small
  *   pending table: the request goes out once the link is up, and the
- *   handshake is given up after HV_PENDING_MS.
+ *   handshake is given up after HV_PENDING_MS. A join is sent again until
+ *   the contact answers.
  * - Stamps. HvJoin, HvNeighbor, HvNeighborReply and HvDisconnect carry the
  *   sender's stamp: epoch (its incarnation, from the actor "NAME/INC") and
  *   seq (a counter). A node keeps the newest stamp of each neighbor and
@@ -30,9 +32,15 @@
  * - Repairs. A node that gets a walk (FORWARD_JOIN, SHUFFLE) from a node it
  *   does not count as a neighbor answers HvDisconnect; a link to a node in
  *   no view and no handshake is closed after HV_STRANGER_MS.
- * - A node takes part once it joined or was joined: before, and after it
- *   left, it answers requests with HvDisconnect{leaving} so that others drop
- *   it from their passive views.
+ * - No islands. A refused asker gets a sample of the refuser's views (an
+ *   HvShuffleReply to no shuffle, as Partisan sends with its refusals); a
+ *   node left without neighbors asks at once, with high priority, and with
+ *   no candidate left joins its contact again; a node that just dropped us
+ *   or refused us is asked last.
+ * - Leaving. Neighbors of a node that leaves drop it from both views and keep
+ *   it out for HV_TOMB_ROUNDS shuffles. A node that left, or never joined,
+ *   answers requests with HvDisconnect{leaving}; other passive views lose
+ *   it that way, as they lose a crashed node when they try it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +174,7 @@ static uint64_t hv_epoch_of(const char *actor)
 static struct node_spec *hv_spec_copy(const struct node_spec *s)
 {
 	size_t size = sizeof(*s) + s->nchannels * sizeof(*s->channels) +
-		      s->naddrs * sizeof(*s->addrs) + strlen(s->name) + 1;
+	              s->naddrs * sizeof(*s->addrs) + strlen(s->name) + 1;
 	struct node_spec *d;
 	char *p;
 
@@ -359,8 +367,8 @@ static void hv_send_join(struct hv *m, const char *to, struct actions *out)
 	node_spec_pb_release(&spec);
 }
 
-static void hv_send_forward_join(const char *to, const PartisanPeer__NodeSpec *spec,
-				 uint32_t ttl, struct hv_stamp st, struct actions *out)
+static void hv_send_forward_join(const char *to, const PartisanPeer__NodeSpec *spec, uint32_t ttl,
+                                 struct hv_stamp st, struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvForwardJoin fj = PARTISAN_PEER__HV_FORWARD_JOIN__INIT;
@@ -424,8 +432,8 @@ static void hv_send_disconnect(struct hv *m, const char *to, bool leaving, struc
 /* Send msg to spec's node: now when a link is up (linked, or the shell said
  * so), else over a temporary link closed once the message is out. */
 static void hv_deliver(struct hv *m, const struct node_spec *spec, bool linked,
-		       const PartisanPeer__PeerMsg *msg, const struct core_env *env,
-		       struct actions *out)
+                       const PartisanPeer__PeerMsg *msg, const struct core_env *env,
+                       struct actions *out)
 {
 	uint64_t h = hv_hash(spec->name);
 	struct hv_temp *t;
@@ -487,7 +495,7 @@ static void hv_pas_forget(struct hv *m, const char *name, uint64_t h)
 /* Make room: evict an entry named in prefer (hashes) if any, else a random
  * one. */
 static void hv_pas_evict(struct hv *m, const uint64_t *prefer, size_t nprefer,
-			 const struct core_env *env)
+                         const struct core_env *env)
 {
 	for (size_t i = 0; i < m->npas; i++)
 		for (size_t k = 0; k < nprefer; k++)
@@ -501,7 +509,7 @@ static void hv_pas_evict(struct hv *m, const uint64_t *prefer, size_t nprefer,
 /* Add n (taken) to the passive view unless it is us or in a view; not to be
  * asked before quiet_until. */
 static void hv_pas_put(struct hv *m, struct hv_node n, uint64_t quiet_until, const uint64_t *prefer,
-		       size_t nprefer, const struct core_env *env)
+                       size_t nprefer, const struct core_env *env)
 {
 	const char *name = n.spec->name;
 
@@ -518,7 +526,7 @@ static void hv_pas_put(struct hv *m, struct hv_node n, uint64_t quiet_until, con
 }
 
 static void hv_pas_add(struct hv *m, const struct node_spec *spec, const uint64_t *prefer,
-		       size_t nprefer, const struct core_env *env)
+                       size_t nprefer, const struct core_env *env)
 {
 	uint64_t h = hv_hash(spec->name);
 
@@ -541,7 +549,7 @@ static void hv_retry_soon(struct hv *m, const struct core_env *env)
 /* Remove neighbor i; close the link unless keep_link (the same name already
  * speaks for a newer incarnation on it). */
 static void hv_act_del(struct hv *m, size_t i, enum hv_drop how, bool keep_link,
-		       const struct core_env *env, struct actions *out)
+                       const struct core_env *env, struct actions *out)
 {
 	struct hv_peer p = m->act[i];
 
@@ -567,7 +575,7 @@ static void hv_act_drop_random(struct hv *m, const struct core_env *env, struct 
 
 /* spec becomes a neighbor (a random one makes room); st: its newest stamp. */
 static void hv_act_add(struct hv *m, const struct node_spec *spec, struct hv_stamp st,
-		       const struct core_env *env, struct actions *out)
+                       const struct core_env *env, struct actions *out)
 {
 	uint64_t h = hv_hash(spec->name);
 	long i = hv_act_find(m, spec->name, h);
@@ -618,9 +626,9 @@ static void hv_pend_send(struct hv *m, struct hv_pending *p, struct actions *out
 
 /* Ask spec's node to become a neighbor (or join through it). linked: a link
  * to it is known to be up. False when the table is full. */
-static bool hv_pend_start(struct hv *m, const struct node_spec *spec, enum hv_kind kind,
-			  bool high, struct hv_stamp st, bool linked, const struct core_env *env,
-			  struct actions *out)
+static bool hv_pend_start(struct hv *m, const struct node_spec *spec, enum hv_kind kind, bool high,
+                          struct hv_stamp st, bool linked, const struct core_env *env,
+                          struct actions *out)
 {
 	struct hv_pending *p;
 
@@ -674,7 +682,8 @@ static long hv_pick_candidate(const struct hv *m, bool any, const struct core_en
 	for (size_t k = 0; k < m->npas; k++) {
 		const struct hv_cand *c = &m->pas[(start + k) % m->npas];
 
-		if ((any || c->quiet_until <= env->now_ms) && hv_pend_find(m, c->n.spec->name, c->n.h) < 0)
+		if ((any || c->quiet_until <= env->now_ms) &&
+		    hv_pend_find(m, c->n.spec->name, c->n.h) < 0)
 			return (long)((start + k) % m->npas);
 	}
 	return -1;
@@ -699,7 +708,7 @@ static void hv_fill(struct hv *m, const struct core_env *env, struct actions *ou
 		long c = hv_pick_candidate(m, m->nact == 0, env);
 
 		if (c < 0 || !hv_pend_start(m, m->pas[c].n.spec, HV_PROMOTE, m->nact == 0, none,
-					    false, env, out))
+		                            false, env, out))
 			break;
 	}
 	if (m->nact == 0 && m->npend == 0 && m->npas == 0 && m->contact)
@@ -708,7 +717,7 @@ static void hv_fill(struct hv *m, const struct core_env *env, struct actions *ou
 
 /* The joiner's end of a walk (FORWARD_JOIN) is here: ask it to be ours. */
 static void hv_accept_walk(struct hv *m, const struct node_spec *spec, struct hv_stamp st,
-			   const struct core_env *env, struct actions *out)
+                           const struct core_env *env, struct actions *out)
 {
 	uint64_t h = hv_hash(spec->name);
 
@@ -718,8 +727,7 @@ static void hv_accept_walk(struct hv *m, const struct node_spec *spec, struct hv
 		hv_pas_add(m, spec, NULL, 0, env);
 }
 
-static void hv_join_expired(struct hv *m, size_t i, const struct core_env *env,
-			    struct actions *out)
+static void hv_join_expired(struct hv *m, size_t i, const struct core_env *env, struct actions *out)
 {
 	struct hv_pending *p = &m->pend[i];
 	struct hv_pending t;
@@ -741,8 +749,7 @@ static void hv_join_expired(struct hv *m, size_t i, const struct core_env *env,
 	hv_retry_soon(m, env);
 }
 
-static void hv_pend_expired(struct hv *m, size_t i, const struct core_env *env,
-			    struct actions *out)
+static void hv_pend_expired(struct hv *m, size_t i, const struct core_env *env, struct actions *out)
 {
 	struct hv_pending *p = &m->pend[i];
 
@@ -789,7 +796,7 @@ static void hv_expire(struct hv *m, const struct core_env *env, struct actions *
 
 /* Decode a spec; want: the name it must have (the sender's), or NULL. */
 static struct node_spec *hv_spec_in(const PartisanPeer__NodeSpec *pb, const char *want,
-				    const char **why)
+                                    const char **why)
 {
 	struct node_spec *s;
 
@@ -815,8 +822,7 @@ static void hv_specs_free(struct node_spec **v, size_t n)
 }
 
 /* Decode every spec of a shuffle, or none. */
-static struct node_spec **hv_specs_in(PartisanPeer__NodeSpec *const *pb, size_t n,
-				      const char **why)
+static struct node_spec **hv_specs_in(PartisanPeer__NodeSpec *const *pb, size_t n, const char **why)
 {
 	struct node_spec **v = xcalloc(n, sizeof(*v));
 
@@ -842,8 +848,8 @@ static void hv_repair(struct hv *m, const char *from, struct actions *out)
 
 /* The contact's part: ask the joiner, and walk its join to every neighbor. */
 static void hv_contact(struct hv *m, const char *from, const PartisanPeer__HvJoin *j,
-		       const struct node_spec *spec, struct hv_stamp st,
-		       const struct core_env *env, struct actions *out)
+                       const struct node_spec *spec, struct hv_stamp st, const struct core_env *env,
+                       struct actions *out)
 {
 	if (!hv_pend_start(m, spec, HV_ACCEPT, true, st, true, env, out))
 		return;
@@ -853,7 +859,7 @@ static void hv_contact(struct hv *m, const char *from, const PartisanPeer__HvJoi
 }
 
 static int hv_on_join(struct hv *m, const char *from, const PartisanPeer__HvJoin *j,
-		      const struct core_env *env, struct actions *out, const char **why)
+                      const struct core_env *env, struct actions *out, const char **why)
 {
 	struct hv_stamp st = hv_stamp_of(j->has_epoch, j->epoch, j->has_seq, j->seq);
 	struct node_spec *spec = hv_spec_in(j->spec, from, why);
@@ -888,8 +894,8 @@ static int hv_on_join(struct hv *m, const char *from, const PartisanPeer__HvJoin
 }
 
 static void hv_walk_on(struct hv *m, const char *from, const PartisanPeer__HvForwardJoin *fj,
-		       const struct node_spec *spec, struct hv_stamp st,
-		       const struct core_env *env, struct actions *out)
+                       const struct node_spec *spec, struct hv_stamp st, const struct core_env *env,
+                       struct actions *out)
 {
 	uint32_t ttl = fj->ttl < m->arwl ? fj->ttl : m->arwl;
 	long next;
@@ -907,9 +913,8 @@ static void hv_walk_on(struct hv *m, const char *from, const PartisanPeer__HvFor
 		hv_send_forward_join(m->act[next].n.spec->name, fj->spec, ttl - 1, st, out);
 }
 
-static int hv_on_forward_join(struct hv *m, const char *from,
-			      const PartisanPeer__HvForwardJoin *fj, const struct core_env *env,
-			      struct actions *out, const char **why)
+static int hv_on_forward_join(struct hv *m, const char *from, const PartisanPeer__HvForwardJoin *fj,
+                              const struct core_env *env, struct actions *out, const char **why)
 {
 	struct hv_stamp st = hv_stamp_of(fj->has_epoch, fj->epoch, fj->has_seq, fj->seq);
 	struct node_spec *spec = hv_spec_in(fj->spec, NULL, why);
@@ -928,12 +933,12 @@ static int hv_on_forward_join(struct hv *m, const char *from,
 /* ---- neighbor requests ---- */
 
 static void hv_send_sample(struct hv *m, const char *to, const struct core_env *env,
-			   struct actions *out);
+                           struct actions *out);
 
 /* A request from a node with no entry of ours, or a handshake of ours
  * (pending index pi) crossing its request. */
 static void hv_consider(struct hv *m, const struct node_spec *spec, bool high, struct hv_stamp st,
-			long pi, const struct core_env *env, struct actions *out)
+                        long pi, const struct core_env *env, struct actions *out)
 {
 	bool ours = pi >= 0 && m->pend[pi].high;
 
@@ -949,7 +954,7 @@ static void hv_consider(struct hv *m, const struct node_spec *spec, bool high, s
 }
 
 static int hv_on_neighbor(struct hv *m, const char *from, const PartisanPeer__HvNeighbor *nb,
-			  const struct core_env *env, struct actions *out, const char **why)
+                          const struct core_env *env, struct actions *out, const char **why)
 {
 	struct hv_stamp st = hv_stamp_of(nb->has_epoch, nb->epoch, nb->has_seq, nb->seq);
 	struct node_spec *spec = hv_spec_in(nb->spec, from, why);
@@ -982,7 +987,7 @@ static int hv_on_neighbor(struct hv *m, const char *from, const PartisanPeer__Hv
 /* Our request was accepted: a neighbor, unless a low priority one finds the
  * view full by now (then undone). */
 static void hv_accepted(struct hv *m, size_t pi, struct hv_stamp st, const struct core_env *env,
-			struct actions *out)
+                        struct actions *out)
 {
 	struct hv_pending p = hv_pend_take(m, pi);
 
@@ -997,7 +1002,7 @@ static void hv_accepted(struct hv *m, size_t pi, struct hv_stamp st, const struc
 }
 
 static void hv_on_reply(struct hv *m, const char *from, const PartisanPeer__HvNeighborReply *r,
-			const struct core_env *env, struct actions *out)
+                        const struct core_env *env, struct actions *out)
 {
 	struct hv_stamp st = hv_stamp_of(r->has_epoch, r->epoch, r->has_seq, r->seq);
 	uint64_t h = hv_hash(from);
@@ -1028,7 +1033,7 @@ static void hv_on_reply(struct hv *m, const char *from, const PartisanPeer__HvNe
 }
 
 static void hv_on_disconnect(struct hv *m, const char *from, const PartisanPeer__HvDisconnect *d,
-			     const struct core_env *env, struct actions *out)
+                             const struct core_env *env, struct actions *out)
 {
 	struct hv_stamp st = hv_stamp_of(d->has_epoch, d->epoch, d->has_seq, d->seq);
 	bool leaving = d->has_leaving && d->leaving;
@@ -1084,7 +1089,7 @@ static void hv_pbspecs_free(struct hv_pbspecs *s)
 
 /* Add k random passive entries to s; their hashes to sent (if not NULL). */
 static size_t hv_sample_passive(struct hv *m, size_t k, struct hv_pbspecs *s, uint64_t *sent,
-				struct rng *r)
+                                struct rng *r)
 {
 	size_t *idx = xcalloc(k, sizeof(*idx));
 	size_t n = hv_sample(r, m->npas, k, idx);
@@ -1117,8 +1122,8 @@ static void hv_shuffle_start(struct hv *m, const struct core_env *env, struct ac
 			hv_pbspecs_add(&s, m->act[idx[i]].n.spec);
 			m->shuffle_sent[m->nshuffle_sent++] = m->act[idx[i]].n.h;
 		}
-	m->nshuffle_sent += hv_sample_passive(m, m->kp, &s, m->shuffle_sent + m->nshuffle_sent,
-					      env->rng);
+	m->nshuffle_sent +=
+	    hv_sample_passive(m, m->kp, &s, m->shuffle_sent + m->nshuffle_sent, env->rng);
 	m->shuffle_id = rng_next(env->rng);
 	sh.origin = &origin;
 	sh.n_specs = s.n;
@@ -1137,7 +1142,7 @@ static void hv_shuffle_start(struct hv *m, const struct core_env *env, struct ac
  * kp passive entries, in a reply to no shuffle. Nodes cut off in a corner
  * of the overlay learn of the rest this way. */
 static void hv_send_sample(struct hv *m, const char *to, const struct core_env *env,
-			   struct actions *out)
+                           struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvShuffleReply rep = PARTISAN_PEER__HV_SHUFFLE_REPLY__INIT;
@@ -1160,7 +1165,7 @@ static void hv_send_sample(struct hv *m, const char *to, const struct core_env *
 
 /* Merge specs into the passive view, evicting first what prefer names. */
 static void hv_pas_merge(struct hv *m, struct node_spec *const *specs, size_t n,
-			 const uint64_t *prefer, size_t nprefer, const struct core_env *env)
+                         const uint64_t *prefer, size_t nprefer, const struct core_env *env)
 {
 	for (size_t i = 0; i < n; i++)
 		hv_pas_add(m, specs[i], prefer, nprefer, env);
@@ -1169,8 +1174,8 @@ static void hv_pas_merge(struct hv *m, struct node_spec *const *specs, size_t n,
 /* The walk ends here: answer the origin with as many passive entries as it
  * sent, then merge what it sent. */
 static void hv_shuffle_answer(struct hv *m, const char *from, const PartisanPeer__HvShuffle *sh,
-			      const struct node_spec *origin, struct node_spec *const *specs,
-			      const struct core_env *env, struct actions *out)
+                              const struct node_spec *origin, struct node_spec *const *specs,
+                              const struct core_env *env, struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvShuffleReply rep = PARTISAN_PEER__HV_SHUFFLE_REPLY__INIT;
@@ -1193,8 +1198,8 @@ static void hv_shuffle_answer(struct hv *m, const char *from, const PartisanPeer
 }
 
 static void hv_shuffle_on(struct hv *m, const char *from, const PartisanPeer__HvShuffle *sh,
-			  const struct node_spec *origin, struct node_spec *const *specs,
-			  const struct core_env *env, struct actions *out)
+                          const struct node_spec *origin, struct node_spec *const *specs,
+                          const struct core_env *env, struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvShuffle fw = *sh;
@@ -1214,7 +1219,7 @@ static void hv_shuffle_on(struct hv *m, const char *from, const PartisanPeer__Hv
 }
 
 static int hv_on_shuffle(struct hv *m, const char *from, const PartisanPeer__HvShuffle *sh,
-			 const struct core_env *env, struct actions *out, const char **why)
+                         const struct core_env *env, struct actions *out, const char **why)
 {
 	struct node_spec *origin = hv_spec_in(sh->origin, NULL, why);
 	struct node_spec **specs;
@@ -1234,7 +1239,7 @@ static int hv_on_shuffle(struct hv *m, const char *from, const PartisanPeer__HvS
 }
 
 static int hv_on_shuffle_reply(struct hv *m, const PartisanPeer__HvShuffleReply *rep,
-			       const struct core_env *env, const char **why)
+                               const struct core_env *env, const char **why)
 {
 	struct node_spec **specs = hv_specs_in(rep->specs, rep->n_specs, why);
 	bool ours = rep->id == m->shuffle_id;
@@ -1242,7 +1247,7 @@ static int hv_on_shuffle_reply(struct hv *m, const PartisanPeer__HvShuffleReply 
 	if (specs == NULL)
 		return -1;
 	hv_pas_merge(m, specs, rep->n_specs, ours ? m->shuffle_sent : NULL,
-		     ours ? m->nshuffle_sent : 0, env);
+	             ours ? m->nshuffle_sent : 0, env);
 	hv_specs_free(specs, rep->n_specs);
 	return 0;
 }
@@ -1273,16 +1278,17 @@ static void hv_leave_self(struct hv *m, struct actions *out)
 
 /* Tell node to leave (it then says goodbye to its neighbors) and drop it. */
 static void hv_leave_other(struct hv *m, const char *node, const struct core_env *env,
-			   struct actions *out)
+                           struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Leave lv = PARTISAN_PEER__LEAVE__INIT;
 	uint64_t h = hv_hash(node);
-	long i = hv_act_find(m, node, h), pi = hv_pend_find(m, node, h), k = hv_pas_find(m, node, h);
-	const struct node_spec *spec = i >= 0 ? m->act[i].n.spec
-				       : pi >= 0 ? m->pend[pi].n.spec
-				       : k >= 0  ? m->pas[k].n.spec
-						 : NULL;
+	long i = hv_act_find(m, node, h), pi = hv_pend_find(m, node, h),
+	     k = hv_pas_find(m, node, h);
+	const struct node_spec *spec = i >= 0    ? m->act[i].n.spec
+	                               : pi >= 0 ? m->pend[pi].n.spec
+	                               : k >= 0  ? m->pas[k].n.spec
+	                                         : NULL;
 
 	lv.node = (char *)node;
 	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_LEAVE;
@@ -1298,7 +1304,7 @@ static void hv_leave_other(struct hv *m, const char *node, const struct core_env
 }
 
 static int hv_on_leave(struct hv *m, const char *from, const PartisanPeer__Leave *lv,
-		       struct actions *out, const char **why)
+                       struct actions *out, const char **why)
 {
 	uint64_t h = hv_hash(from);
 
@@ -1396,7 +1402,7 @@ static void hv_destroy(void *mp)
 }
 
 static void hv_join(void *mp, const struct node_spec *spec, const struct core_env *env,
-		    struct actions *out)
+                    struct actions *out)
 {
 	struct hv *m = mp;
 	struct hv_stamp none = {0, 0};
@@ -1432,7 +1438,7 @@ static void hv_leave(void *mp, const char *node, const struct core_env *env, str
 
 /* After we left: whoever still counts on us hears that we are gone. */
 static int hv_receive_stopped(struct hv *m, const char *from, const PartisanPeer__PeerMsg *msg,
-			      struct actions *out)
+                              struct actions *out)
 {
 	switch (msg->body_case) {
 	case PARTISAN_PEER__PEER_MSG__BODY_HV_DISCONNECT:
@@ -1445,7 +1451,7 @@ static int hv_receive_stopped(struct hv *m, const char *from, const PartisanPeer
 }
 
 static int hv_dispatch(struct hv *m, const char *from, const PartisanPeer__PeerMsg *msg,
-		       const struct core_env *env, struct actions *out, const char **why)
+                       const struct core_env *env, struct actions *out, const char **why)
 {
 	switch (msg->body_case) {
 	case PARTISAN_PEER__PEER_MSG__BODY_HV_JOIN:
@@ -1497,7 +1503,7 @@ static bool hv_body_present(const PartisanPeer__PeerMsg *msg)
 }
 
 static int hv_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *msg,
-		      const struct core_env *env, struct actions *out, const char **why)
+                      const struct core_env *env, struct actions *out, const char **why)
 {
 	struct hv *m = mp;
 	int r;
@@ -1519,7 +1525,7 @@ static int hv_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 }
 
 static void hv_peer_up(void *mp, const struct node_spec *spec, const struct core_env *env,
-		       struct actions *out)
+                       struct actions *out)
 {
 	struct hv *m = mp;
 	uint64_t h = hv_hash(spec->name);
@@ -1545,7 +1551,7 @@ static void hv_peer_up(void *mp, const struct node_spec *spec, const struct core
 }
 
 static void hv_peer_down(void *mp, const char *node, const struct core_env *env,
-			 struct actions *out)
+                         struct actions *out)
 {
 	struct hv *m = mp;
 	uint64_t h = hv_hash(node);
@@ -1592,7 +1598,7 @@ static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
 static int hv_spec_ptr_cmp(const void *a, const void *b)
 {
 	return strcmp((*(const struct node_spec *const *)a)->name,
-		      (*(const struct node_spec *const *)b)->name);
+	              (*(const struct node_spec *const *)b)->name);
 }
 
 static size_t hv_members(void *mp, const struct node_spec *const **out)
@@ -1639,17 +1645,17 @@ static size_t hv_passive_view(void *mp, const char *const **out)
 }
 
 const struct manager_ops hyparview_ops = {
-	.name = "hyparview",
-	.create = hv_create,
-	.destroy = hv_destroy,
-	.join = hv_join,
-	.leave = hv_leave,
-	.receive = hv_receive,
-	.peer_up = hv_peer_up,
-	.peer_down = hv_peer_down,
-	.tick = hv_tick,
-	.members = hv_members,
-	.is_member = hv_is_member,
-	.active_view = hv_active_view,
-	.passive_view = hv_passive_view,
+    .name = "hyparview",
+    .create = hv_create,
+    .destroy = hv_destroy,
+    .join = hv_join,
+    .leave = hv_leave,
+    .receive = hv_receive,
+    .peer_up = hv_peer_up,
+    .peer_down = hv_peer_down,
+    .tick = hv_tick,
+    .members = hv_members,
+    .is_member = hv_is_member,
+    .active_view = hv_active_view,
+    .passive_view = hv_passive_view,
 };

@@ -28,7 +28,7 @@
 #define EX_CONFIG_ 78
 #define PARTISAN_VERSION "0.1.0"
 #define JOIN_RETRY_MS 1000
-#define PLUMTREE_STORE 4096 /* broadcasts kept for repair and anti-entropy */
+#define PLUMTREE_STORE 1024 /* broadcasts kept for repair and anti-entropy */
 
 struct opts {
 	const char *config_file;
