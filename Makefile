@@ -144,7 +144,7 @@ $(B)/bench/%: bench/%.c $(B)/libpartisan-client.a
 bench: deps
 	@sh tests/deps.sh --bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
-	@python3 bench/run.py $(B)
+	@/usr/bin/python3 bench/run.py $(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
