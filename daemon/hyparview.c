@@ -536,6 +536,18 @@ static void hv_pas_add(struct hv *m, const struct node_spec *spec, const uint64_
 	hv_pas_put(m, hv_node_make(spec), 0, prefer, nprefer, env);
 }
 
+/* name left the cluster: no candidate, no contact to join again, and kept
+ * out of the passive view for a while. */
+static void hv_departed(struct hv *m, const char *name, uint64_t h, const struct core_env *env)
+{
+	hv_pas_forget(m, name, h);
+	if (m->contact && strcmp(m->contact->name, name) == 0) {
+		free(m->contact);
+		m->contact = NULL;
+	}
+	hv_tomb_add(m, h, env);
+}
+
 /* ---- the active view ---- */
 
 static void hv_retry_soon(struct hv *m, const struct core_env *env)
@@ -858,6 +870,23 @@ static void hv_contact(struct hv *m, const char *from, const PartisanPeer__HvJoi
 			hv_send_forward_join(m->act[i].n.spec->name, j->spec, m->arwl, st, out);
 }
 
+/* A join from a node we already count on (a duplicate, or it tries again):
+ * say yes again, do not walk it again. */
+static void hv_join_again(struct hv *m, const char *from, uint64_t h, struct hv_stamp st,
+                          const struct core_env *env, struct actions *out)
+{
+	long i = hv_act_find(m, from, h);
+
+	if (i < 0) {
+		struct hv_pending *p = &m->pend[hv_pend_find(m, from, h)];
+
+		p->high = true;
+		p->deadline = env->now_ms + HV_PENDING_MS; /* it is alive */
+	}
+	if (i < 0 || hv_stamp_cmp(st, m->act[i].st) >= 0)
+		hv_send_neighbor(m, from, true, out);
+}
+
 static int hv_on_join(struct hv *m, const char *from, const PartisanPeer__HvJoin *j,
                       const struct core_env *env, struct actions *out, const char **why)
 {
@@ -874,21 +903,11 @@ static int hv_on_join(struct hv *m, const char *from, const PartisanPeer__HvJoin
 	if ((i = hv_act_find(m, from, h)) >= 0 && st.epoch > m->act[i].st.epoch)
 		hv_act_del(m, (size_t)i, HV_FORGET, true, env, out); /* it restarted */
 	if ((i = hv_pend_find(m, from, h)) >= 0 && m->pend[i].kind == HV_JOIN)
-		hv_pend_drop(m, (size_t)i, out); /* we both joined: be its contact */
-	if (hv_act_find(m, from, h) >= 0 || hv_pend_find(m, from, h) >= 0) {
-		/* A repeated join: say yes again, do not walk it again. */
-		i = hv_act_find(m, from, h);
-		if (i < 0) {
-			struct hv_pending *p = &m->pend[hv_pend_find(m, from, h)];
-
-			p->high = true;
-			p->deadline = env->now_ms + HV_PENDING_MS; /* it is alive */
-		}
-		if (i < 0 || hv_stamp_cmp(st, m->act[i].st) >= 0)
-			hv_send_neighbor(m, from, true, out);
-	} else {
+		free(hv_pend_take(m, (size_t)i).n.spec); /* we both joined: be its contact */
+	if (hv_act_find(m, from, h) >= 0 || hv_pend_find(m, from, h) >= 0)
+		hv_join_again(m, from, h, st, env, out);
+	else
 		hv_contact(m, from, j, spec, st, env, out);
-	}
 	node_spec_free(spec);
 	return 0;
 }
@@ -1051,10 +1070,8 @@ static void hv_on_disconnect(struct hv *m, const char *from, const PartisanPeer_
 			m->pend[pi].st = st; /* an older accept will not count */
 		}
 	}
-	if (leaving) {
-		hv_pas_forget(m, from, h);
-		hv_tomb_add(m, h, env);
-	}
+	if (leaving)
+		hv_departed(m, from, h, env);
 }
 
 /* ---- shuffles ---- */
@@ -1299,8 +1316,7 @@ static void hv_leave_other(struct hv *m, const char *node, const struct core_env
 		free(hv_pend_take(m, (size_t)pi).n.spec);
 	if (i >= 0)
 		hv_act_del(m, (size_t)i, HV_FORGET, false, env, out);
-	hv_pas_forget(m, node, h);
-	hv_tomb_add(m, h, env);
+	hv_departed(m, node, h, env);
 }
 
 static int hv_on_leave(struct hv *m, const char *from, const PartisanPeer__Leave *lv,

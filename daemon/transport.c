@@ -31,6 +31,7 @@ static struct bufferevent *tcp_accept(void *ctx, struct event_base *base, int fd
 
 const struct transport_ops transport_tcp = {
 	.name = "tcp",
+	.direct_write = true,
 	.dial = tcp_dial,
 	.accept = tcp_accept,
 };

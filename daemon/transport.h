@@ -5,6 +5,7 @@
 #ifndef PARTISAN_TRANSPORT_H
 #define PARTISAN_TRANSPORT_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct event_base;
@@ -12,6 +13,7 @@ struct bufferevent;
 
 struct transport_ops {
 	const char *name;
+	bool direct_write;  /* frames may be written to the socket fd directly */
 	/* Start connecting to sa; NULL on failure. Completion is reported as
 	 * BEV_EVENT_CONNECTED on the bufferevent. */
 	struct bufferevent *(*dial)(void *ctx, struct event_base *base, const struct sockaddr *sa,
