@@ -109,7 +109,9 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 		} else if (a->event == EV_MEMBER_REMOVED) {
 			log_info("membership", "%s left", a->node);
 			plumtree_neighbor_down(d->plumtree, a->node);
-			router_member_removed(d, a->node);
+			/* In HyParView this only means "out of the active view". */
+			if (d->cfg->manager != MANAGER_HYPARVIEW)
+				router_member_removed(d, a->node);
 		}
 		break;
 	}
@@ -197,6 +199,21 @@ void daemon_peer_drained(struct daemon *d)
 	router_resume_senders(d);
 }
 
+bool daemon_joined(struct daemon *d, const char *contact)
+{
+	const char *const *view;
+	size_t n;
+
+	if (d->cfg->manager != MANAGER_HYPARVIEW)
+		return peer_fully_connected(d, contact);
+	/* A partial view: joined once some neighbor is linked, whoever it is. */
+	n = d->mops->active_view(d->mgr, &view);
+	for (size_t i = 0; i < n; i++)
+		if (peer_is_up(d, view[i]))
+			return true;
+	return false;
+}
+
 void daemon_join_spec(struct daemon *d, const struct node_spec *spec)
 {
 	struct core_env env = daemon_env(d);
@@ -205,12 +222,41 @@ void daemon_join_spec(struct daemon *d, const struct node_spec *spec)
 	daemon_drain(d);
 }
 
+/* Internal broadcast topics, never shown to applications. */
+#define DAEMON_TOPIC_LEFT "$partisan:left"
+
+bool daemon_topic_internal(const char *topic)
+{
+	return strncmp(topic, "$partisan:", 10) == 0;
+}
+
+void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *origin,
+			       const uint8_t *payload, size_t len)
+{
+	struct core_env env = daemon_env(d);
+	char node[300];
+
+	if (strcmp(topic, DAEMON_TOPIC_LEFT) != 0 || len == 0 || len >= sizeof(node) ||
+	    d->mops->forget == NULL)
+		return;
+	memcpy(node, payload, len);
+	node[len] = '\0';
+	d->mops->forget(d->mgr, node, &env, &d->acts);
+}
+
 int daemon_leave(struct daemon *d, const char *node, const char **why)
 {
 	struct core_env env = daemon_env(d);
 
 	if (!d->mops->is_member(d->mgr, node))
 		return *why = "not a member", -1;
+	if (strcmp(node, d->self->name) == 0 && d->mops->forget) {
+		/* A partial view: only the overlay reaches everyone whose passive
+		 * view may hold us. Tell them before the links close. */
+		plumtree_broadcast(d->plumtree, DAEMON_TOPIC_LEFT, (const uint8_t *)node,
+				   strlen(node), &env, &d->acts, router_broadcast_deliver, d);
+		daemon_drain(d);
+	}
 	d->mops->leave(d->mgr, node, &env, &d->acts);
 	daemon_drain(d);
 	return 0;

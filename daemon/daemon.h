@@ -88,8 +88,16 @@ void daemon_reset_manager(struct daemon *d);
 /* A peer connection's output drained: senders paused on it may go on. */
 void daemon_peer_drained(struct daemon *d);
 
+/* Broadcast topics starting "$partisan:" carry the daemons' own news. */
+bool daemon_topic_internal(const char *topic);
+void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *origin,
+			       const uint8_t *payload, size_t len);
+
 /* Membership operations for the control plane. */
 void daemon_join_spec(struct daemon *d, const struct node_spec *spec);
+/* sync_join: is the join through contact done (every channel to it up; in
+ * HyParView, some neighbor linked)? */
+bool daemon_joined(struct daemon *d, const char *contact);
 int daemon_leave(struct daemon *d, const char *node, const char **why);
 
 #endif

@@ -1660,6 +1660,22 @@ static size_t hv_passive_view(void *mp, const char *const **out)
 	return m->npas;
 }
 
+/* A departure heard through the overlay (the leaver's broadcast): drop the
+ * node from both views, so no view keeps it as a candidate. */
+static void hv_forget(void *mp, const char *node, const struct core_env *env,
+                      struct actions *out)
+{
+	struct hv *m = mp;
+	uint64_t h = hv_hash(node);
+	long i = hv_act_find(m, node, h);
+
+	if (m->stopped || hv_is_self(m, node, h))
+		return;
+	if (i >= 0)
+		hv_act_del(m, (size_t)i, HV_FORGET, false, env, out);
+	hv_departed(m, node, h, env);
+}
+
 const struct manager_ops hyparview_ops = {
     .name = "hyparview",
     .create = hv_create,
@@ -1674,4 +1690,5 @@ const struct manager_ops hyparview_ops = {
     .is_member = hv_is_member,
     .active_view = hv_active_view,
     .passive_view = hv_passive_view,
+    .forget = hv_forget,
 };

@@ -318,8 +318,10 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	st.outstanding_acks = ack_outstanding(d->ack);
 	st.has_dropped_no_proc = 1;
 	st.dropped_no_proc = d->stats.dropped_no_proc;
+	/* A view array lives only until the next call into the manager. */
 	st.n_active_view = d->mops->active_view(d->mgr, &view);
-	st.active_view = (char **)view;
+	st.active_view = xcalloc(st.n_active_view + 1, sizeof(char *));
+	memcpy(st.active_view, view, st.n_active_view * sizeof(char *));
 	st.n_passive_view = d->mops->passive_view(d->mgr, &view);
 	st.passive_view = (char **)view;
 	st.cluster = d->cfg->cluster_name;
@@ -334,6 +336,7 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	r.status = &st;
 	ipc_respond(s, rq->id, &r);
 	router_endpoints_free(st.endpoints, st.n_endpoints);
+	free(st.active_view);
 	node_spec_ipc_release(&spec);
 }
 
@@ -436,7 +439,7 @@ static void ipc_check_joins(struct daemon *d, uint64_t now)
 	{
 		if (j->probing && j->deadline == 0)
 			continue;
-		if (!j->probing && j->node[0] && peer_fully_connected(d, j->node))
+		if (!j->probing && j->node[0] && daemon_joined(d, j->node))
 			ipc_join_done(d, j, PARTISAN_IPC__ERROR__OK, NULL);
 		else if (j->deadline && now >= j->deadline) {
 			if (j->probing)

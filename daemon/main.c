@@ -186,6 +186,8 @@ static const struct manager_ops *manager_for(enum manager_kind k)
 		return &full_mesh_ops;
 	case MANAGER_STATIC:
 		return &static_ops;
+	case MANAGER_HYPARVIEW:
+		return &hyparview_ops;
 	case MANAGER_CLIENT_SERVER:
 		return &full_mesh_ops; /* with params.client_server set */
 	default:

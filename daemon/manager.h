@@ -41,6 +41,10 @@ struct manager_ops {
 	 * valid until the next call into the manager. */
 	size_t (*members)(void *m, const struct node_spec *const **out);
 	bool (*is_member)(void *m, const char *node);
+	/* node left the cluster (news from the overlay): forget it everywhere,
+	 * passive candidates included. May be NULL. */
+	void (*forget)(void *m, const char *node, const struct core_env *env,
+		       struct actions *out);
 	/* Overlay views for status (may return 0). */
 	size_t (*active_view)(void *m, const char *const **out);
 	size_t (*passive_view)(void *m, const char *const **out);

@@ -985,7 +985,7 @@ static bool router_topic_valid(const char *topic)
 {
 	size_t n = strlen(topic);
 
-	return n > 0 && n <= 255;
+	return n > 0 && n <= 255 && !daemon_topic_internal(topic);
 }
 
 void router_subscribe(struct session *s, const PartisanIpc__Request *rq)
@@ -1020,6 +1020,10 @@ void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
 	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 	PartisanIpc__BroadcastEvent be = PARTISAN_IPC__BROADCAST_EVENT__INIT;
 
+	if (daemon_topic_internal(topic)) {
+		daemon_internal_broadcast(d, topic, origin, payload, len);
+		return;
+	}
 	be.topic = (char *)topic;
 	be.from = (char *)origin;
 	be.payload.data = (uint8_t *)payload;

@@ -134,6 +134,36 @@ static int mode_relay(partisan_t *c, int argc, char **argv)
 	}
 }
 
+/* subscribe SOCK TOPIC: print each broadcast payload, one per line, until
+ * stdin speaks. */
+static int mode_subscribe(partisan_t *c, int argc, char **argv)
+{
+	int rc = partisan_subscribe(c, argv[2]);
+
+	if (rc < 0)
+		return fail("subscribe", rc);
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
+				      {.fd = partisan_fd(c), .events = POLLIN}};
+		partisan_event_t *ev;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return 1;
+		if (p[0].revents)
+			return 0;
+		if (partisan_dispatch(c) < 0)
+			return fail("dispatch", PARTISAN_EIO);
+		while (partisan_recv(c, &ev, 0) == 0) {
+			if (ev->type == PARTISAN_EV_BROADCAST)
+				printf("%.*s\n", (int)ev->broadcast.len,
+				       (const char *)ev->broadcast.payload);
+			partisan_event_free(ev);
+		}
+	}
+}
+
 /* print SOCK NAME COUNT: print each payload received, one per line. */
 static int mode_print(partisan_t *c, int argc, char **argv)
 {
@@ -394,7 +424,7 @@ static const struct mode modes[] = {
 	{"source", 6, mode_source}, {"sink", 5, mode_sink}, {"monitor", 4, mode_monitor},
 	{"hold", 4, mode_hold},     {"deaf", 4, mode_deaf}, {"flood", 7, mode_flood},
 	{"usink", 5, mode_usink},   {"caller", 6, mode_caller}, {"relay", 7, mode_relay},
-	{"print", 5, mode_print},
+	{"print", 5, mode_print},   {"subscribe", 4, mode_subscribe},
 };
 
 int main(int argc, char **argv)
