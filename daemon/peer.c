@@ -149,9 +149,11 @@ static size_t peer_chan_index(const struct config *cfg, const char *channel)
 
 /* ---- framing ---- */
 
-/* With nothing queued, a frame goes straight to the socket: one syscall
- * instead of arming and disarming write events around it. What the socket
- * does not take is queued, and order is kept because the queue was empty. */
+/* A lone small frame (a heartbeat) goes straight to the socket when nothing
+ * is queued: one syscall instead of arming and disarming write events
+ * around it. What the socket does not take is queued, and order is kept
+ * because the queue was empty. Bulk traffic stays queued, so the event loop
+ * writes many frames with one writev. */
 static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t *buf,
 			      size_t len)
 {
@@ -166,14 +168,14 @@ static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t
 	return n > 0 ? (size_t)n : 0;
 }
 
-static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len)
+static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, bool now)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	uint8_t hdr[FRAME_HEADER];
 	size_t done;
 
 	frame_put_header(hdr, (uint32_t)len);
-	done = pconn_write_now(c, hdr, buf, len);
+	done = now ? pconn_write_now(c, hdr, buf, len) : 0;
 	if (done < FRAME_HEADER)
 		evbuffer_add(out, hdr + done, FRAME_HEADER - done);
 	if (done < FRAME_HEADER + len) {
@@ -184,16 +186,21 @@ static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len)
 	c->last_send_ms = daemon_now_ms();
 }
 
-static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
+static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *msg, bool now)
 {
 	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
 	uint8_t stackbuf[512];
 	uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
 
 	partisan_peer__peer_msg__pack(msg, buf);
-	pconn_write_frame(c, buf, len);
+	pconn_write_frame(c, buf, len, now);
 	if (buf != stackbuf)
 		free(buf);
+}
+
+static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
+{
+	pconn_write_msg_now(c, msg, false);
 }
 
 /* ---- node up / down ---- */
@@ -566,7 +573,7 @@ static void pconn_heartbeat(struct pconn *c, bool reply)
 	hb.reply = reply;
 	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT;
 	m.heartbeat = &hb;
-	pconn_write_msg(c, &m);
+	pconn_write_msg_now(c, &m, true);
 }
 
 /* One decoded frame, in the connection's current state. */
@@ -1006,7 +1013,7 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 	}
 	if (queued > d->cfg->peer_queue_bytes)
 		return PEER_QUEUE_FULL;
-	pconn_write_frame(c, buf, len);
+	pconn_write_frame(c, buf, len, false);
 	return PEER_SENT;
 }
 
