@@ -241,6 +241,7 @@ void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *
 		return;
 	memcpy(node, payload, len);
 	node[len] = '\0';
+	log_info("membership", "%s left the cluster (news from %s)", node, origin);
 	d->mops->forget(d->mgr, node, &env, &d->acts);
 }
 
@@ -255,6 +256,8 @@ int daemon_leave(struct daemon *d, const char *node, const char **why)
 		 * view may hold us. Tell them before the links close. */
 		plumtree_broadcast(d->plumtree, DAEMON_TOPIC_LEFT, (const uint8_t *)node,
 				   strlen(node), &env, &d->acts, router_broadcast_deliver, d);
+		log_debug("membership", "leaving: departure news to %zu neighbors (%zu eager), %zu sends",
+			  plumtree_neighbors(d->plumtree), plumtree_eager(d->plumtree), d->acts.n);
 		daemon_drain(d);
 	}
 	d->mops->leave(d->mgr, node, &env, &d->acts);

@@ -901,7 +901,9 @@ void peer_disconnect(struct daemon *d, const char *node)
 	if (n == NULL)
 		return;
 	n->wanted = false;
-	pnode_down(d, n, "disconnected", true);
+	/* Our links to it close now; its links to us stay until it closes them,
+	 * so what it sent before (a goodbye, say) is still read. */
+	pnode_down(d, n, "disconnected", false);
 }
 
 static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now)
