@@ -24,11 +24,15 @@
 #include "core.h"
 #include "manager.h"
 
+#define SIM_ACTIVE_MAX 5 /* hyparview active view size given to managers */
+
 /* A manager the simulator can run, chosen by name. */
 struct sim_manager {
 	const char *name;
 	const struct manager_ops *ops;
-	bool full_mesh; /* every member keeps a link to every other member */
+	bool full_mesh;        /* full membership and a link to every member; else
+	                        * members() is a partial view (see sim_check.c) */
+	double idle_max_bytes; /* bound on idle gossip, bytes per node per second */
 };
 
 const struct sim_manager *sim_manager_find(const char *name);
@@ -106,13 +110,13 @@ struct sim_node {
 	struct node_spec *spec; /* current spec (owned) */
 	void *mgr;              /* NULL unless alive */
 	struct rng rng;
-	unsigned inc; /* incarnation, 1 on first start */
-	bool alive;   /* started and not crashed */
-	bool removed; /* EV_SELF_REMOVED seen this incarnation */
-	bool joined;  /* join() called this incarnation */
-	int contact;  /* join pending through this node, or -1 */
+	unsigned inc;         /* incarnation, 1 on first start */
+	bool alive;           /* started and not crashed */
+	bool removed;         /* EV_SELF_REMOVED seen this incarnation */
+	bool joined;          /* join() called this incarnation */
+	int contact;          /* join pending through this node, or -1 */
 	unsigned contact_inc; /* the contact's incarnation when join() was called */
-	int group;    /* partition group */
+	int group;            /* partition group */
 	struct sim_stats st;
 };
 
@@ -186,6 +190,7 @@ const char *sim_msg_kind(const uint8_t *buf, size_t len);
 /* Scenarios (sim_scenarios.c). */
 struct sim_result {
 	bool ok;
+	bool skipped;  /* does not apply to this manager */
 	char msg[512]; /* one line: the measurements, or what failed */
 	uint64_t converge_ms;
 	double idle_msgs, idle_bytes; /* per live node per second, once converged */
@@ -196,7 +201,9 @@ struct sim_scenario {
 	const char *name;
 	const char *what;
 	void (*run)(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
-	unsigned check_nodes, full_nodes;
+	unsigned check_nodes;   /* --suite check; 0: full suite only */
+	unsigned san_nodes;     /* --suite check under ASan (several times slower) */
+	unsigned full_nodes[4]; /* --suite full, one table row each; 0 ends */
 };
 
 /* A scenario with check_nodes 0 runs only in the full suite. */
@@ -222,8 +229,6 @@ bool sim_converge(struct sim_world *w, const bool *expect, struct sim_result *r,
                   uint64_t *took);
 /* No message was refused or undecodable. */
 bool sim_clean(struct sim_world *w, struct sim_result *r);
-/* No live member keeps a link to node i. */
-bool sim_unlinked(struct sim_world *w, unsigned i, struct sim_result *r);
 /* Split the first n nodes into two random halves, groups 0 and 1. */
 void sim_split(struct sim_world *w, unsigned n);
 

@@ -4,10 +4,13 @@
  *       [--manager NAME] [--trace NODE|all] [--list]
  *
  * Prints "sim: seed=N" first; the same seed (and options) gives the same run
- * and the same output. `--suite check` (make check) runs every scenario once
- * at a moderate size, one line each, then "sim: P passed, F failed";
- * `--suite full` (make sim) runs each at growing sizes and prints tables.
- * Exits 1 if any scenario failed, 2 on bad usage.
+ * and the same output, in any build. `--suite check` (make check) runs every
+ * scenario but chaos once at a moderate size (smaller under ASan), one line
+ * each, then "sim: P passed, F failed"; `--suite full` (make sim) runs each,
+ * chaos included, at growing sizes and prints tables. A failure names the
+ * command line that reproduces it; `--trace NODE|all` then follows it step
+ * by step. `--manager` picks the core (full_mesh, hyparview). Exits 1 if any
+ * scenario failed, 2 on bad usage.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +18,16 @@
 
 #include "sim.h"
 
-static const unsigned sim_full_sizes[] = {50, 100, 200, 500, 1000};
+#if defined(__SANITIZE_ADDRESS__)
+#define SIM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIM_SANITIZED 1
+#endif
+#endif
+#ifndef SIM_SANITIZED
+#define SIM_SANITIZED 0
+#endif
 
 struct sim_cli {
 	bool full;
@@ -127,16 +139,21 @@ static void sim_run_one(struct sim_cli *c, const struct sim_scenario *s, unsigne
 	}
 	c->failed++;
 	printf("sim: FAIL %s (%s, %u nodes, seed=%llu): %s\n"
-	       "sim:   reproduce: build/tests/sim --seed %llu --scenario %s --nodes %u\n",
+	       "sim:   reproduce: build/tests/sim --seed %llu --scenario %s --nodes %u%s%s\n",
 	       s->name, c->mgr->name, nodes, (unsigned long long)c->seed, r->msg,
-	       (unsigned long long)c->seed, s->name, nodes);
+	       (unsigned long long)c->seed, s->name, nodes, c->mgr->full_mesh ? "" : " --manager ",
+	       c->mgr->full_mesh ? "" : c->mgr->name);
 }
 
 static void sim_check_suite(struct sim_cli *c, const struct sim_scenario *s)
 {
-	unsigned nodes = c->nodes ? c->nodes : s->check_nodes ? s->check_nodes : s->full_nodes;
+	unsigned nodes = SIM_SANITIZED ? s->san_nodes : s->check_nodes;
 	struct sim_result r;
 
+	if (c->nodes)
+		nodes = c->nodes;
+	else if (nodes == 0)
+		nodes = s->full_nodes[0];
 	sim_run_one(c, s, nodes, &r);
 	if (r.ok)
 		printf("sim: ok %s (%u nodes): %s\n", s->name, nodes, r.msg);
@@ -148,7 +165,9 @@ static void sim_table_row(struct sim_cli *c, const struct sim_scenario *s, unsig
 	struct sim_result r;
 
 	sim_run_one(c, s, nodes, &r);
-	if (r.ok)
+	if (r.ok && r.skipped)
+		printf("  %6u  %s\n", nodes, r.msg);
+	else if (r.ok)
 		printf("  %6u  %11llu  %9.1f  %9.1f  %15.2f  %13.1f\n", nodes,
 		       (unsigned long long)r.converge_ms, (double)r.tot.sent / nodes,
 		       (double)r.tot.bytes / 1024.0 / nodes, r.idle_msgs, r.idle_bytes);
@@ -164,9 +183,8 @@ static void sim_full_suite(struct sim_cli *c, const struct sim_scenario *s)
 		sim_table_row(c, s, c->nodes);
 		return;
 	}
-	for (size_t k = 0; k < sizeof(sim_full_sizes) / sizeof(sim_full_sizes[0]); k++)
-		if (sim_full_sizes[k] <= s->full_nodes)
-			sim_table_row(c, s, sim_full_sizes[k]);
+	for (size_t k = 0; k < 4 && s->full_nodes[k]; k++)
+		sim_table_row(c, s, s->full_nodes[k]);
 }
 
 int main(int argc, char **argv)

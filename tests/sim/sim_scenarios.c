@@ -11,12 +11,8 @@
 
 #define SETTLE_MS      3000 /* after convergence, before measuring idle cost */
 #define IDLE_WINDOW_MS 10000
-/* Idle bounds. A converged full-mesh node sends fanout (3) digests per
- * gossip interval (1 s): 3 messages of ~16 bytes a second. A single full
- * state of 50 members is ~3 KB, so any steady full-state gossip breaks the
- * byte bound even at one message per node per 10 s. */
-#define IDLE_MAX_MSGS  10.0
-#define IDLE_MAX_BYTES 320.0
+/* Idle bound on messages; the byte bound is the manager's (sim_world.c). */
+#define IDLE_MAX_MSGS 10.0
 
 void sim_fail(struct sim_result *r, const char *fmt, ...)
 {
@@ -111,17 +107,19 @@ static bool sim_idle(struct sim_world *w, const bool *expect, struct sim_result 
 	sim_run_until(w, w->now + IDLE_WINDOW_MS);
 	sim_totals(w, &b);
 	for (unsigned i = 0; i < w->n; i++)
-		live += w->nodes[i].alive;
+		live += w->nodes[i].alive && !w->nodes[i].removed;
 	r->idle_msgs = (double)(b.sent - a.sent) * 1000.0 / IDLE_WINDOW_MS / live;
 	r->idle_bytes = (double)(b.bytes - a.bytes) * 1000.0 / IDLE_WINDOW_MS / live;
 	r->tot = b;
-	if (!sim_converged(w, expect, why, sizeof(why)))
+	/* A partial view may be mid-repair at any instant: allow it a while. */
+	if (sim_run_converge(w, expect, w->now + SETTLE_MS, why, sizeof(why)) == UINT64_MAX)
 		return sim_fail(r, "diverged again while idle: %s", why), false;
-	if (r->idle_msgs >= IDLE_MAX_MSGS || r->idle_bytes >= IDLE_MAX_BYTES)
+	if (r->idle_msgs >= IDLE_MAX_MSGS || r->idle_bytes >= w->o.mgr->idle_max_bytes)
 		return sim_fail(r,
 		                "idle gossip too costly: %.2f msg/node/s, %.1f B/node/s "
 		                "(bounds %.0f, %.0f)",
-		                r->idle_msgs, r->idle_bytes, IDLE_MAX_MSGS, IDLE_MAX_BYTES),
+		                r->idle_msgs, r->idle_bytes, IDLE_MAX_MSGS,
+		                w->o.mgr->idle_max_bytes),
 		       false;
 	return sim_clean(w, r);
 }
@@ -135,7 +133,7 @@ void sim_ok(struct sim_result *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = (size_t)vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
 	va_end(ap);
-	if (n < sizeof(r->msg) && r->tot.sent > 0)
+	if (n < sizeof(r->msg) && r->idle_msgs > 0)
 		snprintf(r->msg + n, sizeof(r->msg) - n, "; idle %.2f msg/node/s, %.0f B/node/s",
 		         r->idle_msgs, r->idle_bytes);
 }
@@ -160,16 +158,33 @@ static void scen_join(const struct sim_opts *base, unsigned nodes, struct sim_re
 	sim_destroy(w);
 }
 
-/* No live member keeps a link to node i. */
-bool sim_unlinked(struct sim_world *w, unsigned i, struct sim_result *r)
+/* A live member still linked to node i, or -1. */
+static int sim_linked_to(struct sim_world *w, unsigned i)
 {
-	for (unsigned j = 0; j < w->n; j++) {
-		const struct sim_link *l = sim_link(w, i, j);
+	for (unsigned j = 0; j < w->n; j++)
+		if (j != i && w->nodes[j].alive && !w->nodes[j].removed &&
+		    sim_link(w, i, j)->state != LINK_NONE)
+			return (int)j;
+	return -1;
+}
 
-		if (j != i && w->nodes[j].alive && !w->nodes[j].removed && l->state != LINK_NONE)
-			return sim_fail(r, "%s still linked to the departed %s (state %d)",
-			                w->nodes[j].name, w->nodes[i].name, l->state),
+/* Links to the departed a and c close within a few rounds. */
+static bool sim_unlinked(struct sim_world *w, unsigned a, unsigned c, struct sim_result *r)
+{
+	uint64_t end = w->now + 10 * w->o.gossip_interval_ms;
+	int j;
+
+	while (sim_linked_to(w, a) >= 0 || sim_linked_to(w, c) >= 0) {
+		if (w->now >= end) {
+			unsigned gone = sim_linked_to(w, a) >= 0 ? a : c;
+
+			j = sim_linked_to(w, gone);
+			return sim_fail(r, "%s still linked to the departed %s after %u ms",
+			                w->nodes[j].name, w->nodes[gone].name,
+			                10 * w->o.gossip_interval_ms),
 			       false;
+		}
+		sim_run_until(w, w->now + 100);
 	}
 	return true;
 }
@@ -195,9 +210,7 @@ static bool sim_leave_checks(struct sim_world *w, unsigned a, unsigned c, struct
 		return sim_fail(r, "%s was removed but never saw EV_SELF_REMOVED",
 		                w->nodes[c].name),
 		       false;
-	/* Strangers are disconnected within a gossip round or two. */
-	sim_run_until(w, w->now + 3 * w->o.gossip_interval_ms);
-	return sim_unlinked(w, a, r) && sim_unlinked(w, c, r);
+	return sim_unlinked(w, a, c, r);
 }
 
 /* (2) a leaves by itself, b removes c: both vanish everywhere and stop. */
@@ -213,24 +226,30 @@ static void scen_leave(const struct sim_opts *base, unsigned nodes, struct sim_r
 	if (!sim_converge(w, expect, r, "before leave", &took))
 		goto out;
 	sim_pick3(w, &a, &b, &c);
+	if (!w->o.mgr->full_mesh)
+		c = a; /* a partial view has no cluster to remove another from */
 	sim_leave(w, a, a);
-	sim_leave(w, b, c);
+	if (c != a)
+		sim_leave(w, b, c);
 	expect[a] = expect[c] = false;
 	if (sim_converge(w, expect, r, "after leave", &took) && sim_leave_checks(w, a, c, r) &&
 	    sim_idle(w, expect, r)) {
 		r->converge_ms = took;
-		sim_ok(r, "%s left, %s removed %s: gone everywhere in %llu ms", w->nodes[a].name,
-		       w->nodes[b].name, w->nodes[c].name, (unsigned long long)took);
+		sim_ok(r, "%s left%s%s%s%s: gone everywhere in %llu ms", w->nodes[a].name,
+		       c != a ? ", " : "", c != a ? w->nodes[b].name : "",
+		       c != a ? " removed " : "", c != a ? w->nodes[c].name : "",
+		       (unsigned long long)took);
 	}
 out:
 	free(expect);
 	sim_destroy(w);
 }
 
-/* Nobody lost a member while cut off: every live node lists at least n. */
+/* Nobody lost a member while cut off: every live node lists at least n
+ * (full membership only: a partial view rightly drops unreachable nodes). */
 static bool sim_nobody_removed(struct sim_world *w, unsigned n, struct sim_result *r)
 {
-	for (unsigned i = 0; i < w->n; i++) {
+	for (unsigned i = 0; w->o.mgr->full_mesh && i < w->n; i++) {
 		const struct node_spec *const *v;
 		size_t m;
 
@@ -240,6 +259,28 @@ static bool sim_nobody_removed(struct sim_world *w, unsigned n, struct sim_resul
 		if (m < n)
 			return sim_fail(r, "%s lists %zu members during the partition, had %u",
 			                w->nodes[i].name, m, n),
+			       false;
+	}
+	return true;
+}
+
+/* The joiners x (group 0) and x + 1 (group 1) are known on their own side
+ * only (full membership): the partition held. */
+static bool sim_partition_held(struct sim_world *w, unsigned x, struct sim_result *r)
+{
+	for (unsigned i = 0; w->o.mgr->full_mesh && i < w->n; i++) {
+		const struct sim_node *n = &w->nodes[i];
+		unsigned mine = x + (unsigned)n->group, other = x + 1 - (unsigned)n->group;
+
+		if (!n->alive || n->removed)
+			continue;
+		if (i != mine && !w->o.mgr->ops->is_member(n->mgr, w->nodes[mine].name))
+			return sim_fail(r, "%s never learnt of %s on its side of the partition",
+			                n->name, w->nodes[mine].name),
+			       false;
+		if (w->o.mgr->ops->is_member(n->mgr, w->nodes[other].name))
+			return sim_fail(r, "%s learnt of %s across the partition", n->name,
+			                w->nodes[other].name),
 			       false;
 	}
 	return true;
@@ -279,7 +320,7 @@ static void scen_partition(const struct sim_opts *base, unsigned nodes, struct s
 		sim_start(w, w->n, sim_random_in_group(w, g), false);
 	}
 	sim_run_until(w, w->now + 10000);
-	if (!sim_nobody_removed(w, nodes, r))
+	if (!sim_nobody_removed(w, nodes, r) || !sim_partition_held(w, nodes, r))
 		goto out;
 	sim_heal(w);
 	sim_expect_live(w, expect);
@@ -363,13 +404,16 @@ static void scen_faults(const struct sim_opts *base, unsigned nodes, struct sim_
 	         done);
 }
 
+/* Sizes: the check suite runs in both `make check` builds in seconds; the
+ * cost of a join wave grows with the cube of the cluster (each new link
+ * starts with a digest answered by a full state), hence the modest sizes. */
 const struct sim_scenario sim_scenarios[] = {
-    {"join", "N nodes join through random contacts", scen_join, 200, 1000},
-    {"leave", "a node leaves, another is removed", scen_leave, 50, 500},
-    {"partition", "a partition heals", scen_partition, 50, 500},
-    {"crash", "10% crash and restart", scen_crash, 50, 500},
-    {"faults", "drop, duplicate, delay", scen_faults, 100, 500},
-    {"leave_race", "a join through a node being removed", scen_leave_race, 30, 200},
-    {"chaos", "random joins, leaves, crashes, partitions, faults", scen_chaos, 0, 100},
+    {"join", "N nodes join through random contacts", scen_join, 100, 50, {50, 100, 200}},
+    {"leave", "a node leaves, another is removed", scen_leave, 50, 30, {50, 100}},
+    {"partition", "a partition heals", scen_partition, 50, 30, {50, 100}},
+    {"crash", "10% crash and restart", scen_crash, 50, 30, {50, 100}},
+    {"faults", "drop, duplicate, delay", scen_faults, 60, 40, {50, 100}},
+    {"leave_race", "a join through a node being removed", scen_leave_race, 30, 20, {30, 60}},
+    {"chaos", "random joins, leaves, crashes, partitions, faults", scen_chaos, 0, 0, {40, 80}},
 };
 const size_t sim_nscenarios = sizeof(sim_scenarios) / sizeof(sim_scenarios[0]);

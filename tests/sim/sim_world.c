@@ -12,9 +12,16 @@
 #define SIM_TICK_MS   100 /* the daemon's manager tick */
 #define SIM_BASE_PORT 10200
 
+/* Idle byte bounds, at the defaults (gossip 1 s, fanout 3, shuffle 10 s):
+ * - full_mesh: a converged node sends 3 digests of ~16 B a second (~50 B/s).
+ *   A full state of 50 members is ~3 KB, so steady full-state gossip breaks
+ *   320 B/s even at one state per node per 10 s.
+ * - hyparview: a shuffle (~460 B: 8 specs) and its reply per node per 10 s,
+ *   walked up to ARWL (6) hops: ~350 B/s measured. Sending the views every
+ *   second, or a handshake storm, breaks 1 KB/s. */
 static const struct sim_manager sim_managers[] = {
-    {"full_mesh", &full_mesh_ops, true},
-    /* {"hyparview", &hyparview_ops, false}, once daemon/hyparview.c exists */
+    {"full_mesh", &full_mesh_ops, true, 320.0},
+    {"hyparview", &hyparview_ops, false, 1024.0},
 };
 
 const struct sim_manager *sim_manager_find(const char *name)
@@ -216,13 +223,17 @@ static void sim_schedule_tick(struct sim_world *w, unsigned i, uint64_t at)
 	simq_push(&w->q, &e);
 }
 
-/* Whether node i's join through its contact is done: the contact lists it.
- * A contact that crashed before that took the news with it. */
+/* Whether node i's join through its contact is done: the contact lists it
+ * (or, with a partial view, i has a neighbor). A contact that crashed before
+ * that took the news with it. */
 static bool sim_join_done(struct sim_world *w, unsigned i, bool *lost)
 {
 	const struct sim_node *c = &w->nodes[w->nodes[i].contact];
+	const struct node_spec *const *v;
 
 	*lost = !c->alive || c->inc != w->nodes[i].contact_inc;
+	if (!w->o.mgr->full_mesh && w->o.mgr->ops->members(w->nodes[i].mgr, &v) > 1)
+		return true;
 	return !*lost && w->o.mgr->ops->is_member(c->mgr, w->nodes[i].name);
 }
 
@@ -308,7 +319,7 @@ static void sim_incarnate(struct sim_world *w, unsigned i, bool new_port)
 	p.actor = actor;
 	p.gossip_interval_ms = w->o.gossip_interval_ms;
 	p.fanout = w->o.fanout;
-	p.active_max = 5, p.passive_max = 30, p.arwl = 6, p.prwl = 3;
+	p.active_max = SIM_ACTIVE_MAX, p.passive_max = 30, p.arwl = 6, p.prwl = 3;
 	p.shuffle_interval_ms = 10000, p.shuffle_k_active = 3, p.shuffle_k_passive = 4;
 	p.promotion_interval_ms = 5000;
 	n->mgr = w->o.mgr->ops->create(&p);
