@@ -19,6 +19,7 @@ struct full_mesh {
 	struct node_spec *self;
 	char *actor;
 	struct orset set;
+	struct orset farewell;     /* once stopped: the view we had, for latecomers */
 	unsigned gossip_interval_ms;
 	unsigned fanout;
 	bool client_server;        /* no links between two clients */
@@ -44,6 +45,7 @@ static void *fm_create(const struct manager_params *p)
 	m->fanout = p->fanout ? p->fanout : 3;
 	m->client_server = p->client_server;
 	orset_init(&m->set);
+	orset_init(&m->farewell);
 	orset_add(&m->set, m->actor, m->self);
 	return m;
 }
@@ -61,6 +63,7 @@ static void fm_destroy(void *mp)
 		node_spec_free(m->joining[i]);
 	free(m->joining);
 	orset_free(&m->set);
+	orset_free(&m->farewell);
 	node_spec_free(m->self);
 	free(m->actor);
 	free(m);
@@ -79,16 +82,23 @@ static bool fm_is_member(void *mp, const char *node)
 	return orset_find(&((struct full_mesh *)mp)->set, node) != NULL;
 }
 
-static void fm_send_state(struct full_mesh *m, const char *node, struct actions *out)
+static void fm_send_set(const struct orset *set, bool farewell, const char *node,
+			struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Membership pb;
 
-	orset_to_pb(&m->set, &pb);
+	orset_to_pb(set, &pb);
+	pb.has_farewell = pb.farewell = farewell;
 	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP;
 	msg.membership = &pb;
 	actions_send(out, node, NULL, &msg);
 	orset_pb_release(&pb);
+}
+
+static void fm_send_state(struct full_mesh *m, const char *node, struct actions *out)
+{
+	fm_send_set(&m->set, false, node, out);
 }
 
 static void fm_send_digest(struct full_mesh *m, const char *node, struct actions *out)
@@ -158,6 +168,17 @@ static void fm_disconnect_strangers(struct full_mesh *m, struct actions *out)
 	}
 }
 
+static void fm_joining_drop(struct full_mesh *m, const char *node)
+{
+	for (size_t i = 0; i < m->njoining; i++) {
+		if (strcmp(m->joining[i]->name, node) == 0) {
+			node_spec_free(m->joining[i]);
+			m->joining[i] = m->joining[--m->njoining];
+			return;
+		}
+	}
+}
+
 /* A join is done once the contact is a member (its state reached us):
  * until then keep its link and keep offering it our state. */
 static void fm_joining_tick(struct full_mesh *m, struct actions *out)
@@ -207,7 +228,8 @@ static void fm_stop(struct full_mesh *m, struct actions *out)
 	for (size_t i = 0; i < m->nup; i++)
 		fm_send_state(m, m->up[i], out);
 	m->stopped = true;
-	orset_free(&m->set);
+	orset_free(&m->farewell);
+	m->farewell = m->set;
 	orset_init(&m->set);
 	orset_add(&m->set, m->actor, m->self);
 	actions_event(out, EV_SELF_REMOVED, m->self->name);
@@ -291,6 +313,8 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 
 	if (orset_from_pb(&in, pb, why) < 0)
 		return -1;
+	if (pb->farewell)
+		fm_joining_drop(m, from); /* that contact left; its view is all we get */
 	inhash = orset_hash(&in);
 	orset_init(&before);
 	orset_merge(&before, &m->set);
@@ -301,7 +325,7 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 		if (!m->stopped)
 			fm_connect_members(m, out);
 	}
-	if (!m->stopped && orset_hash(&m->set) != inhash && fm_is_up(m, from))
+	if (!m->stopped && !pb->farewell && orset_hash(&m->set) != inhash && fm_is_up(m, from))
 		fm_send_state(m, from, out);
 	orset_free(&before);
 	orset_free(&in);
@@ -313,8 +337,16 @@ static int fm_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 {
 	struct full_mesh *m = mp;
 
-	if (m->stopped)
+	if (m->stopped) {
+		/* Someone still talks to us (a join racing our removal): hand it
+		 * the view we left, so it finds the cluster without us. */
+		if ((msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP &&
+		     !msg->membership->farewell) ||
+		    msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_DIGEST)
+			if (m->farewell.nentries > 0)
+				fm_send_set(&m->farewell, true, from, out);
 		return 0;
+	}
 	switch (msg->body_case) {
 	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
 		return fm_receive_membership(m, from, msg->membership, out, why);
