@@ -190,8 +190,10 @@ static void ack_mark(struct ack_peer *p, uint64_t id)
 		p->upto = id;
 		while (k < p->nabove && p->above[k] == p->upto + 1)
 			p->upto = p->above[k++];
-		memmove(p->above, p->above + k, (p->nabove - k) * sizeof(*p->above));
-		p->nabove -= k;
+		if (k > 0) {
+			memmove(p->above, p->above + k, (p->nabove - k) * sizeof(*p->above));
+			p->nabove -= k;
+		}
 		return;
 	}
 	if (p->nabove == p->capabove) {

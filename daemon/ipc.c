@@ -321,7 +321,8 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	/* A view array lives only until the next call into the manager. */
 	st.n_active_view = d->mops->active_view(d->mgr, &view);
 	st.active_view = xcalloc(st.n_active_view + 1, sizeof(char *));
-	memcpy(st.active_view, view, st.n_active_view * sizeof(char *));
+	if (st.n_active_view)
+		memcpy(st.active_view, view, st.n_active_view * sizeof(char *));
 	st.n_passive_view = d->mops->passive_view(d->mgr, &view);
 	st.passive_view = (char **)view;
 	st.cluster = d->cfg->cluster_name;

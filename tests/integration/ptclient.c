@@ -34,6 +34,17 @@ static const char *opt(int argc, char **argv, const char *name)
 	return NULL;
 }
 
+/* "ID:SEQ:..." from a payload that is not NUL-terminated. */
+static int parse_seq(const partisan_event_t *ev, char id[32], long *seq)
+{
+	char head[64];
+	size_t n = ev->message.len < sizeof(head) - 1 ? ev->message.len : sizeof(head) - 1;
+
+	memcpy(head, ev->message.payload, n);
+	head[n] = '\0';
+	return sscanf(head, "%31[^:]:%ld:", id, seq) == 2 ? 0 : -1;
+}
+
 static bool flag(int argc, char **argv, const char *name)
 {
 	for (int i = 0; i < argc; i++)
@@ -218,7 +229,7 @@ static int mode_sink(partisan_t *c, int argc, char **argv)
 		}
 		if (got == 0)
 			t0 = now_s();
-		if (sscanf(ev->message.payload, "%31[^:]:%ld:", id, &seq) != 2) {
+		if (parse_seq(ev, id, &seq) < 0) {
 			fprintf(stderr, "ptclient: bad payload\n");
 			return 1;
 		}
@@ -263,10 +274,11 @@ static int mode_usink(partisan_t *c, int argc, char **argv)
 		if ((rc = partisan_recv(c, &ev, 60000)) < 0) {
 			fprintf(stderr, "ptclient: after %ld messages: %s\n", got,
 				partisan_strerror(rc));
+			free(seen);
 			return 1;
 		}
 		if (ev->type == PARTISAN_EV_MESSAGE &&
-		    sscanf(ev->message.payload, "%31[^:]:%ld:", id, &seq) == 2 && seq >= 0 &&
+		    parse_seq(ev, id, &seq) == 0 && seq >= 0 &&
 		    seq < want) {
 			if (seen[seq])
 				dups++;

@@ -1,0 +1,270 @@
+/* ss_world.c: the simulated world: node start-up and joins, the virtual
+ * clock, crashes and broadcasts. Each node's rngs and the network's come
+ * from the run seed, so a seed reproduces a run exactly. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simscale.h"
+
+void ss_params_default(struct ss_params *p, uint64_t seed, unsigned nodes)
+{
+	memset(p, 0, sizeof(*p));
+	p->seed = seed;
+	p->nodes = nodes;
+	p->join_every_ms = 2;
+	p->fd_ms = 2000; /* failure_timeout_ms */
+	p->plumtree = true;
+	p->shuffle_ms = 10000;
+	p->promote_ms = 5000;
+	p->lazy_ms = 1000;
+	p->exchange_ms = 10000;
+	p->max_store = 1024; /* the daemon's PLUMTREE_STORE */
+}
+
+/* splitmix64 of (seed, k): independent streams per node and purpose. */
+static uint64_t ss_mix(uint64_t seed, uint64_t k)
+{
+	uint64_t z = seed * 0x9e3779b97f4a7c15ULL + k * 0xd1b54a32d192ed03ULL + 1;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+struct ss_world *ss_world_new(const struct ss_params *p)
+{
+	struct ss_world *w = xcalloc(1, sizeof(*w));
+
+	w->p = *p;
+	w->nodes = xcalloc(p->nodes, sizeof(*w->nodes));
+	rng_seed(&w->net_rng, ss_mix(p->seed, 0));
+	rng_seed(&w->pick_rng, ss_mix(p->seed, 1));
+	w->c.digest = 0xcbf29ce484222325ULL;
+	return w;
+}
+
+static void ss_node_stop(struct ss_node *nd)
+{
+	if (nd->mgr)
+		hyparview_ops.destroy(nd->mgr);
+	plumtree_destroy(nd->pt);
+	nd->mgr = NULL;
+	nd->pt = NULL;
+}
+
+void ss_world_free(struct ss_world *w)
+{
+	for (uint32_t i = 0; i < w->n; i++) {
+		ss_node_stop(&w->nodes[i]);
+		node_spec_free(w->nodes[i].spec);
+		free(w->nodes[i].refs);
+	}
+	while (w->nheap > 0) {
+		struct ss_event e = ss_heap_pop(w);
+
+		if (e.msg)
+			partisan_peer__peer_msg__free_unpacked(e.msg, NULL);
+	}
+	for (size_t b = 0; b < w->nbc; b++)
+		free(w->bc[b].seen);
+	ss_links_free(w);
+	free(w->bc);
+	free(w->heap);
+	free(w->nodes);
+	free(w);
+}
+
+long ss_node_of(const struct ss_world *w, const char *name)
+{
+	unsigned long i = 0;
+	const char *p = name + 1;
+
+	if (name[0] != 'n' || *p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		i = i * 10 + (unsigned long)(*p - '0');
+	if (*p != '@' || i >= w->n)
+		return -1;
+	return (long)i;
+}
+
+/* "nI@10.x.y.z", listening on 9090, one default channel. */
+static struct node_spec *ss_spec(uint32_t i)
+{
+	struct node_spec *s = xcalloc(1, sizeof(*s));
+	char name[64];
+
+	snprintf(name, sizeof(name), "n%u@10.%u.%u.%u", i, (i >> 16) & 255, (i >> 8) & 255,
+	         i & 255);
+	s->name = xstrdup(name);
+	s->naddrs = 1;
+	s->addrs = xcalloc(1, sizeof(*s->addrs));
+	snprintf(s->addrs[0].ip, sizeof(s->addrs[0].ip), "%s", strchr(name, '@') + 1);
+	s->addrs[0].port = 9090;
+	s->nchannels = 1;
+	s->channels = xcalloc(1, sizeof(*s->channels));
+	s->channels[0].name = xstrdup("default");
+	s->channels[0].parallelism = 1;
+	s->parallelism = 1;
+	return s;
+}
+
+static void *ss_manager(const struct ss_world *w, const struct node_spec *self)
+{
+	struct manager_params mp = {0};
+	char actor[300];
+
+	snprintf(actor, sizeof(actor), "%s/1", self->name);
+	mp.self = self;
+	mp.actor = actor;
+	mp.active_max = SS_ACTIVE_MAX;
+	mp.passive_max = 30;
+	mp.arwl = 6;
+	mp.prwl = 3;
+	mp.shuffle_interval_ms = w->p.shuffle_ms;
+	mp.shuffle_k_active = 3;
+	mp.shuffle_k_passive = 4;
+	mp.promotion_interval_ms = w->p.promote_ms;
+	return hyparview_ops.create(&mp);
+}
+
+unsigned ss_live(const struct ss_world *w)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < w->n; i++)
+		n += w->nodes[i].alive;
+	return n;
+}
+
+uint32_t ss_random_live(struct ss_world *w)
+{
+	uint32_t i;
+
+	if (ss_live(w) == 0)
+		abort();
+	do
+		i = (uint32_t)rng_below(&w->pick_rng, w->n);
+	while (!w->nodes[i].alive);
+	return i;
+}
+
+uint32_t ss_add_node(struct ss_world *w)
+{
+	uint32_t i = w->n;
+	struct ss_node *nd = &w->nodes[i];
+
+	if (i >= w->p.nodes)
+		abort();
+	nd->spec = ss_spec(i);
+	nd->mgr = ss_manager(w, nd->spec);
+	rng_seed(&nd->rng, ss_mix(w->p.seed, 2 * (uint64_t)i + 2));
+	rng_seed(&nd->pt_rng, ss_mix(w->p.seed, 2 * (uint64_t)i + 3));
+	if (w->p.plumtree)
+		nd->pt = plumtree_create(nd->spec->name, ss_mix(w->p.seed, i) >> 1, w->p.lazy_ms,
+		                         w->p.exchange_ms, w->p.max_store);
+	nd->alive = true;
+	nd->contact = i;
+	nd->joined = i == 0;
+	if (i > 0)
+		nd->contact = ss_random_live(w);
+	w->n++;
+	if (i > 0)
+		ss_net_connect(w, i, nd->contact);
+	return i;
+}
+
+/* Every node in phase t ticks at t, so each ticks every SS_TICK_MS. */
+static void ss_tick_phase(struct ss_world *w, uint64_t t)
+{
+	for (uint32_t i = (uint32_t)(t % SS_TICK_MS); i < w->n; i += SS_TICK_MS)
+		if (w->nodes[i].alive)
+			ss_tick_node(w, i);
+}
+
+void ss_run(struct ss_world *w, uint64_t ms)
+{
+	uint64_t end = w->now + ms;
+
+	while (w->now < end) {
+		uint64_t t = w->now + 1;
+
+		while (w->nheap > 0 && w->heap[0].at <= t) {
+			struct ss_event e = ss_heap_pop(w);
+
+			if (e.at > w->now)
+				w->now = e.at;
+			ss_net_event(w, &e);
+		}
+		w->now = t;
+		ss_tick_phase(w, t);
+	}
+}
+
+void ss_build(struct ss_world *w, uint64_t settle_ms)
+{
+	while (w->n < w->p.nodes) {
+		ss_add_node(w);
+		ss_run(w, w->p.join_every_ms);
+	}
+	ss_run(w, settle_ms);
+}
+
+void ss_crash(struct ss_world *w, uint32_t i)
+{
+	struct ss_node *nd = &w->nodes[i];
+
+	if (!nd->alive)
+		return;
+	nd->alive = false;
+	ss_net_crash_links(w, i);
+	ss_node_stop(nd);
+}
+
+unsigned ss_crash_fraction(struct ss_world *w, unsigned pct)
+{
+	uint32_t *live = xcalloc(w->n, sizeof(*live));
+	unsigned n = 0, k;
+
+	for (uint32_t i = 0; i < w->n; i++)
+		if (w->nodes[i].alive)
+			live[n++] = i;
+	k = (unsigned)((uint64_t)n * pct / 100);
+	for (unsigned c = 0; c < k; c++) { /* partial Fisher-Yates */
+		unsigned r = c + (unsigned)rng_below(&w->pick_rng, n - c);
+		uint32_t t = live[c];
+
+		live[c] = live[r];
+		live[r] = t;
+		ss_crash(w, live[c]);
+	}
+	free(live);
+	return k;
+}
+
+size_t ss_broadcast(struct ss_world *w, uint32_t origin)
+{
+	struct ss_node *nd = &w->nodes[origin];
+	struct core_env env = {w->now, &nd->pt_rng};
+	size_t idx = w->nbc;
+	uint8_t payload[4] = {(uint8_t)idx, (uint8_t)(idx >> 8), (uint8_t)(idx >> 16),
+	                      (uint8_t)(idx >> 24)};
+	struct ss_ctx ctx = {w, origin};
+	struct actions out;
+
+	if (w->nbc == w->capbc) {
+		w->capbc = w->capbc ? 2 * w->capbc : 16;
+		w->bc = xrealloc(w->bc, w->capbc * sizeof(*w->bc));
+	}
+	memset(&w->bc[idx], 0, sizeof(w->bc[idx]));
+	w->bc[idx].seen = xcalloc((w->p.nodes + 7) / 8, 1);
+	w->bc[idx].at = w->now;
+	w->bc[idx].origin = origin;
+	w->bc[idx].live = ss_live(w);
+	w->nbc++;
+	actions_init(&out);
+	plumtree_broadcast(nd->pt, "t", payload, sizeof(payload), &env, &out, ss_on_deliver, &ctx);
+	ss_drain(w, origin, &out);
+	return idx;
+}
