@@ -745,6 +745,8 @@ static void ctl_signals(sigset_t *waitmask)
 
 typedef int (*ctl_event_fn)(partisan_t *c, const struct ctl_opts *o, const partisan_event_t *ev);
 
+#define CTL_STREAM_END 1 /* an event handler's "done, exit 0" */
+
 /* Hand every event to fn until a signal (exit 0), the daemon goes away or
  * fn fails (exit 1). */
 static int ctl_stream(partisan_t *c, const struct ctl_opts *o, ctl_event_fn fn)
@@ -766,7 +768,7 @@ static int ctl_stream(partisan_t *c, const struct ctl_opts *o, ctl_event_fn fn)
 				r = PARTISAN_EIO;
 		}
 	}
-	if (ctl_stop)
+	if (ctl_stop || r == CTL_STREAM_END)
 		return CTL_EX_OK;
 	if (r == PARTISAN_EIO || r == PARTISAN_EPROTO) {
 		fprintf(stderr, "partisanctl: connection to partisand lost\n");
@@ -801,6 +803,27 @@ static int ctl_on_node(partisan_t *c, const struct ctl_opts *o, const partisan_e
 	if (ev->type == PARTISAN_EV_NODEUP || ev->type == PARTISAN_EV_NODEDOWN)
 		out->node_event(ev->type == PARTISAN_EV_NODEUP, ev->node.node, ev->node.reason);
 	return 0;
+}
+
+/* The DOWN of the one monitor `monitor` set: print it and end the stream. */
+static int ctl_on_down(partisan_t *c, const struct ctl_opts *o, const partisan_event_t *ev)
+{
+	(void)c;
+	(void)o;
+	if (ev->type != PARTISAN_EV_DOWN)
+		return 0;
+	if (out == &ctl_json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "event", "down", "mref", ev->down.mref,
+				      "target", ev->down.target, "reason", ev->down.reason);
+
+		json_dumpf(j, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(j);
+	} else {
+		printf("DOWN %s %s\n", ev->down.target, ev->down.reason);
+	}
+	fflush(stdout);
+	return CTL_STREAM_END;
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -951,6 +974,17 @@ static int cmd_monitor_nodes(partisan_t *c, const struct ctl_opts *o)
 	if (r < 0)
 		return ctl_fail(c, "monitor-nodes", r);
 	return ctl_stream(c, o, ctl_on_node);
+}
+
+static int cmd_monitor(partisan_t *c, const struct ctl_opts *o)
+{
+	char mref[PARTISAN_REF_MAX];
+	int r = partisan_monitor(c, o->args[0], mref, sizeof(mref));
+
+	if (r < 0)
+		return ctl_fail(c, "monitor", r);
+	fprintf(stderr, "partisanctl: monitoring %s as %s\n", o->args[0], mref);
+	return ctl_stream(c, o, ctl_on_down);
 }
 
 static int cmd_broadcast(partisan_t *c, const struct ctl_opts *o)
@@ -1184,6 +1218,7 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"call", NULL, 3, 3, "timeout=", NULL, "call NODE NAME MESSAGE [--timeout MS]", cmd_call},
     {"listen", NULL, 1, 1, "echo", NULL, "listen NAME [--echo]", cmd_listen},
     {"monitor-nodes", NULL, 0, 0, "", NULL, "monitor-nodes", cmd_monitor_nodes},
+    {"monitor", NULL, 1, 1, "", NULL, "monitor REF", cmd_monitor},
     {"broadcast", NULL, 2, 2, "", NULL, "broadcast TOPIC MESSAGE", cmd_broadcast},
     {"subscribe", NULL, 1, 1, "", NULL, "subscribe TOPIC", cmd_subscribe},
     {"registry", NULL, 0, 1, "", NULL, "registry [NAME]", cmd_registry},

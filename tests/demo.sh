@@ -58,13 +58,38 @@ ctl a send c@127.0.0.1 hello "hi from a"
 wait_until 5 grep -q "hi from a" "$D/listen.out"
 cat "$D/listen.out"
 
-say "a watches node events; c is killed with SIGKILL"
+say "every node subscribes to 'news'; b broadcasts (Plumtree)"
+subs=""
+for n in a b c; do
+	ctl "$n" subscribe news >"$D/news.$n" 2>&1 &
+	subs="$subs $!"
+done
+pids="$pids $subs"
+for n in a b c; do
+	wait_until 5 sh -c "'$B/partisanctl' -s '$D/$n.sock' --json status | grep -q '\"sessions\": [2-9]'"
+done
+ctl b broadcast news "hello, everyone"
+for n in a b c; do
+	wait_until 5 grep -q "hello, everyone" "$D/news.$n"
+	printf '%s got: ' "$n"
+	cat "$D/news.$n"
+done
+kill $subs 2>/dev/null
+
+say "a monitors c's endpoint and watches node events; c is killed with SIGKILL"
+ctl c listen worker >"$D/worker.out" 2>&1 &
+pids="$pids $!"
+wait_until 5 grep -q "listening on worker" "$D/worker.out"
+ctl a monitor "partisan:name:c@127.0.0.1:worker" >"$D/down.out" 2>&1 &
+pids="$pids $!"
 ctl a monitor-nodes >"$D/events.out" 2>&1 &
 pids="$pids $!"
-wait_until 5 sh -c "'$B/partisanctl' -s '$D/a.sock' --json status | grep -q '\"sessions\": [2-9]'"
+wait_until 5 sh -c "'$B/partisanctl' -s '$D/a.sock' --json status | grep -q '\"sessions\": [3-9]'"
 eval "kill -9 \$pid_c"
 wait_until 5 grep -q "nodedown" "$D/events.out"
+wait_until 5 grep -q "DOWN" "$D/down.out"
 cat "$D/events.out"
+grep DOWN "$D/down.out"
 say "a's view now: c is still a member, but not connected"
 ctl a members
 ctl a nodes
