@@ -1008,8 +1008,11 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 	if (n == NULL || (c = peer_route(d, n, ch, key, keylen)) == NULL)
 		return PEER_NOT_CONNECTED;
 	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	/* A monotonic channel carries state where only the latest matters: it
+	 * sheds instead of queueing behind a slow link, and never pushes back. */
 	if (d->cfg->channels[c->outbound ? c->chan : 0].monotonic && queued > 0 &&
-	    daemon_now_ms() < c->last_send_ms + PEER_MONOTONIC_WINDOW_MS) {
+	    (daemon_now_ms() < c->last_send_ms + PEER_MONOTONIC_WINDOW_MS ||
+	     queued > d->cfg->peer_queue_bytes)) {
 		d->stats.dropped_monotonic++;
 		return PEER_SHED;
 	}

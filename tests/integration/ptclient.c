@@ -397,10 +397,11 @@ static int mode_deaf(partisan_t *c, int argc, char **argv)
 	return 0;
 }
 
-/* flood SOCK NODE NAME SECONDS SIZE: nonblocking sends for a while. */
+/* flood SOCK NODE NAME SECONDS SIZE [--channel C]: nonblocking sends for a
+ * while; prints how many went and how often the daemon pushed back. */
 static int mode_flood(partisan_t *c, int argc, char **argv)
 {
-	partisan_send_opts_t o = {.nonblock = true};
+	partisan_send_opts_t o = {.nonblock = true, .channel = opt(argc, argv, "--channel")};
 	double end = now_s() + atof(argv[4]);
 	size_t size = (size_t)atol(argv[5]);
 	char *buf = calloc(1, size);

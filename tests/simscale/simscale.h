@@ -75,9 +75,17 @@ enum ss_ev_kind {
 	SE_DOWN,      /* to's failure detector notices that from crashed */
 };
 
+/* Where an unpacked message lives: one block per message (more if it
+ * outgrows it), freed at once; plain malloc under AddressSanitizer. */
+struct ss_arena {
+	struct ss_arena *next;
+	size_t used, cap;
+};
+
 struct ss_event {
 	uint64_t at, seq;
 	PartisanPeer__PeerMsg *msg; /* SE_DELIVER, owned */
+	struct ss_arena *arena;     /* msg's memory, or NULL: free_unpacked */
 	uint32_t from, to, gen;
 	uint8_t kind;
 };
@@ -113,6 +121,9 @@ struct ss_world {
 	struct ss_bcast *bc;
 	size_t nbc, capbc;
 	struct ss_counters c;
+	unsigned nlive;
+	struct actions **acts; /* one reusable list per nesting depth */
+	size_t depth, nacts;
 };
 
 /* ---- ss_heap.c ---- */
@@ -151,6 +162,9 @@ long ss_node_of(const struct ss_world *w, const char *name);
 /* ---- ss_drive.c: the shell around the cores ---- */
 void ss_act_peer_up(struct ss_world *w, uint32_t i, uint32_t other);
 void ss_act_peer_down(struct ss_world *w, uint32_t i, uint32_t other);
+/* An empty action list for a core call; ss_drain carries it out and
+ * gives it back. */
+struct actions *ss_acts(struct ss_world *w);
 void ss_drain(struct ss_world *w, uint32_t i, struct actions *out);
 void ss_receive(struct ss_world *w, uint32_t to, uint32_t from, const PartisanPeer__PeerMsg *msg);
 void ss_tick_node(struct ss_world *w, uint32_t i);
@@ -169,6 +183,8 @@ void ss_net_close(struct ss_world *w, uint32_t from, uint32_t to);
 void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len);
 void ss_net_event(struct ss_world *w, struct ss_event *e);
 void ss_net_crash_links(struct ss_world *w, uint32_t i);
+/* Free what an event still owns. */
+void ss_event_free(struct ss_event *e);
 
 /* ---- ss_metrics.c ---- */
 #define SS_HIST (SS_ACTIVE_MAX + 2) /* active sizes 0..max, and "more" */

@@ -50,27 +50,26 @@ static void ss_join(struct ss_world *w, uint32_t i)
 {
 	struct ss_node *nd = &w->nodes[i];
 	struct core_env env = ss_env(w, &nd->rng);
-	struct actions out;
+	struct actions *out = ss_acts(w);
 
 	nd->joined = true;
-	actions_init(&out);
-	hyparview_ops.join(nd->mgr, w->nodes[nd->contact].spec, &env, &out);
-	ss_drain(w, i, &out);
+	hyparview_ops.join(nd->mgr, w->nodes[nd->contact].spec, &env, out);
+	ss_drain(w, i, out);
 }
 
 void ss_act_peer_up(struct ss_world *w, uint32_t i, uint32_t other)
 {
 	struct ss_node *nd = &w->nodes[i];
 	struct core_env env = ss_env(w, &nd->rng);
-	struct actions out;
+	struct actions *out;
 
 	if (!nd->alive)
 		return;
-	actions_init(&out);
-	hyparview_ops.peer_up(nd->mgr, w->nodes[other].spec, &env, &out);
+	out = ss_acts(w);
+	hyparview_ops.peer_up(nd->mgr, w->nodes[other].spec, &env, out);
 	if (nd->pt && hyparview_ops.is_member(nd->mgr, ss_name(w, other)))
 		plumtree_neighbor_up(nd->pt, ss_name(w, other));
-	ss_drain(w, i, &out);
+	ss_drain(w, i, out);
 	if (nd->alive && nd->contact == other && !nd->joined)
 		ss_join(w, i);
 }
@@ -79,15 +78,15 @@ void ss_act_peer_down(struct ss_world *w, uint32_t i, uint32_t other)
 {
 	struct ss_node *nd = &w->nodes[i];
 	struct core_env env = ss_env(w, &nd->rng);
-	struct actions out;
+	struct actions *out;
 
 	if (!nd->alive)
 		return;
-	actions_init(&out);
-	hyparview_ops.peer_down(nd->mgr, ss_name(w, other), &env, &out);
+	out = ss_acts(w);
+	hyparview_ops.peer_down(nd->mgr, ss_name(w, other), &env, out);
 	if (nd->pt)
 		plumtree_neighbor_down(nd->pt, ss_name(w, other));
-	ss_drain(w, i, &out);
+	ss_drain(w, i, out);
 }
 
 static void ss_member_event(struct ss_world *w, uint32_t i, const struct action *a)
@@ -128,11 +127,24 @@ static void ss_do(struct ss_world *w, uint32_t i, const struct action *a)
 		ss_net_close(w, i, (uint32_t)j);
 }
 
+struct actions *ss_acts(struct ss_world *w)
+{
+	if (w->depth == w->nacts) {
+		w->acts = xrealloc(w->acts, (w->nacts + 1) * sizeof(*w->acts));
+		w->acts[w->nacts] = xmalloc(sizeof(struct actions));
+		actions_init(w->acts[w->nacts++]);
+	}
+	return w->acts[w->depth++];
+}
+
+/* Carry out out's actions (which may call into cores again: deeper lists),
+ * then empty it and hand it back. */
 void ss_drain(struct ss_world *w, uint32_t i, struct actions *out)
 {
 	for (size_t k = 0; k < out->n; k++)
 		ss_do(w, i, &out->v[k]);
-	actions_free(out);
+	actions_clear(out);
+	w->depth--;
 }
 
 static bool ss_for_manager(PartisanPeer__PeerMsg__BodyCase c)
@@ -185,19 +197,19 @@ void ss_receive(struct ss_world *w, uint32_t to, uint32_t from, const PartisanPe
 	struct ss_node *nd = &w->nodes[to];
 	struct core_env env = ss_env(w, &nd->rng);
 	const char *why = NULL;
-	struct actions out;
+	struct actions *out;
 	int rc;
 
-	actions_init(&out);
-	if (ss_for_manager(msg->body_case)) {
-		rc = hyparview_ops.receive(nd->mgr, ss_name(w, from), msg, &env, &out, &why);
-	} else if (ss_for_plumtree(msg->body_case)) {
-		rc = ss_to_plumtree(w, to, from, msg, &out);
-	} else {
+	if (!ss_for_manager(msg->body_case) && !ss_for_plumtree(msg->body_case)) {
 		w->c.undecodable++;
 		return;
 	}
-	ss_drain(w, to, &out);
+	out = ss_acts(w);
+	if (ss_for_manager(msg->body_case))
+		rc = hyparview_ops.receive(nd->mgr, ss_name(w, from), msg, &env, out, &why);
+	else
+		rc = ss_to_plumtree(w, to, from, msg, out);
+	ss_drain(w, to, out);
 	if (rc < 0) {
 		w->c.refused++;
 		ss_net_close(w, to, from);
@@ -208,15 +220,14 @@ void ss_tick_node(struct ss_world *w, uint32_t i)
 {
 	struct ss_node *nd = &w->nodes[i];
 	struct core_env env = ss_env(w, &nd->rng);
-	struct actions out;
+	struct actions *out = ss_acts(w);
 
-	actions_init(&out);
-	hyparview_ops.tick(nd->mgr, &env, &out);
-	ss_drain(w, i, &out);
+	hyparview_ops.tick(nd->mgr, &env, out);
+	ss_drain(w, i, out);
 	if (nd->pt == NULL || !nd->alive)
 		return;
 	env.rng = &nd->pt_rng;
-	actions_init(&out);
-	plumtree_tick(nd->pt, &env, &out);
-	ss_drain(w, i, &out);
+	out = ss_acts(w);
+	plumtree_tick(nd->pt, &env, out);
+	ss_drain(w, i, out);
 }

@@ -16,9 +16,9 @@ static uint64_t ss_latency(struct ss_world *w)
 }
 
 static void ss_schedule(struct ss_world *w, enum ss_ev_kind kind, uint32_t from, uint32_t to,
-                        uint32_t gen, uint64_t at, PartisanPeer__PeerMsg *msg)
+                        uint32_t gen, uint64_t at)
 {
-	struct ss_event e = {.at = at, .msg = msg, .from = from, .to = to, .gen = gen};
+	struct ss_event e = {.at = at, .from = from, .to = to, .gen = gen};
 
 	e.kind = (uint8_t)kind;
 	ss_heap_push(w, e);
@@ -31,7 +31,7 @@ void ss_net_connect(struct ss_world *w, uint32_t from, uint32_t to)
 	if (from == to || !w->nodes[from].alive || ss_link_get(w, from, to))
 		return;
 	l = ss_link_open(w, from, to);
-	ss_schedule(w, SE_CONNECTED, from, to, l->gen, w->now + ss_latency(w), NULL);
+	ss_schedule(w, SE_CONNECTED, from, to, l->gen, w->now + ss_latency(w));
 }
 
 static void ss_net_connected(struct ss_world *w, const struct ss_event *e)
@@ -59,7 +59,7 @@ static void ss_close_up(struct ss_world *w, struct ss_link *l, uint32_t from, ui
 	l->state = SS_CLOSING;
 	l->closer = (uint8_t)s;
 	l->up[s] = false;
-	ss_schedule(w, SE_CLOSED, from, to, l->gen, w->now + SS_LAT_MAX + 1, NULL);
+	ss_schedule(w, SE_CLOSED, from, to, l->gen, w->now + SS_LAT_MAX + 1);
 	ss_act_peer_down(w, from, to);
 }
 
@@ -134,22 +134,96 @@ static void ss_count_gossip(struct ss_world *w, const PartisanPeer__PeerMsg *m)
 	}
 }
 
+/* ---- unpacked messages: an arena each ---- */
+
+#define SS_ALIGN 16
+#define SS_HDR   ((sizeof(struct ss_arena) + SS_ALIGN - 1) & ~(size_t)(SS_ALIGN - 1))
+
+static void *ss_arena_alloc(void *data, size_t size)
+{
+	struct ss_arena **head = data, *a = *head;
+	size_t need = (size + SS_ALIGN - 1) & ~(size_t)(SS_ALIGN - 1);
+	void *p;
+
+	if (a == NULL || a->used + need > a->cap) {
+		size_t cap = need > 1024 ? need : 1024;
+		struct ss_arena *b = xmalloc(SS_HDR + cap);
+
+		b->next = a;
+		b->used = 0;
+		b->cap = cap;
+		*head = a = b;
+	}
+	p = (char *)a + SS_HDR + a->used;
+	a->used += need;
+	return p;
+}
+
+static void ss_arena_free(void *data, void *p)
+{
+	(void)data;
+	(void)p; /* the whole arena goes at once */
+}
+
+static void ss_arena_release(struct ss_arena *a)
+{
+	while (a) {
+		struct ss_arena *next = a->next;
+
+		free(a);
+		a = next;
+	}
+}
+
+void ss_event_free(struct ss_event *e)
+{
+	if (e->arena)
+		ss_arena_release(e->arena);
+	else if (e->msg)
+		partisan_peer__peer_msg__free_unpacked(e->msg, NULL);
+	e->msg = NULL;
+	e->arena = NULL;
+}
+
+/* Unpack buf; *arena: where it lives (NULL: free_unpacked it). ASan sees
+ * each piece only with plain malloc, so it gets that. */
+static PartisanPeer__PeerMsg *ss_unpack(const uint8_t *buf, size_t len, struct ss_arena **arena)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	*arena = NULL;
+	return partisan_peer__peer_msg__unpack(NULL, len, buf);
+#else
+	ProtobufCAllocator al = {ss_arena_alloc, ss_arena_free, arena};
+	PartisanPeer__PeerMsg *m;
+
+	*arena = NULL;
+	m = partisan_peer__peer_msg__unpack(&al, len, buf);
+	if (m == NULL) {
+		ss_arena_release(*arena);
+		*arena = NULL;
+	}
+	return m;
+#endif
+}
+
 void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len)
 {
 	struct ss_link *l = ss_link_get(w, from, to);
-	PartisanPeer__PeerMsg *m;
+	struct ss_event e = {.from = from, .to = to, .kind = SE_DELIVER};
 
 	w->c.sent++;
 	if (l == NULL || l->state != SS_UP) {
 		w->c.nolink++;
 		return;
 	}
-	if ((m = partisan_peer__peer_msg__unpack(NULL, len, buf)) == NULL) {
+	if ((e.msg = ss_unpack(buf, len, &e.arena)) == NULL) {
 		w->c.undecodable++;
 		return;
 	}
-	ss_count_gossip(w, m);
-	ss_schedule(w, SE_DELIVER, from, to, l->gen, w->now + ss_latency(w), m);
+	ss_count_gossip(w, e.msg);
+	e.gen = l->gen;
+	e.at = w->now + ss_latency(w);
+	ss_heap_push(w, e);
 }
 
 static void ss_net_deliver(struct ss_world *w, struct ss_event *e)
@@ -165,8 +239,7 @@ static void ss_net_deliver(struct ss_world *w, struct ss_event *e)
 	} else {
 		w->c.inflight++;
 	}
-	partisan_peer__peer_msg__free_unpacked(e->msg, NULL);
-	e->msg = NULL;
+	ss_event_free(e);
 }
 
 static uint64_t ss_fold(uint64_t h, uint64_t v)
@@ -213,7 +286,7 @@ void ss_net_crash_links(struct ss_world *w, uint32_t i)
 		if ((l->state == SS_UP || l->state == SS_CLOSING) && l->up[live]) {
 			l->state = SS_BROKEN;
 			l->up[!live] = false;
-			ss_schedule(w, SE_DOWN, i, peers[k], l->gen, w->now + w->p.fd_ms, NULL);
+			ss_schedule(w, SE_DOWN, i, peers[k], l->gen, w->now + w->p.fd_ms);
 		} else {
 			ss_link_remove(w, l);
 		}

@@ -63,9 +63,13 @@ void ss_world_free(struct ss_world *w)
 	while (w->nheap > 0) {
 		struct ss_event e = ss_heap_pop(w);
 
-		if (e.msg)
-			partisan_peer__peer_msg__free_unpacked(e.msg, NULL);
+		ss_event_free(&e);
 	}
+	for (size_t k = 0; k < w->nacts; k++) {
+		actions_free(w->acts[k]);
+		free(w->acts[k]);
+	}
+	free(w->acts);
 	for (size_t b = 0; b < w->nbc; b++)
 		free(w->bc[b].seen);
 	ss_links_free(w);
@@ -131,18 +135,14 @@ static void *ss_manager(const struct ss_world *w, const struct node_spec *self)
 
 unsigned ss_live(const struct ss_world *w)
 {
-	unsigned n = 0;
-
-	for (uint32_t i = 0; i < w->n; i++)
-		n += w->nodes[i].alive;
-	return n;
+	return w->nlive;
 }
 
 uint32_t ss_random_live(struct ss_world *w)
 {
 	uint32_t i;
 
-	if (ss_live(w) == 0)
+	if (w->nlive == 0)
 		abort();
 	do
 		i = (uint32_t)rng_below(&w->pick_rng, w->n);
@@ -165,6 +165,7 @@ uint32_t ss_add_node(struct ss_world *w)
 		nd->pt = plumtree_create(nd->spec->name, ss_mix(w->p.seed, i) >> 1, w->p.lazy_ms,
 		                         w->p.exchange_ms, w->p.max_store);
 	nd->alive = true;
+	w->nlive++;
 	nd->contact = i;
 	nd->joined = i == 0;
 	if (i > 0)
@@ -218,6 +219,7 @@ void ss_crash(struct ss_world *w, uint32_t i)
 	if (!nd->alive)
 		return;
 	nd->alive = false;
+	w->nlive--;
 	ss_net_crash_links(w, i);
 	ss_node_stop(nd);
 }
@@ -251,7 +253,7 @@ size_t ss_broadcast(struct ss_world *w, uint32_t origin)
 	uint8_t payload[4] = {(uint8_t)idx, (uint8_t)(idx >> 8), (uint8_t)(idx >> 16),
 	                      (uint8_t)(idx >> 24)};
 	struct ss_ctx ctx = {w, origin};
-	struct actions out;
+	struct actions *out;
 
 	if (w->nbc == w->capbc) {
 		w->capbc = w->capbc ? 2 * w->capbc : 16;
@@ -263,8 +265,8 @@ size_t ss_broadcast(struct ss_world *w, uint32_t origin)
 	w->bc[idx].origin = origin;
 	w->bc[idx].live = ss_live(w);
 	w->nbc++;
-	actions_init(&out);
-	plumtree_broadcast(nd->pt, "t", payload, sizeof(payload), &env, &out, ss_on_deliver, &ctx);
-	ss_drain(w, origin, &out);
+	out = ss_acts(w);
+	plumtree_broadcast(nd->pt, "t", payload, sizeof(payload), &env, out, ss_on_deliver, &ctx);
+	ss_drain(w, origin, out);
 	return idx;
 }
