@@ -15,6 +15,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import unittest
 
 BUILD = os.environ.get("PARTISAN_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 PARTISAND = os.path.join(BUILD, "partisand")
@@ -211,3 +212,33 @@ def rss_peak_kb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
+
+
+class ClusterTestCase(unittest.TestCase):
+    """A test with a fresh Cluster, programs it started (Client or Popen)
+    stopped at the end even on failure, and a helper for a joined cluster."""
+
+    def setUp(self):
+        self.c = Cluster()
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            proc = getattr(p, "proc", p)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.c.close()
+
+    def client(self, daemon, mode, *args):
+        cl = Client(daemon, mode, *args)
+        self.procs.append(cl)
+        return cl
+
+    def cluster(self, n, config=None):
+        ds = [self.c.add("n%d" % i, config) for i in range(n)]
+        for d in ds[1:]:
+            d.ctl("join", ds[0].addr)
+        for d in ds:
+            wait_for(lambda: len(d.nodes()) == n - 1, 10, "%s connected" % d.name)
+        return ds

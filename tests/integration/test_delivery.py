@@ -5,38 +5,13 @@ import subprocess
 import time
 import unittest
 
-from harness import Client, Cluster, wait_for
+from harness import ClusterTestCase, wait_for
 
 def CTL():
     return os.path.join(os.environ.get("PARTISAN_BUILD", "build"), "partisanctl")
 
 
-class DeliveryTest(unittest.TestCase):
-    def setUp(self):
-        self.c = Cluster()
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            proc = getattr(p, "proc", p)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        self.c.close()
-
-    def client(self, daemon, mode, *args):
-        cl = Client(daemon, mode, *args)
-        self.procs.append(cl)
-        return cl
-
-    def cluster(self, n, config=None):
-        ds = [self.c.add("n%d" % i, config) for i in range(n)]
-        for d in ds[1:]:
-            d.ctl("join", ds[0].addr)
-        for d in ds:
-            wait_for(lambda: len(d.nodes()) == n - 1, 10, "%s connected" % d.name)
-        return ds
-
+class DeliveryTest(ClusterTestCase):
     def echo_server(self, daemon, name):
         p = subprocess.Popen([CTL(), "-s", daemon.sock, "listen", name, "--echo"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -6,32 +6,10 @@ import subprocess
 import time
 import unittest
 
-from harness import Client, Cluster, rss_peak_kb, wait_for
+from harness import ClusterTestCase, rss_peak_kb, wait_for
 
 
-class MessagingTest(unittest.TestCase):
-    def setUp(self):
-        self.c = Cluster()
-        self.clients = []
-
-    def tearDown(self):
-        for cl in self.clients:
-            cl.kill()
-        self.c.close()
-
-    def client(self, daemon, mode, *args):
-        cl = Client(daemon, mode, *args)
-        self.clients.append(cl)
-        return cl
-
-    def cluster(self, n, config=None):
-        ds = [self.c.add("n%d" % i, config) for i in range(n)]
-        for d in ds[1:]:
-            d.ctl("join", ds[0].addr)
-        for d in ds:
-            wait_for(lambda: len(d.nodes()) == n - 1, 10, "%s connected" % d.name)
-        return ds
-
+class MessagingTest(ClusterTestCase):
     def test_100000_messages_across_nodes_arrive_complete_and_in_order(self):
         a, b, _ = self.cluster(3)
         sink = self.client(b, "sink", "inbox", 100000)
