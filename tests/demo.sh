@@ -24,7 +24,7 @@ wait_until() { # seconds, command...
 	while ! "$@" >/dev/null 2>&1; do
 		t=$((t - 1))
 		[ $t -le 0 ] && { echo "demo: timed out waiting for: $*" >&2; exit 1; }
-		sleep 0.02
+		sleep 0.02 # poll interval of this deadline loop
 	done
 }
 

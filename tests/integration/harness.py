@@ -36,7 +36,7 @@ def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
             last = e
         if last and not isinstance(last, Exception):
             return last
-        time.sleep(interval)
+        time.sleep(interval)  # the poll interval of this deadline loop
     raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
 
 

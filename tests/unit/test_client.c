@@ -438,7 +438,7 @@ static void fake_hangs_up(int fd)
 static void fake_never_reads(int fd)
 {
 	fake_hello(fd);
-	sleep(3);
+	sleep(3); /* the behaviour under test: a daemon that never reads (not a wait to poll for) */
 }
 
 /* ---- tests: without a daemon ------------------------------------------- */
