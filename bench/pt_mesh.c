@@ -113,7 +113,7 @@ static void reset_when(void)
 /* Count of daemons but skip whose condition holds, polling those that do
  * not yet, until all do or the deadline. cond: 1 met, 0 not, < 0 error. */
 static int poll_until(int (*cond)(int i, const void *arg), const void *arg, int skip, double t0,
-		      double timeout, int nap)
+                      double timeout, int nap)
 {
 	int done = 0, want = skip >= 0 ? n - 1 : n;
 
@@ -295,7 +295,8 @@ static int do_bcast(int rounds, double timeout)
 		}
 		while (done < n - 1 && now_s() - t0 < timeout) {
 			for (int i = 0; i < n; i++)
-				p[i] = (struct pollfd){.fd = partisan_fd(sess[i]), .events = POLLIN};
+				p[i] =
+				    (struct pollfd){.fd = partisan_fd(sess[i]), .events = POLLIN};
 			/* events a call queued are already in the handle: look first */
 			for (int i = 0; i < n; i++) {
 				partisan_event_t *ev;
@@ -303,9 +304,11 @@ static int do_bcast(int rounds, double timeout)
 				if (poll(&p[i], 1, 0) > 0)
 					partisan_dispatch(sess[i]);
 				while (partisan_recv(sess[i], &ev, 0) == 0) {
-					if (i != 0 && when[i] < 0 && ev->type == PARTISAN_EV_BROADCAST &&
+					if (i != 0 && when[i] < 0 &&
+					    ev->type == PARTISAN_EV_BROADCAST &&
 					    ev->broadcast.len == strlen(msg) &&
-					    memcmp(ev->broadcast.payload, msg, ev->broadcast.len) == 0) {
+					    memcmp(ev->broadcast.payload, msg, ev->broadcast.len) ==
+					        0) {
 						when[i] = now_s() - t0;
 						done++;
 					}

@@ -63,8 +63,8 @@ static int accept_one(void)
 static int connect_to(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	                        .sin_port = htons((uint16_t)port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
@@ -274,6 +274,6 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[1], "ping") == 0)
 		return do_ping(atoi(argv[2]), (size_t)atol(argv[3]), atof(argv[4]));
 	fprintf(stderr, "usage: raw_stream recv WARM WINDOW | send PORT SIZE SECS | pong | "
-			"ping PORT SIZE SECS\n");
+	                "ping PORT SIZE SECS\n");
 	return 2;
 }

@@ -813,8 +813,9 @@ static int ctl_on_down(partisan_t *c, const struct ctl_opts *o, const partisan_e
 	if (ev->type != PARTISAN_EV_DOWN)
 		return 0;
 	if (out == &ctl_json) {
-		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "event", "down", "mref", ev->down.mref,
-				      "target", ev->down.target, "reason", ev->down.reason);
+		json_t *j =
+		    json_pack("{s:s, s:s, s:s, s:s}", "event", "down", "mref", ev->down.mref,
+		              "target", ev->down.target, "reason", ev->down.reason);
 
 		json_dumpf(j, stdout, JSON_COMPACT);
 		putchar('\n');

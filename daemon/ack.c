@@ -8,12 +8,12 @@
 struct ack_msg {
 	uint64_t id;
 	uint64_t owner;
-	uint8_t *buf;             /* the packed PeerMsg */
+	uint8_t *buf; /* the packed PeerMsg */
 	size_t len;
 	const char *channel;
 	uint8_t *key;
 	size_t keylen;
-	uint64_t due_ms;          /* next retransmission */
+	uint64_t due_ms; /* next retransmission */
 	struct ack_msg *next;
 };
 
@@ -21,22 +21,22 @@ struct ack_msg {
 struct ack_peer {
 	char *node;
 	bool up;
-	uint64_t next_seq;        /* last id given to a message for this node */
+	uint64_t next_seq; /* last id given to a message for this node */
 	struct ack_msg *head, *tail;
 	size_t nout;
 	/* receiving side: de-duplication state for messages from this node */
-	uint64_t epoch;           /* the sender's incarnation we track */
-	uint64_t upto;            /* every id <= upto was delivered */
-	uint64_t *above;          /* delivered ids > upto + 1, sorted */
+	uint64_t epoch;  /* the sender's incarnation we track */
+	uint64_t upto;   /* every id <= upto was delivered */
+	uint64_t *above; /* delivered ids > upto + 1, sorted */
 	size_t nabove, capabove;
-	uint64_t *pending;        /* ids to acknowledge */
+	uint64_t *pending; /* ids to acknowledge */
 	size_t npending, cappending;
 };
 
 struct ack_core {
 	uint64_t epoch;
 	unsigned retransmit_ms;
-	struct strmap peers;      /* node -> ack_peer */
+	struct strmap peers; /* node -> ack_peer */
 	size_t outstanding;
 };
 
@@ -99,9 +99,9 @@ static void ack_transmit(const struct ack_peer *p, struct ack_msg *m, struct act
 	actions_send_raw(out, p->node, m->channel, m->buf, m->len, m->key, m->keylen);
 }
 
-void ack_track(struct ack_core *a, const char *node, PartisanPeer__Data *data,
-	       const char *channel, const void *key, size_t keylen, uint64_t owner,
-	       const struct core_env *env, struct actions *out)
+void ack_track(struct ack_core *a, const char *node, PartisanPeer__Data *data, const char *channel,
+               const void *key, size_t keylen, uint64_t owner, const struct core_env *env,
+               struct actions *out)
 {
 	struct ack_peer *p = ack_peer(a, node);
 	struct ack_msg *m = xcalloc(1, sizeof(*m));
@@ -272,7 +272,7 @@ void ack_tick(struct ack_core *a, const struct core_env *env, struct actions *ou
 }
 
 void ack_node_up(struct ack_core *a, const char *node, const struct core_env *env,
-		 struct actions *out)
+                 struct actions *out)
 {
 	struct ack_peer *p = ack_peer(a, node);
 

@@ -17,9 +17,9 @@ void ack_destroy(struct ack_core *a);
 /* Number the Data (sets ack_id / ack_epoch), keep it, and queue its first
  * transmission. owner names the sending session for ack_lost reports;
  * channel must outlive the core (a config string). */
-void ack_track(struct ack_core *a, const char *node, PartisanPeer__Data *data,
-	       const char *channel, const void *key, size_t keylen, uint64_t owner,
-	       const struct core_env *env, struct actions *out);
+void ack_track(struct ack_core *a, const char *node, PartisanPeer__Data *data, const char *channel,
+               const void *key, size_t keylen, uint64_t owner, const struct core_env *env,
+               struct actions *out);
 /* An Ack from node. Returns how many outstanding messages it settled. */
 size_t ack_on_ack(struct ack_core *a, const char *node, const PartisanPeer__Ack *ack);
 /* Data with an ack_id from node: queue its acknowledgement and return true
@@ -30,7 +30,7 @@ void ack_flush(struct ack_core *a, struct actions *out);
 /* Retransmit what is due to nodes that are up. */
 void ack_tick(struct ack_core *a, const struct core_env *env, struct actions *out);
 void ack_node_up(struct ack_core *a, const char *node, const struct core_env *env,
-		 struct actions *out);
+                 struct actions *out);
 void ack_node_down(struct ack_core *a, const char *node);
 
 struct ack_loss {

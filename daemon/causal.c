@@ -8,21 +8,21 @@
 
 struct pending {
 	char *from;
-	uint8_t *buf;      /* the packed Data */
+	uint8_t *buf; /* the packed Data */
 	size_t len;
 	struct pending *next;
 };
 
 struct label {
-	struct vclock clock;      /* what this node has seen */
-	struct strmap order;      /* node -> struct vclock*: latest sent to node */
+	struct vclock clock; /* what this node has seen */
+	struct strmap order; /* node -> struct vclock*: latest sent to node */
 	struct pending *waiting;
 	size_t nwaiting;
 };
 
 struct causal_core {
 	char *self;
-	struct strmap labels;     /* label -> struct label */
+	struct strmap labels; /* label -> struct label */
 };
 
 struct causal_stamp {
@@ -99,8 +99,7 @@ static void causal_order_merge(struct label *l, const char *node, const struct v
 	vclock_merge(v, clock);
 }
 
-struct causal_stamp *causal_stamp(struct causal_core *c, const char *dest,
-				  PartisanPeer__Data *data)
+struct causal_stamp *causal_stamp(struct causal_core *c, const char *dest, PartisanPeer__Data *data)
 {
 	struct label *l = causal_label(c, data->causal_label);
 	struct causal_stamp *s = xcalloc(1, sizeof(*s));
@@ -144,7 +143,7 @@ void causal_stamp_release(struct causal_stamp *s)
 
 /* Has everything the sender knew was sent to us been delivered? */
 static bool causal_ready(const struct causal_core *c, const struct label *l,
-			 const PartisanPeer__Data *data)
+                         const PartisanPeer__Data *data)
 {
 	for (size_t i = 0; i < data->n_causal_order; i++) {
 		const PartisanPeer__CausalEntry *e = data->causal_order[i];
@@ -163,7 +162,7 @@ static bool causal_ready(const struct causal_core *c, const struct label *l,
 }
 
 static void causal_deliver(struct causal_core *c, struct label *l, const char *from,
-			   const PartisanPeer__Data *data, causal_deliver_fn fn, void *arg)
+                           const PartisanPeer__Data *data, causal_deliver_fn fn, void *arg)
 {
 	struct vclock tmp;
 
@@ -214,7 +213,7 @@ static void causal_drain(struct causal_core *c, struct label *l, causal_deliver_
 }
 
 void causal_receive(struct causal_core *c, const char *from, const PartisanPeer__Data *data,
-		    causal_deliver_fn fn, void *arg)
+                    causal_deliver_fn fn, void *arg)
 {
 	struct label *l = causal_label(c, data->causal_label);
 	struct pending *p, **tail;

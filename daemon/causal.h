@@ -18,14 +18,14 @@ void causal_destroy(struct causal_core *c);
 /* Stamp data (its causal_label must be set) as sent to dest: fills
  * causal_clock and causal_order. Release the stamp once data is packed. */
 struct causal_stamp *causal_stamp(struct causal_core *c, const char *dest,
-				  PartisanPeer__Data *data);
+                                  PartisanPeer__Data *data);
 void causal_stamp_release(struct causal_stamp *s);
 
 typedef void (*causal_deliver_fn)(void *arg, const char *from, const PartisanPeer__Data *data);
 /* data arrived from node `from`: deliver (through fn) whatever is now in
  * causal order, in that order; the rest waits. */
 void causal_receive(struct causal_core *c, const char *from, const PartisanPeer__Data *data,
-		    causal_deliver_fn fn, void *arg);
+                    causal_deliver_fn fn, void *arg);
 /* Messages waiting for their causal past. */
 size_t causal_buffered(const struct causal_core *c);
 

@@ -122,7 +122,7 @@ static struct action *actions_push(struct actions *a, enum action_kind kind)
 }
 
 void actions_send(struct actions *a, const char *node, const char *channel,
-		  const PartisanPeer__PeerMsg *msg)
+                  const PartisanPeer__PeerMsg *msg)
 {
 	struct action *x = actions_push(a, ACT_SEND);
 
@@ -134,7 +134,7 @@ void actions_send(struct actions *a, const char *node, const char *channel,
 }
 
 void actions_send_key(struct actions *a, const char *node, const char *channel, const void *key,
-		      size_t keylen, const PartisanPeer__PeerMsg *msg)
+                      size_t keylen, const PartisanPeer__PeerMsg *msg)
 {
 	struct action *x;
 
@@ -147,7 +147,7 @@ void actions_send_key(struct actions *a, const char *node, const char *channel, 
 }
 
 void actions_send_raw(struct actions *a, const char *node, const char *channel, const uint8_t *buf,
-		      size_t len, const void *key, size_t keylen)
+                      size_t len, const void *key, size_t keylen)
 {
 	struct action *x = actions_push(a, ACT_SEND);
 

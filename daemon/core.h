@@ -26,7 +26,7 @@ uint64_t rng_next(struct rng *r);
 uint64_t rng_below(struct rng *r, uint64_t n);
 
 struct core_env {
-	uint64_t now_ms;   /* monotonic milliseconds */
+	uint64_t now_ms; /* monotonic milliseconds */
 	struct rng *rng;
 };
 
@@ -46,14 +46,14 @@ enum core_event {
 
 struct action {
 	enum action_kind kind;
-	char *node;              /* SEND, DISCONNECT, EVENT: node name (owned) */
-	struct node_spec *spec;  /* CONNECT: the node to reach (owned) */
-	uint8_t *buf;            /* SEND: packed PeerMsg (owned) */
+	char *node;             /* SEND, DISCONNECT, EVENT: node name (owned) */
+	struct node_spec *spec; /* CONNECT: the node to reach (owned) */
+	uint8_t *buf;           /* SEND: packed PeerMsg (owned) */
 	size_t len;
-	const char *channel;     /* SEND: channel name, NULL for default (not owned: static) */
-	uint8_t *key;            /* SEND: partition key or NULL (owned) */
+	const char *channel; /* SEND: channel name, NULL for default (not owned: static) */
+	uint8_t *key;        /* SEND: partition key or NULL (owned) */
 	size_t keylen;
-	enum core_event event;   /* EVENT */
+	enum core_event event; /* EVENT */
 };
 
 struct actions {
@@ -67,13 +67,13 @@ void actions_clear(struct actions *a);
 void actions_free(struct actions *a);
 /* Pack msg and queue it for node. */
 void actions_send(struct actions *a, const char *node, const char *channel,
-		  const PartisanPeer__PeerMsg *msg);
+                  const PartisanPeer__PeerMsg *msg);
 /* Same, with a partition key that picks the connection. */
 void actions_send_key(struct actions *a, const char *node, const char *channel, const void *key,
-		      size_t keylen, const PartisanPeer__PeerMsg *msg);
+                      size_t keylen, const PartisanPeer__PeerMsg *msg);
 /* Queue an already packed PeerMsg (copied). */
 void actions_send_raw(struct actions *a, const char *node, const char *channel, const uint8_t *buf,
-		      size_t len, const void *key, size_t keylen);
+                      size_t len, const void *key, size_t keylen);
 void actions_connect(struct actions *a, const struct node_spec *spec);
 void actions_disconnect(struct actions *a, const char *node);
 void actions_event(struct actions *a, enum core_event ev, const char *node);

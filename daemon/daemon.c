@@ -60,7 +60,8 @@ void daemon_reset_manager(struct daemon *d)
 		d->mops->destroy(d->mgr);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(d->actor, sizeof(d->actor), "%s/%llx", d->self->name,
-		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	         (unsigned long long)ts.tv_sec * 1000000ULL +
+	             (unsigned long long)ts.tv_nsec / 1000);
 	daemon_manager_params(d, &p);
 	d->mgr = d->mops->create(&p);
 }
@@ -90,7 +91,8 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 {
 	switch (a->kind) {
 	case ACT_SEND:
-		if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) != PEER_SENT)
+		if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) !=
+		    PEER_SENT)
 			log_debug("peer", "%s: not sent", a->node);
 		break;
 	case ACT_CONNECT:
@@ -161,7 +163,7 @@ void daemon_node_down(struct daemon *d, const char *node, const char *reason)
 }
 
 int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__PeerMsg *msg,
-		    const char **why)
+                    const char **why)
 {
 	struct core_env env = daemon_env(d);
 	int r;
@@ -185,8 +187,8 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_GRAFT:
 	case PARTISAN_PEER__PEER_MSG__BODY_PRUNE:
 	case PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE:
-		r = plumtree_receive(d->plumtree, node, msg, &env, &d->acts, router_broadcast_deliver,
-				     d, why);
+		r = plumtree_receive(d->plumtree, node, msg, &env, &d->acts,
+		                     router_broadcast_deliver, d, why);
 		daemon_drain(d);
 		return r;
 	default:
@@ -231,7 +233,7 @@ bool daemon_topic_internal(const char *topic)
 }
 
 void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *origin,
-			       const uint8_t *payload, size_t len)
+                               const uint8_t *payload, size_t len)
 {
 	struct core_env env = daemon_env(d);
 	char node[300];
@@ -255,9 +257,10 @@ int daemon_leave(struct daemon *d, const char *node, const char **why)
 		/* A partial view: only the overlay reaches everyone whose passive
 		 * view may hold us. Tell them before the links close. */
 		plumtree_broadcast(d->plumtree, DAEMON_TOPIC_LEFT, (const uint8_t *)node,
-				   strlen(node), &env, &d->acts, router_broadcast_deliver, d);
-		log_debug("membership", "leaving: departure news to %zu neighbors (%zu eager), %zu sends",
-			  plumtree_neighbors(d->plumtree), plumtree_eager(d->plumtree), d->acts.n);
+		                   strlen(node), &env, &d->acts, router_broadcast_deliver, d);
+		log_debug("membership",
+		          "leaving: departure news to %zu neighbors (%zu eager), %zu sends",
+		          plumtree_neighbors(d->plumtree), plumtree_eager(d->plumtree), d->acts.n);
 		daemon_drain(d);
 	}
 	d->mops->leave(d->mgr, node, &env, &d->acts);

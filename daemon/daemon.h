@@ -14,7 +14,8 @@
 
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
-	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1); (var) = (tvar))
+	for ((var) = TAILQ_FIRST(head); (var) && ((tvar) = TAILQ_NEXT(var, field), 1);             \
+	     (var) = (tvar))
 #endif
 
 struct event_base;
@@ -32,39 +33,39 @@ struct session;
 
 struct daemon_stats {
 	uint64_t messages_in, messages_out; /* app data frames over the network */
-	uint64_t dropped_no_proc;          /* data for endpoints that did not exist */
-	uint64_t dropped_monotonic;        /* shed on monotonic channels */
-	uint64_t peer_frames_bad;          /* peer connections closed for bad input */
+	uint64_t dropped_no_proc;           /* data for endpoints that did not exist */
+	uint64_t dropped_monotonic;         /* shed on monotonic channels */
+	uint64_t peer_frames_bad;           /* peer connections closed for bad input */
 };
 
 struct daemon {
 	const struct config *cfg;
 	struct event_base *base;
-	struct node_spec *self;          /* with the ports actually bound */
-	char actor[320];                 /* NAME/INCARNATION for the membership set */
+	struct node_spec *self; /* with the ports actually bound */
+	char actor[320];        /* NAME/INCARNATION for the membership set */
 	const struct manager_ops *mops;
 	void *mgr;
 	struct rng rng;
 	struct actions acts;
-	struct strmap nodes;             /* name -> struct pnode */
-	struct strmap partitions;        /* injected: node -> ref (owned string) */
-	TAILQ_HEAD(, pconn) conns;       /* every peer connection */
+	struct strmap nodes;       /* name -> struct pnode */
+	struct strmap partitions;  /* injected: node -> ref (owned string) */
+	TAILQ_HEAD(, pconn) conns; /* every peer connection */
 	struct evconnlistener **listeners;
 	size_t nlisteners;
 	struct event *tick_ev;
 	uint64_t start_ms, last_tick_ms;
-	bool stopped;                    /* this node left or was removed */
+	bool stopped; /* this node left or was removed */
 	uint8_t secret[256];
-	size_t secret_len;               /* 0: no cluster secret */
+	size_t secret_len; /* 0: no cluster secret */
 	const struct transport_ops *transport;
 	struct ipc *ipc;
 	struct router *router;
-	struct ack_core *ack;            /* acknowledged delivery */
-	struct causal_core *causal;      /* causal order per label */
-	struct plumtree *plumtree;       /* broadcast */
+	struct ack_core *ack;       /* acknowledged delivery */
+	struct causal_core *causal; /* causal order per label */
+	struct plumtree *plumtree;  /* broadcast */
 	struct daemon_stats stats;
-	uint64_t cur_conn;               /* id of the peer connection being read, or 0 */
-	struct session *cur_sender;      /* the local session sending, or NULL */
+	uint64_t cur_conn;          /* id of the peer connection being read, or 0 */
+	struct session *cur_sender; /* the local session sending, or NULL */
 };
 
 /* Monotonic milliseconds. */
@@ -79,7 +80,7 @@ void daemon_node_up(struct daemon *d, const struct node_spec *spec);
 void daemon_node_down(struct daemon *d, const char *node, const char *reason);
 /* A post-hello message from node. Returns -1 with *why to close the link. */
 int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__PeerMsg *msg,
-		    const char **why);
+                    const char **why);
 
 /* Start the manager afresh: a membership of this node alone, with a new
  * incarnation. */
@@ -91,7 +92,7 @@ void daemon_peer_drained(struct daemon *d);
 /* Broadcast topics starting "$partisan:" carry the daemons' own news. */
 bool daemon_topic_internal(const char *topic);
 void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *origin,
-			       const uint8_t *payload, size_t len);
+                               const uint8_t *payload, size_t len);
 
 /* Membership operations for the control plane. */
 void daemon_join_spec(struct daemon *d, const struct node_spec *spec);

@@ -19,15 +19,15 @@ struct full_mesh {
 	struct node_spec *self;
 	char *actor;
 	struct orset set;
-	struct orset farewell;     /* once stopped: the view we had, for latecomers */
+	struct orset farewell; /* once stopped: the view we had, for latecomers */
 	unsigned gossip_interval_ms;
 	unsigned fanout;
-	bool client_server;        /* no links between two clients */
-	char **up;                 /* connected nodes, owned names */
-	uint8_t *strange;          /* up[i] was no member at the last round */
+	bool client_server; /* no links between two clients */
+	char **up;          /* connected nodes, owned names */
+	uint8_t *strange;   /* up[i] was no member at the last round */
 	size_t nup;
-	bool dirty;                /* changed since the last push */
-	bool stopped;              /* this node was removed */
+	bool dirty;   /* changed since the last push */
+	bool stopped; /* this node was removed */
 	uint64_t last_push_ms, next_gossip_ms;
 	const struct node_spec **cache;
 	size_t ncache;
@@ -83,7 +83,7 @@ static bool fm_is_member(void *mp, const char *node)
 }
 
 static void fm_send_set(const struct orset *set, bool farewell, const char *node,
-			struct actions *out)
+                        struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Membership pb;
@@ -116,8 +116,8 @@ static void fm_send_digest(struct full_mesh *m, const char *node, struct actions
 
 /* Pick up to k distinct connected members at random and call fn on each. */
 static void fm_each_random(struct full_mesh *m, unsigned k, const struct core_env *env,
-			   struct actions *out,
-			   void (*fn)(struct full_mesh *, const char *, struct actions *))
+                           struct actions *out,
+                           void (*fn)(struct full_mesh *, const char *, struct actions *))
 {
 	size_t n = 0;
 	const char **pool = xcalloc(m->nup, sizeof(*pool));
@@ -201,7 +201,7 @@ static void fm_joining_tick(struct full_mesh *m, struct actions *out)
 /* Events for names that appeared in or vanished from the membership; the
  * links to vanished ones close. */
 static void fm_diff_events(struct full_mesh *m, const struct orset *before,
-			   const struct orset *after, struct actions *out)
+                           const struct orset *after, struct actions *out)
 {
 	for (size_t i = 0; i < after->nentries; i++) {
 		const char *n = after->entries[i].spec->name;
@@ -260,7 +260,7 @@ static void fm_check_self(struct full_mesh *m, struct actions *out)
 }
 
 static void fm_join(void *mp, const struct node_spec *spec, const struct core_env *env,
-		    struct actions *out)
+                    struct actions *out)
 {
 	struct full_mesh *m = mp;
 
@@ -305,8 +305,8 @@ static void fm_leave(void *mp, const char *node, const struct core_env *env, str
 }
 
 static int fm_receive_membership(struct full_mesh *m, const char *from,
-				 const PartisanPeer__Membership *pb, struct actions *out,
-				 const char **why)
+                                 const PartisanPeer__Membership *pb, struct actions *out,
+                                 const char **why)
 {
 	struct orset in, before;
 	uint64_t inhash;
@@ -333,7 +333,7 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 }
 
 static int fm_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *msg,
-		      const struct core_env *env, struct actions *out, const char **why)
+                      const struct core_env *env, struct actions *out, const char **why)
 {
 	struct full_mesh *m = mp;
 
@@ -367,7 +367,7 @@ static int fm_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 }
 
 static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core_env *env,
-		       struct actions *out)
+                       struct actions *out)
 {
 	struct full_mesh *m = mp;
 
@@ -395,7 +395,7 @@ static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core
 }
 
 static void fm_peer_down(void *mp, const char *node, const struct core_env *env,
-			 struct actions *out)
+                         struct actions *out)
 {
 	struct full_mesh *m = mp;
 
@@ -454,17 +454,17 @@ static size_t fm_no_view(void *mp, const char *const **out)
 }
 
 const struct manager_ops full_mesh_ops = {
-	.name = "full_mesh",
-	.create = fm_create,
-	.destroy = fm_destroy,
-	.join = fm_join,
-	.leave = fm_leave,
-	.receive = fm_receive,
-	.peer_up = fm_peer_up,
-	.peer_down = fm_peer_down,
-	.tick = fm_tick,
-	.members = fm_members,
-	.is_member = fm_is_member,
-	.active_view = fm_no_view,
-	.passive_view = fm_no_view,
+    .name = "full_mesh",
+    .create = fm_create,
+    .destroy = fm_destroy,
+    .join = fm_join,
+    .leave = fm_leave,
+    .receive = fm_receive,
+    .peer_up = fm_peer_up,
+    .peer_down = fm_peer_down,
+    .tick = fm_tick,
+    .members = fm_members,
+    .is_member = fm_is_member,
+    .active_view = fm_no_view,
+    .passive_view = fm_no_view,
 };

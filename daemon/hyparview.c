@@ -1662,8 +1662,7 @@ static size_t hv_passive_view(void *mp, const char *const **out)
 
 /* A departure heard through the overlay (the leaver's broadcast): drop the
  * node from both views, so no view keeps it as a candidate. */
-static void hv_forget(void *mp, const char *node, const struct core_env *env,
-                      struct actions *out)
+static void hv_forget(void *mp, const char *node, const struct core_env *env, struct actions *out)
 {
 	struct hv *m = mp;
 	uint64_t h = hv_hash(node);

@@ -32,9 +32,9 @@
 struct pending_join {
 	struct session *s;
 	uint64_t id;
-	char node[300];      /* empty until the address answered */
-	char expect[300];    /* NAME given with the target, or empty */
-	uint64_t deadline;   /* 0: reply as soon as the join is made */
+	char node[300];    /* empty until the address answered */
+	char expect[300];  /* NAME given with the target, or empty */
+	uint64_t deadline; /* 0: reply as soon as the join is made */
 	bool probing;
 	TAILQ_ENTRY(pending_join) entry;
 };
@@ -92,8 +92,7 @@ void ipc_respond_ok(struct session *s, uint64_t id)
 	ipc_respond(s, id, &r);
 }
 
-void ipc_respond_error(struct session *s, uint64_t id, PartisanIpc__Error err, const char *fmt,
-		       ...)
+void ipc_respond_error(struct session *s, uint64_t id, PartisanIpc__Error err, const char *fmt, ...)
 {
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	char msg[512];
@@ -169,8 +168,8 @@ static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
 	}
 	if (rq->hello->version != IPC_PROTOCOL_VERSION) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EVERSION,
-				  "daemon speaks IPC version %u, client %u", IPC_PROTOCOL_VERSION,
-				  rq->hello->version);
+		                  "daemon speaks IPC version %u, client %u", IPC_PROTOCOL_VERSION,
+		                  rq->hello->version);
 		ipc_session_close(s, "protocol version mismatch");
 		return;
 	}
@@ -185,7 +184,7 @@ static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
 	ipc_respond(s, rq->id, &r);
 	node_spec_ipc_release(&spec);
 	log_debug("ipc", "session %llu: hello from %s (pid %d, uid %u)", (unsigned long long)s->id,
-		  rq->hello->client ? rq->hello->client : "?", (int)s->pid, (unsigned)s->uid);
+	          rq->hello->client ? rq->hello->client : "?", (int)s->pid, (unsigned)s->uid);
 }
 
 static void ipc_spec(struct session *s, const PartisanIpc__Request *rq)
@@ -251,7 +250,7 @@ static void ipc_nodes(struct session *s, const PartisanIpc__Request *rq)
 }
 
 static void ipc_conn_add(PartisanIpc__ConnList *cl, const char *node, const char *channel,
-			 unsigned have, unsigned want)
+                         unsigned have, unsigned want)
 {
 	PartisanIpc__ConnInfo *ci = xmalloc(sizeof(*ci));
 
@@ -344,7 +343,7 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 /* ---- join / leave ---- */
 
 static void ipc_join_done(struct daemon *d, struct pending_join *j, PartisanIpc__Error err,
-			  const char *msg)
+                          const char *msg)
 {
 	struct ipc *ipc = d->ipc;
 
@@ -357,7 +356,7 @@ static void ipc_join_done(struct daemon *d, struct pending_join *j, PartisanIpc_
 }
 
 static void ipc_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
-			    const char *why)
+                            const char *why)
 {
 	struct pending_join *j = arg;
 
@@ -370,7 +369,7 @@ static void ipc_join_probed(struct daemon *d, void *arg, const struct node_spec 
 		char msg[700];
 
 		snprintf(msg, sizeof(msg), "%s answers at that address, not %s", spec->name,
-			 j->expect);
+		         j->expect);
 		ipc_join_done(d, j, PARTISAN_IPC__ERROR__ENOENT, msg);
 		return;
 	}
@@ -382,7 +381,7 @@ static void ipc_join_probed(struct daemon *d, void *arg, const struct node_spec 
 
 /* Start joining target for session s. */
 static int ipc_start_join(struct daemon *d, struct session *s, uint64_t id, const char *target,
-			  uint32_t timeout_ms, const char **why)
+                          uint32_t timeout_ms, const char **why)
 {
 	struct pending_join *j = xcalloc(1, sizeof(*j));
 	char ip[64];
@@ -418,7 +417,7 @@ static void ipc_join(struct session *s, const PartisanIpc__Request *rq)
 	}
 	if (ipc_start_join(s->d, s, rq->id, rq->join->target, timeout, &why) < 0)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "join %s: %s",
-				  rq->join->target, why);
+		                  rq->join->target, why);
 }
 
 static void ipc_leave(struct session *s, const PartisanIpc__Request *rq)
@@ -427,7 +426,8 @@ static void ipc_leave(struct session *s, const PartisanIpc__Request *rq)
 	const char *node = rq->leave->node ? rq->leave->node : s->d->self->name;
 
 	if (daemon_leave(s->d, node, &why) < 0)
-		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "leave %s: %s", node, why);
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "leave %s: %s", node,
+		                  why);
 	else
 		ipc_respond_ok(s, rq->id);
 }
@@ -446,7 +446,7 @@ static void ipc_check_joins(struct daemon *d, uint64_t now)
 			if (j->probing)
 				peer_probe_cancel(d, j);
 			ipc_join_done(d, j, PARTISAN_IPC__ERROR__ETIMEDOUT,
-				      "timed out waiting for every channel to connect");
+			              "timed out waiting for every channel to connect");
 		}
 	}
 }
@@ -468,7 +468,7 @@ static void ipc_partition_inject(struct session *s, const PartisanIpc__Request *
 	ref_make(REF_REF, d->self->name, id, ref, sizeof(ref));
 	if (peer_partition_inject(d, rq->partition_inject->node, ref, &why) < 0) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "partition %s: %s",
-				  rq->partition_inject->node, why);
+		                  rq->partition_inject->node, why);
 		return;
 	}
 	rr.ref = ref;
@@ -481,7 +481,7 @@ static void ipc_partition_resolve(struct session *s, const PartisanIpc__Request 
 {
 	if (peer_partition_resolve(s->d, rq->partition_resolve->ref) < 0)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "no partition %s",
-				  rq->partition_resolve->ref);
+		                  rq->partition_resolve->ref);
 	else
 		ipc_respond_ok(s, rq->id);
 }
@@ -520,32 +520,32 @@ static void ipc_bye(struct session *s, const PartisanIpc__Request *rq)
 
 /* Indexed by PartisanIpc__Request__BodyCase. */
 static const ipc_handler ipc_handlers[] = {
-	[PARTISAN_IPC__REQUEST__BODY_HELLO] = ipc_hello,
-	[PARTISAN_IPC__REQUEST__BODY_STATUS] = ipc_status,
-	[PARTISAN_IPC__REQUEST__BODY_SPEC] = ipc_spec,
-	[PARTISAN_IPC__REQUEST__BODY_MEMBERS] = ipc_members,
-	[PARTISAN_IPC__REQUEST__BODY_NODES] = ipc_nodes,
-	[PARTISAN_IPC__REQUEST__BODY_CONNECTIONS] = ipc_connections,
-	[PARTISAN_IPC__REQUEST__BODY_JOIN] = ipc_join,
-	[PARTISAN_IPC__REQUEST__BODY_LEAVE] = ipc_leave,
-	[PARTISAN_IPC__REQUEST__BODY_REGISTER] = router_register,
-	[PARTISAN_IPC__REQUEST__BODY_UNREGISTER] = router_unregister,
-	[PARTISAN_IPC__REQUEST__BODY_WHEREIS] = router_whereis,
-	[PARTISAN_IPC__REQUEST__BODY_SEND] = router_send,
-	[PARTISAN_IPC__REQUEST__BODY_CALL] = router_call,
-	[PARTISAN_IPC__REQUEST__BODY_REPLY] = router_reply,
-	[PARTISAN_IPC__REQUEST__BODY_MONITOR] = router_monitor,
-	[PARTISAN_IPC__REQUEST__BODY_DEMONITOR] = router_demonitor,
-	[PARTISAN_IPC__REQUEST__BODY_MONITOR_NODE] = router_monitor_node,
-	[PARTISAN_IPC__REQUEST__BODY_MONITOR_NODES] = router_monitor_nodes,
-	[PARTISAN_IPC__REQUEST__BODY_BROADCAST] = router_broadcast,
-	[PARTISAN_IPC__REQUEST__BODY_SUBSCRIBE] = router_subscribe,
-	[PARTISAN_IPC__REQUEST__BODY_UNSUBSCRIBE] = router_unsubscribe,
-	[PARTISAN_IPC__REQUEST__BODY_REGISTRY] = router_registry,
-	[PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_partition_inject,
-	[PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_partition_resolve,
-	[PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_partition_list,
-	[PARTISAN_IPC__REQUEST__BODY_BYE] = ipc_bye,
+    [PARTISAN_IPC__REQUEST__BODY_HELLO] = ipc_hello,
+    [PARTISAN_IPC__REQUEST__BODY_STATUS] = ipc_status,
+    [PARTISAN_IPC__REQUEST__BODY_SPEC] = ipc_spec,
+    [PARTISAN_IPC__REQUEST__BODY_MEMBERS] = ipc_members,
+    [PARTISAN_IPC__REQUEST__BODY_NODES] = ipc_nodes,
+    [PARTISAN_IPC__REQUEST__BODY_CONNECTIONS] = ipc_connections,
+    [PARTISAN_IPC__REQUEST__BODY_JOIN] = ipc_join,
+    [PARTISAN_IPC__REQUEST__BODY_LEAVE] = ipc_leave,
+    [PARTISAN_IPC__REQUEST__BODY_REGISTER] = router_register,
+    [PARTISAN_IPC__REQUEST__BODY_UNREGISTER] = router_unregister,
+    [PARTISAN_IPC__REQUEST__BODY_WHEREIS] = router_whereis,
+    [PARTISAN_IPC__REQUEST__BODY_SEND] = router_send,
+    [PARTISAN_IPC__REQUEST__BODY_CALL] = router_call,
+    [PARTISAN_IPC__REQUEST__BODY_REPLY] = router_reply,
+    [PARTISAN_IPC__REQUEST__BODY_MONITOR] = router_monitor,
+    [PARTISAN_IPC__REQUEST__BODY_DEMONITOR] = router_demonitor,
+    [PARTISAN_IPC__REQUEST__BODY_MONITOR_NODE] = router_monitor_node,
+    [PARTISAN_IPC__REQUEST__BODY_MONITOR_NODES] = router_monitor_nodes,
+    [PARTISAN_IPC__REQUEST__BODY_BROADCAST] = router_broadcast,
+    [PARTISAN_IPC__REQUEST__BODY_SUBSCRIBE] = router_subscribe,
+    [PARTISAN_IPC__REQUEST__BODY_UNSUBSCRIBE] = router_unsubscribe,
+    [PARTISAN_IPC__REQUEST__BODY_REGISTRY] = router_registry,
+    [PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_partition_inject,
+    [PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_partition_resolve,
+    [PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_partition_list,
+    [PARTISAN_IPC__REQUEST__BODY_BYE] = ipc_bye,
 };
 
 /* ---- sessions ---- */
@@ -602,7 +602,7 @@ static int ipc_handle(struct session *s, const PartisanIpc__Request *rq)
 
 	if (s->refused) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPERM,
-				  "uid %u is not allowed to use this daemon", (unsigned)s->uid);
+		                  "uid %u is not allowed to use this daemon", (unsigned)s->uid);
 		s->clean_close = true;
 		return -1;
 	}
@@ -634,7 +634,7 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		if (frame_peek(hdr, sizeof(hdr), max, &len) < 0) {
 			log_warnx("ipc", "session %llu: frame of %u bytes too large, closing",
-				  (unsigned long long)s->id, len);
+			          (unsigned long long)s->id, len);
 			ipc_session_close(s, "frame too large");
 			return;
 		}
@@ -645,7 +645,7 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, len);
 		if (rq == NULL) {
 			log_warnx("ipc", "session %llu: undecodable frame, closing",
-				  (unsigned long long)s->id);
+			          (unsigned long long)s->id);
 			ipc_session_close(s, "bad frame");
 			return;
 		}
@@ -654,7 +654,7 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		if (r < 0) {
 			if (!s->refused)
 				log_warnx("ipc", "session %llu: protocol violation, closing",
-					  (unsigned long long)s->id);
+				          (unsigned long long)s->id);
 			ipc_session_close(s, "protocol violation");
 			return;
 		}
@@ -687,7 +687,7 @@ static bool ipc_allowed(const struct config *cfg, uid_t uid, gid_t gid)
 }
 
 static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			  int salen, void *arg)
+                          int salen, void *arg)
 {
 	struct daemon *d = arg;
 	struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
@@ -716,7 +716,7 @@ static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
 	if (!ipc_allowed(d->cfg, cred.uid, cred.gid)) {
 		/* Answered at its first request, so the client learns why. */
 		log_warnx("ipc", "refused client pid %d: uid %u gid %u not allowed", (int)cred.pid,
-			  (unsigned)cred.uid, (unsigned)cred.gid);
+		          (unsigned)cred.uid, (unsigned)cred.gid);
 		s->refused = true;
 		return;
 	}
@@ -753,8 +753,8 @@ int ipc_listen(struct daemon *d)
 	}
 	unlink(path);
 	ipc->listener = evconnlistener_new_bind(d->base, ipc_accept_cb, d,
-						LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
-						(struct sockaddr *)&sun, sizeof(sun));
+	                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
+	                                        (struct sockaddr *)&sun, sizeof(sun));
 	if (ipc->listener == NULL) {
 		log_warn("ipc", "cannot listen on %s", path);
 		ipc->path[0] = '\0';

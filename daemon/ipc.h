@@ -14,17 +14,17 @@
 struct session {
 	struct daemon *d;
 	struct bufferevent *bev;
-	uint64_t id;               /* this session's endpoint id: partisan:pid:NODE:ID */
+	uint64_t id; /* this session's endpoint id: partisan:pid:NODE:ID */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
 	bool hello_done;
 	bool closing;
-	bool clean_close;          /* the client said goodbye (EOF after a complete frame) */
-	bool paused;               /* reading stopped: a peer link it sends to is full */
-	bool refused;              /* credentials not allowed: answer EPERM, close */
-	char ref[300];             /* its endpoint ref */
-	void *rt;                  /* router's per-session state */
+	bool clean_close; /* the client said goodbye (EOF after a complete frame) */
+	bool paused;      /* reading stopped: a peer link it sends to is full */
+	bool refused;     /* credentials not allowed: answer EPERM, close */
+	char ref[300];    /* its endpoint ref */
+	void *rt;         /* router's per-session state */
 	TAILQ_ENTRY(session) entry;
 };
 
@@ -35,8 +35,8 @@ void ipc_tick(struct daemon *d, uint64_t now);
 /* Replies and events; msg may be NULL for a plain success. */
 void ipc_respond(struct session *s, uint64_t id, PartisanIpc__Response *r);
 void ipc_respond_ok(struct session *s, uint64_t id);
-void ipc_respond_error(struct session *s, uint64_t id, PartisanIpc__Error err, const char *fmt,
-		       ...) __attribute__((format(printf, 4, 5)));
+void ipc_respond_error(struct session *s, uint64_t id, PartisanIpc__Error err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void ipc_push_event(struct session *s, PartisanIpc__Event *ev);
 /* Bytes queued toward the client. */
 size_t ipc_queued(const struct session *s);

@@ -25,7 +25,7 @@ void log_reopen(void)
 }
 
 static void log_vemit(enum log_level lv, const char *sub, const char *fmt, va_list ap,
-		      const char *suffix)
+                      const char *suffix)
 {
 	static const char *const names[] = {"debug", "info", "notice", "warning", "error"};
 	char line[1024];

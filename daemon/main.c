@@ -24,11 +24,11 @@
 #include "router.h"
 #include "transport.h"
 
-#define EX_USAGE_ 64
-#define EX_CONFIG_ 78
+#define EX_USAGE_        64
+#define EX_CONFIG_       78
 #define PARTISAN_VERSION "0.1.0"
-#define JOIN_RETRY_MS 1000
-#define PLUMTREE_STORE 1024 /* broadcasts kept for repair and anti-entropy */
+#define JOIN_RETRY_MS    1000
+#define PLUMTREE_STORE   1024 /* broadcasts kept for repair and anti-entropy */
 
 struct opts {
 	const char *config_file;
@@ -64,11 +64,16 @@ static void die_config(const char *err)
 enum { OPT_NAME = 256, OPT_LISTEN, OPT_SOCKET, OPT_JOIN, OPT_CHECK, OPT_VERSION };
 
 static const struct option long_opts[] = {
-	{"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
-	{"name", required_argument, NULL, OPT_NAME}, {"listen", required_argument, NULL, OPT_LISTEN},
-	{"socket", required_argument, NULL, OPT_SOCKET}, {"join", required_argument, NULL, OPT_JOIN},
-	{"check-config", no_argument, NULL, OPT_CHECK}, {"version", no_argument, NULL, OPT_VERSION},
-	{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"foreground", no_argument, NULL, 'f'},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"join", required_argument, NULL, OPT_JOIN},
+    {"check-config", no_argument, NULL, OPT_CHECK},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Read the config file, then apply the flags over it (a second pass). */
@@ -198,7 +203,7 @@ static const struct manager_ops *manager_for(enum manager_kind k)
 /* ---- boot joins ---- */
 
 static void boot_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
-			     const char *why)
+                             const char *why)
 {
 	struct boot_join *j = arg;
 
@@ -282,7 +287,7 @@ static void sd_notify_ready(void)
 	if (fd < 0)
 		return;
 	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sun,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+	           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
 		log_warn("main", "sd_notify");
 	close(fd);
 }
@@ -343,7 +348,7 @@ static int run(struct daemon *d, const struct opts *o)
 	d->ack = ack_create(realtime_us(), d->cfg->retransmit_interval_ms);
 	d->causal = causal_create(d->self->name);
 	d->plumtree = plumtree_create(d->self->name, realtime_us(), d->cfg->broadcast.lazy_tick_ms,
-				      d->cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
+	                              d->cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
@@ -356,8 +361,8 @@ static int run(struct daemon *d, const struct opts *o)
 		boot_joins[nboot_joins++] = (struct boot_join){.target = d->cfg->join[i], .d = d};
 	}
 	boot_joins_run(d, d->start_ms);
-	log_notice("main", "%s running (%s, cluster %s)", d->self->name, config_manager_name(d->cfg->manager),
-		   d->cfg->cluster_name);
+	log_notice("main", "%s running (%s, cluster %s)", d->self->name,
+	           config_manager_name(d->cfg->manager), d->cfg->cluster_name);
 	if (!o->foreground)
 		detach();
 	sd_notify_ready();
@@ -408,11 +413,13 @@ int main(int argc, char **argv)
 	if (cfg.tls.enabled)
 		unsupported(&cfg, "tls.enabled: TLS is not available in this build");
 	if (cfg.metrics_listen)
-		unsupported(&cfg, "metrics.listen: the metrics endpoint is not available in this build");
+		unsupported(&cfg,
+		            "metrics.listen: the metrics endpoint is not available in this build");
 	if (manager_for(cfg.manager) == NULL) {
-		fprintf(stderr, "partisand: config: peer_service_manager: %s is not available in "
-				"this build\n",
-			config_manager_name(cfg.manager));
+		fprintf(stderr,
+		        "partisand: config: peer_service_manager: %s is not available in "
+		        "this build\n",
+		        config_manager_name(cfg.manager));
 		config_free(&cfg);
 		return EX_CONFIG_;
 	}

@@ -7,11 +7,11 @@
 #include "core.h"
 
 struct manager_params {
-	const struct node_spec *self;   /* copied */
-	const char *actor;              /* unique per incarnation: "NAME/INC" */
+	const struct node_spec *self; /* copied */
+	const char *actor;            /* unique per incarnation: "NAME/INC" */
 	unsigned gossip_interval_ms;
-	unsigned fanout;                /* gossip targets per round */
-	bool client_server;             /* full mesh among servers; clients reach servers only */
+	unsigned fanout;    /* gossip targets per round */
+	bool client_server; /* full mesh among servers; clients reach servers only */
 	/* hyparview */
 	unsigned active_max, passive_max, arwl, prwl;
 	unsigned shuffle_interval_ms, shuffle_k_active, shuffle_k_passive;
@@ -24,18 +24,18 @@ struct manager_ops {
 	void (*destroy)(void *m);
 	/* Join the cluster that spec's node belongs to. */
 	void (*join)(void *m, const struct node_spec *spec, const struct core_env *env,
-		     struct actions *out);
+	             struct actions *out);
 	/* Remove node from the cluster; node == self: this node leaves. */
 	void (*leave)(void *m, const char *node, const struct core_env *env, struct actions *out);
 	/* A membership-protocol message from a connected node. Returns -1 with
 	 * *why for a message this manager refuses (the shell closes that link). */
 	int (*receive)(void *m, const char *from, const PartisanPeer__PeerMsg *msg,
-		       const struct core_env *env, struct actions *out, const char **why);
+	               const struct core_env *env, struct actions *out, const char **why);
 	/* A node's connections are up (spec as it said in its hello) / all gone. */
 	void (*peer_up)(void *m, const struct node_spec *spec, const struct core_env *env,
-			struct actions *out);
+	                struct actions *out);
 	void (*peer_down)(void *m, const char *node, const struct core_env *env,
-			  struct actions *out);
+	                  struct actions *out);
 	void (*tick)(void *m, const struct core_env *env, struct actions *out);
 	/* Members as this node sees them, self included. The array and specs stay
 	 * valid until the next call into the manager. */
@@ -43,8 +43,7 @@ struct manager_ops {
 	bool (*is_member)(void *m, const char *node);
 	/* node left the cluster (news from the overlay): forget it everywhere,
 	 * passive candidates included. May be NULL. */
-	void (*forget)(void *m, const char *node, const struct core_env *env,
-		       struct actions *out);
+	void (*forget)(void *m, const char *node, const struct core_env *env, struct actions *out);
 	/* Overlay views for status (may return 0). */
 	size_t (*active_view)(void *m, const char *const **out);
 	size_t (*passive_view)(void *m, const char *const **out);

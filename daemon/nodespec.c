@@ -28,7 +28,8 @@ bool node_name_valid(const char *name)
 	if (strchr(at + 1, '@') != NULL)
 		return false;
 	for (const char *p = name; *p; p++)
-		if (isspace((unsigned char)*p) || (*p == ':' && p < at) || iscntrl((unsigned char)*p))
+		if (isspace((unsigned char)*p) || (*p == ':' && p < at) ||
+		    iscntrl((unsigned char)*p))
 			return false;
 	return true;
 }

@@ -16,19 +16,19 @@ struct ns_addr {
 };
 
 struct ns_channel {
-	char *name;           /* owned */
+	char *name; /* owned */
 	unsigned parallelism;
 	bool monotonic;
 };
 
 struct node_spec {
-	char *name;                  /* owned, NAME@HOST */
-	struct ns_addr *addrs;       /* owned */
+	char *name;            /* owned, NAME@HOST */
+	struct ns_addr *addrs; /* owned */
 	size_t naddrs;
 	struct ns_channel *channels; /* owned; [0] is "default" */
 	size_t nchannels;
-	unsigned parallelism;        /* of the default channel */
-	bool client;                 /* client_server manager: a client node */
+	unsigned parallelism; /* of the default channel */
+	bool client;          /* client_server manager: a client node */
 };
 
 struct node_spec *node_spec_dup(const struct node_spec *s);

@@ -100,7 +100,7 @@ static void orset_remove_at(struct orset *s, size_t i)
 
 /* Insert an entry (taking ownership of spec and dots) at its sorted place. */
 static void orset_insert(struct orset *s, struct node_spec *spec, struct orset_dot *dots,
-			 size_t ndots)
+                         size_t ndots)
 {
 	bool found;
 	size_t i = orset_find_pos(s, spec, &found);
@@ -172,8 +172,9 @@ static int orset_dot_cmp(const void *a, const void *b)
 /* The dots of an element after merge: those in both, and those in one side
  * only that the other side's clock has not seen. */
 static size_t orset_merge_dots(const struct orset_entry *a, const struct orset_dot *aclock,
-			       size_t naclock, const struct orset_entry *b,
-			       const struct orset_dot *bclock, size_t nbclock, struct orset_dot **out)
+                               size_t naclock, const struct orset_entry *b,
+                               const struct orset_dot *bclock, size_t nbclock,
+                               struct orset_dot **out)
 {
 	size_t na = a ? a->ndots : 0, nb = b ? b->ndots : 0, n = 0;
 	struct orset_dot *d = xcalloc(na + nb, sizeof(*d));
@@ -199,7 +200,7 @@ static size_t orset_merge_dots(const struct orset_entry *a, const struct orset_d
 }
 
 static bool orset_dots_equal(const struct orset_dot *a, size_t na, const struct orset_dot *b,
-			     size_t nb)
+                             size_t nb)
 {
 	if (na != nb)
 		return false;
@@ -244,11 +245,11 @@ bool orset_merge(struct orset *s, const struct orset *o)
 		orset_clock_raise(&m, o->clock[k].actor, o->clock[k].counter);
 
 	changed = m.nentries != s->nentries || m.nclock != s->nclock ||
-		  !orset_dots_equal(m.clock, m.nclock, s->clock, s->nclock);
+	          !orset_dots_equal(m.clock, m.nclock, s->clock, s->nclock);
 	for (size_t k = 0; !changed && k < m.nentries; k++)
 		changed = node_spec_cmp(m.entries[k].spec, s->entries[k].spec) != 0 ||
-			  !orset_dots_equal(m.entries[k].dots, m.entries[k].ndots,
-					    s->entries[k].dots, s->entries[k].ndots);
+		          !orset_dots_equal(m.entries[k].dots, m.entries[k].ndots,
+		                            s->entries[k].dots, s->entries[k].ndots);
 	orset_free(s);
 	*s = m;
 	return changed;

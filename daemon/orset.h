@@ -18,18 +18,18 @@
 #include "peer.pb-c.h"
 
 struct orset_dot {
-	char *actor;       /* owned */
+	char *actor; /* owned */
 	uint64_t counter;
 };
 
 struct orset_entry {
-	struct node_spec *spec;   /* owned */
-	struct orset_dot *dots;   /* owned, sorted by actor */
+	struct node_spec *spec; /* owned */
+	struct orset_dot *dots; /* owned, sorted by actor */
 	size_t ndots;
 };
 
 struct orset {
-	struct orset_dot *clock;     /* sorted by actor */
+	struct orset_dot *clock; /* sorted by actor */
 	size_t nclock;
 	struct orset_entry *entries; /* sorted by node_spec_cmp */
 	size_t nentries;

@@ -28,10 +28,10 @@
 #include "transport.h"
 #include "wire.h"
 
-#define PEER_BACKOFF_MIN_MS 100
-#define PEER_BACKOFF_MAX_MS 2000
+#define PEER_BACKOFF_MIN_MS      100
+#define PEER_BACKOFF_MAX_MS      2000
 #define PEER_MONOTONIC_WINDOW_MS 100
-#define PEER_NONCE 16
+#define PEER_NONCE               16
 
 enum pconn_state {
 	PC_CONNECTING,     /* dialer: TCP connect in progress */
@@ -39,7 +39,7 @@ enum pconn_state {
 	PC_WAIT_ACK,       /* dialer: Hello sent, waiting for HelloAck */
 	PC_WAIT_HELLO,     /* acceptor: Challenge sent, waiting for Hello */
 	PC_OPEN,
-	PC_CLOSING,        /* flushing output, then freed */
+	PC_CLOSING, /* flushing output, then freed */
 };
 
 struct pnode;
@@ -54,27 +54,27 @@ struct pconn {
 	struct bufferevent *bev;
 	enum pconn_state state;
 	bool outbound;
-	struct pnode *node;        /* NULL until the hello names it (or a probe) */
-	size_t chan;               /* outbound: index into cfg->channels */
-	unsigned idx;              /* outbound: index within the channel */
-	uint64_t since_ms;         /* when the current state began */
+	struct pnode *node; /* NULL until the hello names it (or a probe) */
+	size_t chan;        /* outbound: index into cfg->channels */
+	unsigned idx;       /* outbound: index within the channel */
+	uint64_t since_ms;  /* when the current state began */
 	uint64_t last_send_ms;
 	uint8_t nonce[PEER_NONCE];
 	uint8_t peer_nonce[PEER_NONCE];
-	struct probe *probe;       /* join-by-address dial */
-	uint64_t id;               /* for pause / resume by id */
-	bool paused;               /* reading stopped: a local receiver is full */
-	char addr[80];             /* for logs */
-	char refusal[160];         /* why the other side refused our hello */
+	struct probe *probe; /* join-by-address dial */
+	uint64_t id;         /* for pause / resume by id */
+	bool paused;         /* reading stopped: a local receiver is full */
+	char addr[80];       /* for logs */
+	char refusal[160];   /* why the other side refused our hello */
 	TAILQ_ENTRY(pconn) entry;
 };
 
 struct pnode {
 	char *name;
-	struct node_spec *spec;    /* as last heard (hello) or asked for */
-	bool wanted;               /* the manager wants us connected */
+	struct node_spec *spec; /* as last heard (hello) or asked for */
+	bool wanted;            /* the manager wants us connected */
 	bool up;
-	struct pconn ***out;       /* out[chan][idx] */
+	struct pconn ***out; /* out[chan][idx] */
 	uint64_t last_rx_ms, last_hb_ms, next_try_ms;
 	unsigned backoff_ms;
 	unsigned attempt;
@@ -154,8 +154,7 @@ static size_t peer_chan_index(const struct config *cfg, const char *channel)
  * around it. What the socket does not take is queued, and order is kept
  * because the queue was empty. Bulk traffic stays queued, so the event loop
  * writes many frames with one writev. */
-static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t *buf,
-			      size_t len)
+static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t *buf, size_t len)
 {
 	struct iovec iov[2] = {{(void *)hdr, FRAME_HEADER}, {(void *)buf, len}};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
@@ -347,7 +346,7 @@ static struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool o
 /* ---- handshake ---- */
 
 static void peer_mac(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
-		     const char *name, uint8_t out[32])
+                     const char *name, uint8_t out[32])
 {
 	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
 	mbedtls_md_context_t ctx;
@@ -363,7 +362,7 @@ static void peer_mac(struct daemon *d, const char *tag, const uint8_t *nonce, si
 }
 
 static bool peer_mac_ok(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
-			const char *name, const ProtobufCBinaryData *mac)
+                        const char *name, const ProtobufCBinaryData *mac)
 {
 	uint8_t want[32];
 	uint8_t diff = 0;
@@ -400,8 +399,7 @@ static void pconn_send_challenge(struct pconn *c)
 	c->state = PC_WAIT_HELLO;
 }
 
-static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch,
-			      const char **why)
+static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch, const char **why)
 {
 	struct daemon *d = c->d;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
@@ -462,7 +460,7 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 	else if (strcmp(h->cluster, d->cfg->cluster_name) != 0)
 		*why = "hello: node of another cluster";
 	else if (!peer_mac_ok(d, "dial", c->nonce, PEER_NONCE, h->spec->name,
-			      h->has_mac ? &h->mac : NULL))
+	                      h->has_mac ? &h->mac : NULL))
 		*why = "hello: cluster secret not proven";
 	else if ((their = node_spec_from_pb(h->spec, why)) == NULL)
 		;
@@ -522,13 +520,13 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 	if (their == NULL)
 		return -1;
 	if (!peer_mac_ok(d, "acpt", c->nonce, PEER_NONCE, their->name,
-			 ack->has_mac ? &ack->mac : NULL)) {
+	                 ack->has_mac ? &ack->mac : NULL)) {
 		node_spec_free(their);
 		return *why = "hello ack: cluster secret not proven", -1;
 	}
 	if (c->node && strcmp(c->node->name, their->name) != 0) {
 		log_warnx("peer", "%s: expected %s at this address, found %s", c->addr,
-			  c->node->name, their->name);
+		          c->node->name, their->name);
 		node_spec_free(their);
 		return *why = "another node answers at this address", -1;
 	}
@@ -641,7 +639,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		if (frame_peek(hdr, sizeof(hdr), max, &len) < 0) {
 			log_warnx("peer", "%s: frame of %u bytes over max_frame_bytes, closing",
-				  pconn_who(c), len);
+			          pconn_who(c), len);
 			c->d->stats.peer_frames_bad++;
 			pconn_close(c, "frame too large");
 			return;
@@ -712,8 +710,7 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- dialing and accepting ---- */
 
-static int peer_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss,
-			 socklen_t *len)
+static int peer_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
@@ -790,12 +787,12 @@ static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 		n->attempt++;
 		n->next_try_ms = now + n->backoff_ms;
 		n->backoff_ms = n->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS
-									: n->backoff_ms * 2;
+		                                                        : n->backoff_ms * 2;
 	}
 }
 
 static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			   int salen, void *arg)
+                           int salen, void *arg)
 {
 	struct daemon *d = arg;
 	struct bufferevent *bev;
@@ -813,7 +810,7 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
 	snprintf(c->addr, sizeof(c->addr), "%s:%u", host,
-		 ntohs(((struct sockaddr_in *)sa)->sin_port));
+	         ntohs(((struct sockaddr_in *)sa)->sin_port));
 	pconn_send_challenge(c);
 }
 
@@ -831,18 +828,19 @@ int peer_listen(struct daemon *d)
 		    0)
 			return -1;
 		l = evconnlistener_new_bind(d->base, peer_accept_cb, d,
-					    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-					    (struct sockaddr *)&ss, (int)sslen);
+		                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+		                            (struct sockaddr *)&ss, (int)sslen);
 		if (l == NULL) {
 			log_warn("peer", "cannot listen on %s:%u", cfg->listen_addrs[i].ip,
-				 cfg->listen_addrs[i].port);
+			         cfg->listen_addrs[i].port);
 			return -1;
 		}
 		d->listeners[d->nlisteners++] = l;
 		sslen = sizeof(ss);
 		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sslen);
 		d->self->addrs[i].port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		log_info("peer", "listening on %s:%u", d->self->addrs[i].ip, d->self->addrs[i].port);
+		log_info("peer", "listening on %s:%u", d->self->addrs[i].ip,
+		         d->self->addrs[i].port);
 	}
 	return 0;
 }
@@ -915,7 +913,7 @@ static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now)
 
 	if (n->up && now > n->last_rx_ms + timeout) {
 		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
-			  (unsigned long long)(now - n->last_rx_ms));
+		          (unsigned long long)(now - n->last_rx_ms));
 		pnode_down(d, n, "timeout", true);
 		n->next_try_ms = now + n->backoff_ms;
 		return;
@@ -965,7 +963,7 @@ void peer_forgive(struct daemon *d, uint64_t now)
 }
 
 static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, const void *key,
-				size_t keylen)
+                                size_t keylen)
 {
 	unsigned par = d->cfg->channels[ch].parallelism;
 	unsigned start = keylen ? (unsigned)(hash_bytes(HASH_INIT, key, keylen) % par) : 0;
@@ -980,7 +978,7 @@ static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, co
 }
 
 static struct pconn *peer_route(struct daemon *d, struct pnode *n, size_t ch, const void *key,
-				size_t keylen)
+                                size_t keylen)
 {
 	struct pconn *c = pnode_pick(d, n, ch, key, keylen);
 
@@ -996,7 +994,7 @@ static struct pconn *peer_route(struct daemon *d, struct pnode *n, size_t ch, co
 }
 
 enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,
-				const void *key, size_t keylen, const uint8_t *buf, size_t len)
+                                const void *key, size_t keylen, const uint8_t *buf, size_t len)
 {
 	struct pnode *n = pnode_get(d, node, false);
 	size_t ch = peer_chan_index(d->cfg, channel);
@@ -1023,8 +1021,8 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 }
 
 enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const char *channel,
-				    const void *key, size_t keylen,
-				    const PartisanPeer__PeerMsg *msg)
+                                    const void *key, size_t keylen,
+                                    const PartisanPeer__PeerMsg *msg)
 {
 	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
 	uint8_t *buf = xmalloc(len);
@@ -1134,8 +1132,8 @@ size_t peer_up_nodes(struct daemon *d, const char ***out)
 	return n;
 }
 
-void peer_conn_count(struct daemon *d, const char *node, const char *channel,
-		     unsigned *connected, unsigned *wanted)
+void peer_conn_count(struct daemon *d, const char *node, const char *channel, unsigned *connected,
+                     unsigned *wanted)
 {
 	struct pnode *n = pnode_get(d, node, false);
 	size_t ch = peer_chan_index(d->cfg, channel);
@@ -1185,8 +1183,7 @@ void peer_probe_cancel(struct daemon *d, void *arg)
 }
 
 /* Split NAME@HOST:PORT or HOST:PORT ([v6]:PORT). Returns 0 or -1. */
-int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn,
-			    uint16_t *port)
+int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn, uint16_t *port)
 {
 	const char *at = strchr(t, '@'), *host = at ? at + 1 : t;
 	const char *colon = strrchr(host, ':');
@@ -1222,4 +1219,3 @@ int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn
 	freeaddrinfo(res);
 	return 0;
 }
-

@@ -15,7 +15,7 @@ enum peer_send_result {
 	PEER_SENT = 0,
 	PEER_NOT_CONNECTED = -1,
 	PEER_QUEUE_FULL = -2,
-	PEER_SHED = -3, /* dropped by a monotonic channel */
+	PEER_SHED = -3,        /* dropped by a monotonic channel */
 	PEER_PARTITIONED = -4, /* an injected partition separates us */
 };
 
@@ -36,11 +36,11 @@ void peer_forgive(struct daemon *d, uint64_t now);
 /* Send a packed PeerMsg. key (may be NULL) picks the connection in the
  * channel so that one key keeps its order. */
 enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,
-				const void *key, size_t keylen, const uint8_t *buf, size_t len);
+                                const void *key, size_t keylen, const uint8_t *buf, size_t len);
 /* Pack and send. */
 enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const char *channel,
-				    const void *key, size_t keylen,
-				    const PartisanPeer__PeerMsg *msg);
+                                    const void *key, size_t keylen,
+                                    const PartisanPeer__PeerMsg *msg);
 
 /* Stop / restart reading a connection (d->cur_conn names the one whose
  * frame is being handled): backpressure toward a sending daemon. */
@@ -62,22 +62,21 @@ const char *peer_channel_name(struct daemon *d, const char *channel);
  * layer and valid until the next event-loop turn). */
 size_t peer_up_nodes(struct daemon *d, const char ***out);
 /* Outbound connections open / wanted to node on channel. */
-void peer_conn_count(struct daemon *d, const char *node, const char *channel,
-		     unsigned *connected, unsigned *wanted);
+void peer_conn_count(struct daemon *d, const char *node, const char *channel, unsigned *connected,
+                     unsigned *wanted);
 bool peer_fully_connected(struct daemon *d, const char *node);
 
 /* Dial HOST:PORT to learn who is there (join by address). When its hello is
  * answered, the node's spec is handed to cb; on failure cb gets NULL and a
  * reason. */
 typedef void (*peer_probe_cb)(struct daemon *d, void *arg, const struct node_spec *spec,
-			      const char *why);
+                              const char *why);
 int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb, void *arg);
 /* Forget a probe's callback (the requester went away). */
 void peer_probe_cancel(struct daemon *d, void *arg);
 
 /* Split NAME@HOST:PORT or HOST:PORT ([v6]:PORT) and resolve HOST to a
  * numeric ip. name gets NAME or "". Returns 0 or -1. */
-int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn,
-		      uint16_t *port);
+int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn, uint16_t *port);
 
 #endif

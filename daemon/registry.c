@@ -8,8 +8,8 @@
 
 struct node_names {
 	size_t n;
-	char **names;   /* owned */
-	char **refs;    /* owned */
+	char **names; /* owned */
+	char **refs;  /* owned */
 };
 
 struct registry {

@@ -32,19 +32,19 @@ enum mon_kind {
 struct monitor {
 	enum mon_kind kind;
 	char mref[300];
-	char watcher[300];       /* ref of the watcher */
-	char target[300];        /* ref as given */
-	char node[300];          /* MON_OUT: target node; MON_IN: watcher's node */
-	struct session *ws;      /* watcher session (LOCAL, OUT) */
-	struct session *ts;      /* target session (LOCAL, IN) */
+	char watcher[300];  /* ref of the watcher */
+	char target[300];   /* ref as given */
+	char node[300];     /* MON_OUT: target node; MON_IN: watcher's node */
+	struct session *ws; /* watcher session (LOCAL, OUT) */
+	struct session *ts; /* target session (LOCAL, IN) */
 };
 
 struct call {
 	char cref[300];
 	struct session *s;
-	uint64_t id;             /* the Call request to answer */
+	uint64_t id; /* the Call request to answer */
 	uint64_t deadline;
-	char node[300];          /* target node */
+	char node[300]; /* target node */
 };
 
 struct rt_session {
@@ -55,11 +55,11 @@ struct rt_session {
 	struct strmap node_mons; /* node -> count (monitor_node) */
 	uint64_t *blocked;       /* peer connections paused until we drain */
 	size_t nblocked;
-	struct strmap topics;    /* broadcast topics subscribed to */
+	struct strmap topics; /* broadcast topics subscribed to */
 };
 
-#define RELAY_TTL 8       /* hops a transitive message may take */
-#define RELAY_SEEN 4096   /* relayed messages remembered, to drop repeats */
+#define RELAY_TTL  8    /* hops a transitive message may take */
+#define RELAY_SEEN 4096 /* relayed messages remembered, to drop repeats */
 
 struct router {
 	struct strmap names;     /* local name -> session */
@@ -69,7 +69,7 @@ struct router {
 	struct registry *remote; /* names registered on other nodes */
 	uint64_t next_ref;
 	uint64_t next_relay;
-	struct strmap relay_seen;  /* "origin/id" of relayed messages seen */
+	struct strmap relay_seen;     /* "origin/id" of relayed messages seen */
 	char *relay_ring[RELAY_SEEN]; /* the same keys, oldest first out */
 	size_t relay_pos;
 };
@@ -161,8 +161,8 @@ static void router_backpressure(struct session *t, struct session *sender)
 }
 
 static void router_push_message(struct session *s, const char *from, const char *to,
-				const ProtobufCBinaryData *payload, const char *call_ref,
-				const char *channel)
+                                const ProtobufCBinaryData *payload, const char *call_ref,
+                                const char *channel)
 {
 	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 	PartisanIpc__Message m = PARTISAN_IPC__MESSAGE__INIT;
@@ -178,7 +178,7 @@ static void router_push_message(struct session *s, const char *from, const char 
 }
 
 static void router_push_down(struct session *s, const char *mref, const char *target,
-			     const char *reason)
+                             const char *reason)
 {
 	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 	PartisanIpc__DownEvent dn = PARTISAN_IPC__DOWN_EVENT__INIT;
@@ -262,7 +262,7 @@ static void router_send_peer(struct daemon *d, const char *node, PartisanPeer__P
 }
 
 static void router_send_down(struct daemon *d, const char *node, const char *mref,
-			     const char *target, const char *reason)
+                             const char *target, const char *reason)
 {
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Down dn = PARTISAN_PEER__DOWN__INIT;
@@ -378,7 +378,7 @@ void router_register(struct session *s, const PartisanIpc__Request *rq)
 
 	if (!router_name_valid(name)) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL,
-				  "register: bad name \"%s\"", name);
+		                  "register: bad name \"%s\"", name);
 		return;
 	}
 	holder = strmap_get(&r->names, name);
@@ -388,7 +388,7 @@ void router_register(struct session *s, const PartisanIpc__Request *rq)
 	}
 	if (holder) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EEXIST,
-				  "register: %s is already registered by %s", name, holder->ref);
+		                  "register: %s is already registered by %s", name, holder->ref);
 		return;
 	}
 	strmap_put(&r->names, name, s);
@@ -414,7 +414,7 @@ void router_unregister(struct session *s, const PartisanIpc__Request *rq)
 		}
 	}
 	ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT,
-			  "unregister: %s is not registered by this session", name);
+	                  "unregister: %s is not registered by this session", name);
 }
 
 static void router_respond_ref(struct session *s, uint64_t id, const char *ref)
@@ -439,7 +439,7 @@ void router_whereis(struct session *s, const PartisanIpc__Request *rq)
 
 		if (t == NULL)
 			ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOPROC,
-					  "%s: no such name on %s", w->name, w->node);
+			                  "%s: no such name on %s", w->name, w->node);
 		else
 			router_respond_ref(s, rq->id, t->ref);
 		return;
@@ -451,7 +451,7 @@ void router_whereis(struct session *s, const PartisanIpc__Request *rq)
 	}
 	if (!peer_is_up(d, w->node))
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOCONNECTION,
-				  "%s: not connected", w->node);
+		                  "%s: not connected", w->node);
 	else
 		router_respond_ref(s, rq->id, ref);
 }
@@ -481,8 +481,7 @@ static void router_deliver(void *arg, const char *from, const PartisanPeer__Data
 			router_noproc(d, from, data->call_ref, data->to);
 		return;
 	}
-	router_push_message(t, data->from, data->to, &data->payload, data->call_ref,
-			    data->channel);
+	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel);
 	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
 }
 
@@ -555,8 +554,8 @@ static int router_parse_to(struct session *s, uint64_t id, const char *to, struc
 /* An acknowledged send: kept and retransmitted until the node acknowledges
  * it, even across reconnects; only a node outside the membership fails. */
 static PartisanIpc__Error router_forward_acked(struct session *s, const struct ref *r,
-					       PartisanPeer__Data *data, const void *key,
-					       size_t keylen)
+                                               PartisanPeer__Data *data, const void *key,
+                                               size_t keylen)
 {
 	struct daemon *d = s->d;
 	struct core_env env = daemon_env(d);
@@ -564,7 +563,7 @@ static PartisanIpc__Error router_forward_acked(struct session *s, const struct r
 	if (!d->mops->is_member(d->mgr, r->node) && !peer_is_up(d, r->node))
 		return PARTISAN_IPC__ERROR__ENOCONNECTION;
 	ack_track(d->ack, r->node, data, peer_channel_name(d, data->channel), key, keylen, s->id,
-		  &env, &d->acts);
+	          &env, &d->acts);
 	daemon_drain(d);
 	d->stats.messages_out++;
 	if (ack_outstanding(d->ack) >= d->cfg->max_outstanding_acks)
@@ -575,12 +574,12 @@ static PartisanIpc__Error router_forward_acked(struct session *s, const struct r
 static const char *router_why(PartisanIpc__Error err)
 {
 	return err == PARTISAN_IPC__ERROR__EPARTITION ? "behind an injected partition"
-						      : "not connected";
+	                                              : "not connected";
 }
 
 /* Send data to r's node once, fire and forget. */
 static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r,
-					 PartisanPeer__Data *data, const void *key, size_t keylen)
+                                          PartisanPeer__Data *data, const void *key, size_t keylen)
 {
 	struct daemon *d = s->d;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
@@ -605,8 +604,8 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 
 /* Send a Data frame to r's node. Returns an ipc error code. */
 static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
-					 const ProtobufCBinaryData *payload,
-					 const PartisanIpc__SendOpts *opts, const char *call_ref)
+                                         const ProtobufCBinaryData *payload,
+                                         const PartisanIpc__SendOpts *opts, const char *call_ref)
 {
 	struct daemon *d = s->d;
 	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
@@ -630,7 +629,7 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 		data.causal_label = opts->causal_label;
 		st = causal_stamp(d->causal, r->node, &data);
 		err = opts->has_ack && opts->ack ? router_forward_acked(s, r, &data, key, keylen)
-						 : router_transmit(s, r, &data, key, keylen);
+		                                 : router_transmit(s, r, &data, key, keylen);
 		causal_stamp_release(st);
 		return err;
 	}
@@ -692,7 +691,7 @@ void router_send(struct session *s, const PartisanIpc__Request *rq)
 /* ---- calls ---- */
 
 static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
-			     const char *msg)
+                             const char *msg)
 {
 	ipc_respond_error(c->s, c->id, err, "%s", msg);
 	strmap_del(&d->router->calls, c->cref);
@@ -722,7 +721,7 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 			free(c);
 			d->stats.dropped_no_proc++;
 			ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOPROC,
-					  "%s: no such endpoint", cl->to);
+			                  "%s: no such endpoint", cl->to);
 			return;
 		}
 		strmap_put(&d->router->calls, c->cref, c);
@@ -740,7 +739,7 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 
 /* A reply reached this node for call ref cref. */
 static void router_call_reply(struct daemon *d, const char *cref, const char *from,
-			      const ProtobufCBinaryData *payload)
+                              const ProtobufCBinaryData *payload)
 {
 	struct call *c = strmap_get(&d->router->calls, cref);
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
@@ -784,7 +783,7 @@ void router_reply(struct session *s, const PartisanIpc__Request *rq)
 		    PEER_NOT_CONNECTED) {
 			if (!rq->quiet)
 				ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOCONNECTION,
-						  "%s: not connected", cref.node);
+				                  "%s: not connected", cref.node);
 			return;
 		}
 	}
@@ -871,7 +870,7 @@ void router_monitor_node(struct session *s, const PartisanIpc__Request *rq)
 
 	if (!node_name_valid(node)) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "bad node name \"%s\"",
-				  node);
+		                  node);
 		return;
 	}
 	ipc_respond_ok(s, rq->id);
@@ -1007,14 +1006,14 @@ void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq)
 
 	if (strmap_del(&rs->topics, rq->unsubscribe->topic) == NULL)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOENT, "not subscribed to %s",
-				  rq->unsubscribe->topic);
+		                  rq->unsubscribe->topic);
 	else
 		ipc_respond_ok(s, rq->id);
 }
 
 /* Plumtree delivers a broadcast here: every subscriber of its topic gets it. */
 void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
-			      const uint8_t *payload, size_t len)
+                              const uint8_t *payload, size_t len)
 {
 	struct daemon *d = arg;
 	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
@@ -1049,7 +1048,7 @@ void router_broadcast(struct session *s, const PartisanIpc__Request *rq)
 		return;
 	}
 	plumtree_broadcast(d->plumtree, b->topic, b->payload.data, b->payload.len, &env, &d->acts,
-			   router_broadcast_deliver, d);
+	                   router_broadcast_deliver, d);
 	daemon_drain(d);
 	if (!rq->quiet)
 		ipc_respond_ok(s, rq->id);
@@ -1059,8 +1058,8 @@ void router_broadcast(struct session *s, const PartisanIpc__Request *rq)
 
 /* A relayed message for another node: straight to it if we have a link,
  * else on through the overlay while hops remain. */
-static void router_forward_relay(struct daemon *d, const char *from,
-				 const PartisanPeer__Data *in, const char *target)
+static void router_forward_relay(struct daemon *d, const char *from, const PartisanPeer__Data *in,
+                                 const char *target)
 {
 	PartisanPeer__Data data = *in;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
@@ -1076,7 +1075,7 @@ static void router_forward_relay(struct daemon *d, const char *from,
 }
 
 static int router_on_data(struct daemon *d, const char *from, const PartisanPeer__Data *data,
-			  const char **why)
+                          const char **why)
 {
 	struct ref r;
 
@@ -1133,7 +1132,7 @@ static void router_on_down(struct daemon *d, const char *from, const PartisanPee
 }
 
 int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
-		    const char **why)
+                    const char **why)
 {
 	struct monitor *mon;
 	struct call *c;
@@ -1204,7 +1203,7 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (strcmp(((struct call *)v)->node, node) == 0)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ENOCONNECTION,
-					 "connection to the node was lost");
+			                 "connection to the node was lost");
 	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
 		struct rt_session *rs = s->rt;
 
@@ -1231,7 +1230,7 @@ void router_member_removed(struct daemon *d, const char *node)
 		snprintf(id, sizeof(id), "%llu", (unsigned long long)loss[i].owner);
 		s = strmap_get(&d->router->pids, id);
 		log_warnx("router", "%s left: %llu acknowledged messages will never be delivered",
-			  node, (unsigned long long)loss[i].count);
+		          node, (unsigned long long)loss[i].count);
 		if (s == NULL || s->closing)
 			continue;
 		al.to = (char *)node;

@@ -31,7 +31,7 @@ void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq);
 void router_broadcast(struct session *s, const PartisanIpc__Request *rq);
 /* Plumtree's delivery callback: hand a broadcast to subscribed sessions. */
 void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
-			      const uint8_t *payload, size_t len);
+                              const uint8_t *payload, size_t len);
 
 /* Status: this node's endpoints. */
 size_t router_endpoints(struct daemon *d, PartisanIpc__Endpoint ***out);
@@ -39,7 +39,7 @@ void router_endpoints_free(PartisanIpc__Endpoint **v, size_t n);
 
 /* From the peer layer and cores. */
 int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
-		    const char **why);
+                    const char **why);
 void router_node_up(struct daemon *d, const char *node);
 void router_node_down(struct daemon *d, const char *node, const char *reason);
 void router_tick(struct daemon *d, uint64_t now);

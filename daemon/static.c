@@ -52,7 +52,7 @@ static bool st_is_member(void *mp, const char *node)
 }
 
 static void st_join(void *mp, const struct node_spec *spec, const struct core_env *env,
-		    struct actions *out)
+                    struct actions *out)
 {
 	struct static_mgr *m = mp;
 	ssize_t i = st_find(m, spec->name);
@@ -95,7 +95,7 @@ static void st_leave(void *mp, const char *node, const struct core_env *env, str
 }
 
 static int st_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *msg,
-		      const struct core_env *env, struct actions *out, const char **why)
+                      const struct core_env *env, struct actions *out, const char **why)
 {
 	/* A static cluster gossips nothing; membership messages from a node
 	 * running another manager are ignored, not fatal. */
@@ -103,12 +103,12 @@ static int st_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 }
 
 static void st_peer_up(void *mp, const struct node_spec *spec, const struct core_env *env,
-		       struct actions *out)
+                       struct actions *out)
 {
 }
 
 static void st_peer_down(void *mp, const char *node, const struct core_env *env,
-			 struct actions *out)
+                         struct actions *out)
 {
 }
 
@@ -138,17 +138,17 @@ static size_t st_no_view(void *mp, const char *const **out)
 }
 
 const struct manager_ops static_ops = {
-	.name = "static",
-	.create = st_create,
-	.destroy = st_destroy,
-	.join = st_join,
-	.leave = st_leave,
-	.receive = st_receive,
-	.peer_up = st_peer_up,
-	.peer_down = st_peer_down,
-	.tick = st_tick,
-	.members = st_members,
-	.is_member = st_is_member,
-	.active_view = st_no_view,
-	.passive_view = st_no_view,
+    .name = "static",
+    .create = st_create,
+    .destroy = st_destroy,
+    .join = st_join,
+    .leave = st_leave,
+    .receive = st_receive,
+    .peer_up = st_peer_up,
+    .peer_down = st_peer_down,
+    .tick = st_tick,
+    .members = st_members,
+    .is_member = st_is_member,
+    .active_view = st_no_view,
+    .passive_view = st_no_view,
 };

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 struct strmap_slot {
-	char *key;   /* NULL: empty; STRMAP_TOMB: deleted */
+	char *key; /* NULL: empty; STRMAP_TOMB: deleted */
 	void *value;
 };
 

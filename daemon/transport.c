@@ -8,7 +8,7 @@
 #include "transport.h"
 
 static struct bufferevent *tcp_dial(void *ctx, struct event_base *base, const struct sockaddr *sa,
-				    socklen_t len)
+                                    socklen_t len)
 {
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
@@ -30,8 +30,8 @@ static struct bufferevent *tcp_accept(void *ctx, struct event_base *base, int fd
 }
 
 const struct transport_ops transport_tcp = {
-	.name = "tcp",
-	.direct_write = true,
-	.dial = tcp_dial,
-	.accept = tcp_accept,
+    .name = "tcp",
+    .direct_write = true,
+    .dial = tcp_dial,
+    .accept = tcp_accept,
 };

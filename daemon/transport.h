@@ -13,11 +13,11 @@ struct bufferevent;
 
 struct transport_ops {
 	const char *name;
-	bool direct_write;  /* frames may be written to the socket fd directly */
+	bool direct_write; /* frames may be written to the socket fd directly */
 	/* Start connecting to sa; NULL on failure. Completion is reported as
 	 * BEV_EVENT_CONNECTED on the bufferevent. */
 	struct bufferevent *(*dial)(void *ctx, struct event_base *base, const struct sockaddr *sa,
-				    socklen_t len);
+	                            socklen_t len);
 	/* Wrap an accepted socket (ownership of fd passes to the result). */
 	struct bufferevent *(*accept)(void *ctx, struct event_base *base, int fd);
 };

@@ -9,7 +9,7 @@
 #include "peer.pb-c.h"
 
 struct vc_entry {
-	char *node;         /* owned */
+	char *node; /* owned */
 	uint64_t counter;
 };
 

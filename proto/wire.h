@@ -25,7 +25,7 @@ int frame_peek(const uint8_t *buf, size_t avail, uint64_t max, uint32_t *len);
 enum ref_kind { REF_PID, REF_NAME, REF_REF };
 
 #define REF_NODE_MAX 256
-#define REF_ID_MAX 256
+#define REF_ID_MAX   256
 
 struct ref {
 	enum ref_kind kind;

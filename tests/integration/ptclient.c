@@ -88,8 +88,8 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 		int n = snprintf(buf, 64, "%s:%ld:", id, i);
 
 		memset(buf + n, 'x', size > (size_t)n ? size - (size_t)n : 0);
-		rc = partisan_send_name(c, argv[2], argv[3], buf, size > (size_t)n ? size : (size_t)n,
-					&o);
+		rc = partisan_send_name(c, argv[2], argv[3], buf,
+		                        size > (size_t)n ? size : (size_t)n, &o);
 		if (rc < 0)
 			return fail("send", rc);
 	}
@@ -157,7 +157,7 @@ static int mode_subscribe(partisan_t *c, int argc, char **argv)
 	fflush(stdout);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
-				      {.fd = partisan_fd(c), .events = POLLIN}};
+		                      {.fd = partisan_fd(c), .events = POLLIN}};
 		partisan_event_t *ev;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
@@ -221,7 +221,7 @@ static int mode_sink(partisan_t *c, int argc, char **argv)
 		rc = partisan_recv(c, &ev, 30000);
 		if (rc < 0)
 			return fprintf(stderr, "ptclient: after %ld messages: %s\n", got,
-				       partisan_strerror(rc)),
+			               partisan_strerror(rc)),
 			       1;
 		if (ev->type != PARTISAN_EV_MESSAGE) {
 			partisan_event_free(ev);
@@ -243,7 +243,7 @@ static int mode_sink(partisan_t *c, int argc, char **argv)
 		}
 		if (seq != next[k]) {
 			fprintf(stderr, "ptclient: from %s expected #%ld, got #%ld\n", id, next[k],
-				seq);
+			        seq);
 			return 1;
 		}
 		next[k]++;
@@ -273,12 +273,11 @@ static int mode_usink(partisan_t *c, int argc, char **argv)
 
 		if ((rc = partisan_recv(c, &ev, 60000)) < 0) {
 			fprintf(stderr, "ptclient: after %ld messages: %s\n", got,
-				partisan_strerror(rc));
+			        partisan_strerror(rc));
 			free(seen);
 			return 1;
 		}
-		if (ev->type == PARTISAN_EV_MESSAGE &&
-		    parse_seq(ev, id, &seq) == 0 && seq >= 0 &&
+		if (ev->type == PARTISAN_EV_MESSAGE && parse_seq(ev, id, &seq) == 0 && seq >= 0 &&
 		    seq < want) {
 			if (seen[seq])
 				dups++;
@@ -312,7 +311,8 @@ static int mode_caller(partisan_t *c, int argc, char **argv)
 
 		snprintf(req, sizeof(req), "req-%ld", i);
 		rc = partisan_call_name(c, argv[2], argv[3], req, strlen(req), timeout, &reply);
-		if (rc == 0 && (reply.len != strlen(req) || memcmp(reply.data, req, reply.len) != 0))
+		if (rc == 0 &&
+		    (reply.len != strlen(req) || memcmp(reply.data, req, reply.len) != 0))
 			rc = PARTISAN_EPROTO;
 		if (rc == 0)
 			printf("%.3f ok %.0f\n", t - t0, (now_s() - t) * 1000);
@@ -367,7 +367,7 @@ static int mode_hold(partisan_t *c, int argc, char **argv)
 	fflush(stdout);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
-				      {.fd = partisan_fd(c), .events = POLLIN}};
+		                      {.fd = partisan_fd(c), .events = POLLIN}};
 		partisan_event_t *ev;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
@@ -434,10 +434,10 @@ struct mode {
 };
 
 static const struct mode modes[] = {
-	{"source", 6, mode_source}, {"sink", 5, mode_sink}, {"monitor", 4, mode_monitor},
-	{"hold", 4, mode_hold},     {"deaf", 4, mode_deaf}, {"flood", 7, mode_flood},
-	{"usink", 5, mode_usink},   {"caller", 6, mode_caller}, {"relay", 7, mode_relay},
-	{"print", 5, mode_print},   {"subscribe", 4, mode_subscribe},
+    {"source", 6, mode_source}, {"sink", 5, mode_sink},           {"monitor", 4, mode_monitor},
+    {"hold", 4, mode_hold},     {"deaf", 4, mode_deaf},           {"flood", 7, mode_flood},
+    {"usink", 5, mode_usink},   {"caller", 6, mode_caller},       {"relay", 7, mode_relay},
+    {"print", 5, mode_print},   {"subscribe", 4, mode_subscribe},
 };
 
 int main(int argc, char **argv)

@@ -13,37 +13,37 @@
 
 #include "causal.h"
 
-#define N 8
+#define N    8
 #define MSGS 400
 
 struct sent {
 	int from, to;
-	int vc[N];      /* true vector clock of the send event */
+	int vc[N]; /* true vector clock of the send event */
 	bool delivered;
 };
 
 struct ev {
 	uint64_t at, seq;
-	bool is_send;   /* a node sends now, else a message arrives */
-	int node;       /* sender, or receiver */
-	int msg;        /* arriving message */
-	uint8_t *buf;   /* its packed Data */
+	bool is_send; /* a node sends now, else a message arrives */
+	int node;     /* sender, or receiver */
+	int msg;      /* arriving message */
+	uint8_t *buf; /* its packed Data */
 	size_t len;
 };
 
 struct world {
 	struct causal_core *core[N];
 	char name[N][16];
-	int vc[N][N];   /* true vector clock of each node */
+	int vc[N][N]; /* true vector clock of each node */
 	struct sent m[MSGS];
 	int nsent;
 	struct ev *q;
 	size_t nq, capq;
-	uint64_t seq;   /* event order among equal times */
-	uint64_t now;   /* virtual ms */
+	uint64_t seq; /* event order among equal times */
+	uint64_t now; /* virtual ms */
 	struct rng rng;
 	char err[256];
-	int now_node;   /* receiver during causal_receive callbacks */
+	int now_node; /* receiver during causal_receive callbacks */
 };
 
 static void push(struct world *w, struct ev e)
@@ -77,8 +77,9 @@ static struct ev pop(struct world *w)
 
 		if (c >= w->nq)
 			break;
-		if (c + 1 < w->nq && (w->q[c + 1].at < w->q[c].at ||
-				      (w->q[c + 1].at == w->q[c].at && w->q[c + 1].seq < w->q[c].seq)))
+		if (c + 1 < w->nq &&
+		    (w->q[c + 1].at < w->q[c].at ||
+		     (w->q[c + 1].at == w->q[c].at && w->q[c + 1].seq < w->q[c].seq)))
 			c++;
 		if (last.at < w->q[c].at || (last.at == w->q[c].at && last.seq < w->q[c].seq))
 			break;
@@ -110,8 +111,8 @@ static void on_deliver(void *arg, const char *from, const PartisanPeer__Data *da
 	for (int k = 0; k < w->nsent && !w->err[0]; k++)
 		if (k != id && w->m[k].to == j && !w->m[k].delivered &&
 		    vc_before(w->m[k].vc, w->m[id].vc))
-			snprintf(w->err, sizeof(w->err), "message %d delivered at n%d before %d", id, j,
-				 k);
+			snprintf(w->err, sizeof(w->err), "message %d delivered at n%d before %d",
+			         id, j, k);
 	w->m[id].delivered = true;
 	for (int k = 0; k < N; k++)
 		if (w->vc[j][k] < w->m[id].vc[k])
@@ -199,8 +200,7 @@ START_TEST(test_causal_order_holds_on_a_reordering_network_for_many_seeds)
 		if (err[0])
 			ck_abort_msg("seed %llu: %s", (unsigned long long)seed, err);
 	}
-	printf("causal sim: seeds 1..40, %d nodes, %d messages each: causal order held\n", N,
-	       MSGS);
+	printf("causal sim: seeds 1..40, %d nodes, %d messages each: causal order held\n", N, MSGS);
 }
 END_TEST
 

@@ -167,7 +167,7 @@ START_TEST(test_causal_holds_back_a_message_until_its_causal_past_is_delivered)
 	/* a sends m1 to c, then m2 to b; b, having delivered m2, sends m3 to c.
 	 * c receives m3 before m1 and must deliver m1 first. */
 	struct causal_core *a = causal_create("a@h"), *b = causal_create("b@h"),
-			   *c = causal_create("c@h");
+	                   *c = causal_create("c@h");
 	PartisanPeer__Data *m1 = data_new("partisan:name:c@h:x", "m1");
 	PartisanPeer__Data *m2 = data_new("partisan:name:b@h:x", "m2");
 	PartisanPeer__Data *m3 = data_new("partisan:name:c@h:x", "m3");
@@ -356,7 +356,8 @@ static Suite *cores_suite(void)
 
 	tcase_add_test(t, test_ack_keeps_a_message_until_acknowledged_and_retransmits_it);
 	tcase_add_test(t, test_ack_receiver_delivers_each_id_once_and_resets_on_a_new_epoch);
-	tcase_add_test(t, test_ack_waits_for_the_link_and_reports_loss_per_owner_when_the_node_leaves);
+	tcase_add_test(t,
+	               test_ack_waits_for_the_link_and_reports_loss_per_owner_when_the_node_leaves);
 	tcase_add_test(t, test_causal_holds_back_a_message_until_its_causal_past_is_delivered);
 	tcase_add_test(t, test_causal_labels_are_independent);
 	tcase_add_test(t, test_vclock_merge_is_pointwise_max_and_leq_is_descent);
