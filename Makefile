@@ -39,6 +39,7 @@ CLIENT_O := $(call OBJ,$(CLIENT))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 SIM_SRC  := $(wildcard tests/sim/*.c)
+SIMSCALE_SRC := $(wildcard tests/simscale/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
@@ -104,6 +105,11 @@ $(B)/tests/sim: $(SIM_SRC) $(B)/libpartisand.a | $(PB_H)
 	$(CC) $(ALLCFLAGS) -Itests/sim -o $@ $(SIM_SRC) $(B)/libpartisand.a \
 	  $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
+$(B)/tests/simscale: $(SIMSCALE_SRC) $(B)/libpartisand.a | $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests/simscale -o $@ $(SIMSCALE_SRC) $(B)/libpartisand.a \
+	  $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+
 $(B)/tests/ptclient: tests/integration/ptclient.c $(B)/libpartisan-client.a
 	@mkdir -p $(dir $@)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iclient/include -o $@ $< $(B)/libpartisan-client.a $(LDSAN) -lprotobuf-c
@@ -112,7 +118,7 @@ $(B)/py/ipc_pb2.py: proto/ipc.proto
 	@mkdir -p $(B)/py
 	protoc --proto_path=proto --python_out=$(B)/py proto/ipc.proto
 
-tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/ptclient $(B)/py/ipc_pb2.py
+tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/simscale $(B)/tests/ptclient $(B)/py/ipc_pb2.py
 
 unit: tests
 	@sh tests/run-unit.sh $(B)
@@ -132,6 +138,7 @@ check: deps
 sim: deps
 	@$(MAKE) --no-print-directory tests
 	@$(B)/tests/sim --suite full
+	@$(B)/tests/simscale --suite full --jobs 2
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -113,6 +113,13 @@ struct hv_link {
 	uint64_t since;
 };
 
+#define HV_DEFER_MAX 16 /* joins taken while we had no neighbours to walk them to */
+
+struct hv_deferred {
+	struct node_spec *spec; /* one block (hv_spec_copy) */
+	struct hv_stamp st;
+};
+
 struct hv {
 	struct node_spec *self;    /* owned (node_spec_dup) */
 	struct node_spec *contact; /* the node we joined through, one block, or NULL */
@@ -138,6 +145,8 @@ struct hv {
 	bool started, joined, stopped, changed;
 	const struct node_spec **mcache; /* members() */
 	const char **vcache;             /* active_view(), passive_view() */
+	struct hv_deferred defer[HV_DEFER_MAX];
+	size_t ndefer;
 };
 
 /* ---- small helpers ---- */
@@ -863,11 +872,41 @@ static void hv_contact(struct hv *m, const char *from, const PartisanPeer__HvJoi
                        const struct node_spec *spec, struct hv_stamp st, const struct core_env *env,
                        struct actions *out)
 {
+	size_t walks = 0;
+
 	if (!hv_pend_start(m, spec, HV_ACCEPT, true, st, true, env, out))
 		return;
 	for (size_t i = 0; i < m->nact; i++)
-		if (strcmp(m->act[i].n.spec->name, from) != 0)
+		if (strcmp(m->act[i].n.spec->name, from) != 0) {
 			hv_send_forward_join(m->act[i].n.spec->name, j->spec, m->arwl, st, out);
+			walks++;
+		}
+	/* No neighbour to walk the join to (our own join is still in flight):
+	 * keep it, and walk it once we have some, or the joiner and whoever
+	 * joins through it may stay an island. */
+	if (walks == 0 && m->ndefer < HV_DEFER_MAX) {
+		m->defer[m->ndefer].spec = hv_spec_copy(spec);
+		m->defer[m->ndefer++].st = st;
+	}
+}
+
+/* Walk the joins we took while alone, now that we have neighbours. */
+static void hv_walk_deferred(struct hv *m, struct actions *out)
+{
+	if (m->ndefer == 0 || m->nact == 0)
+		return;
+	for (size_t k = 0; k < m->ndefer; k++) {
+		PartisanPeer__NodeSpec pb;
+
+		node_spec_to_pb(m->defer[k].spec, &pb);
+		for (size_t i = 0; i < m->nact; i++)
+			if (strcmp(m->act[i].n.spec->name, m->defer[k].spec->name) != 0)
+				hv_send_forward_join(m->act[i].n.spec->name, &pb, m->arwl,
+				                     m->defer[k].st, out);
+		node_spec_pb_release(&pb);
+		free(m->defer[k].spec);
+	}
+	m->ndefer = 0;
 }
 
 /* A join from a node we already count on (a duplicate, or it tries again):
@@ -1413,6 +1452,8 @@ static void hv_destroy(void *mp)
 	free(m->mcache);
 	free(m->vcache);
 	free(m->contact);
+	for (size_t i = 0; i < m->ndefer; i++)
+		free(m->defer[i].spec);
 	node_spec_free(m->self);
 	free(m);
 }
@@ -1599,6 +1640,7 @@ static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
 	hv_begin(m, env);
 	hv_expire(m, env, out);
 	hv_sweep_links(m, env->now_ms, out);
+	hv_walk_deferred(m, out);
 	if (env->now_ms >= m->next_shuffle_ms) {
 		m->next_shuffle_ms = env->now_ms + m->shuffle_ms;
 		if (m->nact > 0)

@@ -28,6 +28,7 @@ for b in build build/asan; do
 		[ -x "$t" ] && step "$t" "$t"
 	done
 	step "$b/tests/sim" "$b/tests/sim" --suite check
+	step "$b/tests/simscale" "$b/tests/simscale" --suite check
 	step "integration ($b)" env PARTISAN_BUILD="$PWD/$b" /usr/bin/python3 tests/integration/run.py
 done
 echo

@@ -24,8 +24,8 @@
 #include "manager.h"
 #include "plumtree.h"
 
-#define SS_TICK_MS    100   /* both cores tick every 100 ms, as in the daemon */
-#define SS_LAT_MIN    1     /* one-way latency and connect time, uniform, ms */
+#define SS_TICK_MS    100 /* both cores tick every 100 ms, as in the daemon */
+#define SS_LAT_MIN    1   /* one-way latency and connect time, uniform, ms */
 #define SS_LAT_MAX    10
 #define SS_ACTIVE_MAX 5
 #define SS_CHUNK      4096 /* links per pool chunk */
@@ -58,12 +58,12 @@ struct ss_ref {
 };
 
 struct ss_node {
-	void *mgr;             /* hyparview core, NULL once crashed */
-	struct plumtree *pt;   /* NULL without plumtree or once crashed */
+	void *mgr;           /* hyparview core, NULL once crashed */
+	struct plumtree *pt; /* NULL without plumtree or once crashed */
 	struct node_spec *spec;
-	struct ss_ref *refs;   /* this node's links */
+	struct ss_ref *refs; /* this node's links */
 	uint32_t nrefs, caprefs;
-	uint32_t contact;      /* joins through it once linked; itself: none */
+	uint32_t contact; /* joins through it once linked; itself: none */
 	struct rng rng, pt_rng;
 	bool alive, joined;
 };
@@ -219,7 +219,8 @@ size_t ss_plumtree_bytes(const struct ss_world *w);
 struct ss_opts {
 	bool full;
 	uint64_t seed;
-	unsigned nodes, seeds, fd_ms;
+	unsigned nodes, seeds, fd_ms, join_ms;
+	unsigned jobs; /* worker processes for the connectivity check */
 	bool nodes_set, seeds_set;
 };
 
@@ -237,8 +238,9 @@ void ss_test_reliability(const struct ss_opts *o, struct ss_tally *t);
 void ss_test_determinism(const struct ss_opts *o, struct ss_tally *t);
 /* Count a result: print PASS or FAIL with the test's name. */
 void ss_verdict(struct ss_tally *t, bool ok, const char *name, double started);
-/* A world of o->nodes nodes on seed, built and settled. */
-struct ss_world *ss_make(const struct ss_opts *o, uint64_t seed, bool plumtree);
+/* A world of o->nodes nodes on seed, built, then run for that many shuffle
+ * periods. */
+struct ss_world *ss_make(const struct ss_opts *o, uint64_t seed, bool plumtree, unsigned shuffles);
 double ss_wall(void);
 
 #endif

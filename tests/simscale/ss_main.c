@@ -1,11 +1,15 @@
 /* ss_main.c: the command line of build/tests/simscale.
  *
- *   simscale [--suite check|full] [--seed N] [--nodes N] [--seeds K] [--fd-ms MS]
+ *   simscale [--suite check|full] [--seed N] [--nodes N] [--seeds K]
+ *            [--fd-ms MS] [--join-ms MS] [--jobs J]
  *
  * check: 1,000 nodes, 3 seeds for the connectivity check (make check);
- * full: 10,000 nodes, 100 seeds (make sim). Every run prints its seed
- * first; the same arguments reproduce a run exactly. Ends with
- * "simscale: N passed, N failed" and exits non-zero on a failure. */
+ * full: 10,000 nodes, 100 seeds (make sim). --fd-ms: failure detection
+ * delay after a crash (2000, 0: at once); --join-ms: one join every MS
+ * (2); --jobs: worker processes for the many-seed connectivity check (the
+ * results do not depend on it). Every run prints its seed first; the same
+ * arguments reproduce a run exactly. Ends with "simscale: N passed, N
+ * failed" and exits non-zero on a failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +28,7 @@ double ss_wall(void)
 static void ss_usage(void)
 {
 	fputs("usage: simscale [--suite check|full] [--seed N] [--nodes N] [--seeds K]"
-	      " [--fd-ms MS]\n",
+	      " [--fd-ms MS] [--join-ms MS] [--jobs J]\n",
 	      stderr);
 	exit(2);
 }
@@ -59,6 +63,10 @@ static void ss_parse(int argc, char **argv, struct ss_opts *o)
 			o->seeds = (unsigned)ss_number(v), o->seeds_set = true;
 		else if (strcmp(a, "--fd-ms") == 0)
 			o->fd_ms = (unsigned)ss_number(v);
+		else if (strcmp(a, "--join-ms") == 0)
+			o->join_ms = (unsigned)ss_number(v);
+		else if (strcmp(a, "--jobs") == 0)
+			o->jobs = (unsigned)ss_number(v);
 		else
 			ss_usage();
 		i++;
@@ -67,19 +75,21 @@ static void ss_parse(int argc, char **argv, struct ss_opts *o)
 		o->nodes = o->full ? 10000 : 1000;
 	if (!o->seeds_set)
 		o->seeds = o->full ? 100 : 3;
-	if (o->nodes < 20 || o->seeds < 1)
+	if (o->nodes < 20 || o->seeds < 1 || o->join_ms < 1 || o->jobs < 1 || o->jobs > 64)
 		ss_usage();
 }
 
 int main(int argc, char **argv)
 {
-	struct ss_opts o = {.seed = 1, .fd_ms = 2000};
+	struct ss_opts o = {.seed = 1, .fd_ms = 2000, .join_ms = 2, .jobs = 1};
 	struct ss_tally t = {0, 0};
 	double t0 = ss_wall();
 
 	ss_parse(argc, argv, &o);
-	printf("simscale: seed %llu (suite %s, %u nodes, %u seeds, failure detection %u ms)\n",
-	       (unsigned long long)o.seed, o.full ? "full" : "check", o.nodes, o.seeds, o.fd_ms);
+	printf("simscale: seed %llu (suite %s, %u nodes, %u seeds, join every %u ms, failure"
+	       " detection %u ms)\n",
+	       (unsigned long long)o.seed, o.full ? "full" : "check", o.nodes, o.seeds, o.join_ms,
+	       o.fd_ms);
 	fflush(stdout);
 	ss_test_tables(&o, &t);
 	ss_test_components(&o, &t);

@@ -120,11 +120,13 @@ static void ss_net_down(struct ss_world *w, const struct ss_event *e)
 /* A Gossip carrying one of our broadcasts (4-byte index): count it. */
 static void ss_count_gossip(struct ss_world *w, const PartisanPeer__PeerMsg *m)
 {
-	const PartisanPeer__Gossip *g = m->gossip;
+	const PartisanPeer__Gossip *g;
 	uint32_t idx;
 
-	if (m->body_case != PARTISAN_PEER__PEER_MSG__BODY_GOSSIP || g == NULL ||
-	    g->payload.len != 4)
+	if (m->body_case != PARTISAN_PEER__PEER_MSG__BODY_GOSSIP)
+		return;
+	g = m->gossip;
+	if (g == NULL || g->payload.len != 4)
 		return;
 	idx = (uint32_t)g->payload.data[0] | (uint32_t)g->payload.data[1] << 8 |
 	      (uint32_t)g->payload.data[2] << 16 | (uint32_t)g->payload.data[3] << 24;
@@ -136,6 +138,11 @@ static void ss_count_gossip(struct ss_world *w, const PartisanPeer__PeerMsg *m)
 
 /* ---- unpacked messages: an arena each ---- */
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SS_ASAN 1
+#else
+#define SS_ASAN 0
+#endif
 #define SS_ALIGN 16
 #define SS_HDR   ((sizeof(struct ss_arena) + SS_ALIGN - 1) & ~(size_t)(SS_ALIGN - 1))
 
@@ -189,21 +196,18 @@ void ss_event_free(struct ss_event *e)
  * each piece only with plain malloc, so it gets that. */
 static PartisanPeer__PeerMsg *ss_unpack(const uint8_t *buf, size_t len, struct ss_arena **arena)
 {
-#if defined(__SANITIZE_ADDRESS__)
-	*arena = NULL;
-	return partisan_peer__peer_msg__unpack(NULL, len, buf);
-#else
 	ProtobufCAllocator al = {ss_arena_alloc, ss_arena_free, arena};
 	PartisanPeer__PeerMsg *m;
 
 	*arena = NULL;
+	if (SS_ASAN)
+		return partisan_peer__peer_msg__unpack(NULL, len, buf);
 	m = partisan_peer__peer_msg__unpack(&al, len, buf);
 	if (m == NULL) {
 		ss_arena_release(*arena);
 		*arena = NULL;
 	}
 	return m;
-#endif
 }
 
 void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len)
@@ -229,9 +233,9 @@ void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *
 static void ss_net_deliver(struct ss_world *w, struct ss_event *e)
 {
 	struct ss_link *l = ss_link_get(w, e->from, e->to);
-	bool open = l && l->gen == e->gen &&
-	            (l->state == SS_UP ||
-	             (l->state == SS_CLOSING && l->closer == ss_end(l, e->from)));
+	bool open =
+	    l && l->gen == e->gen &&
+	    (l->state == SS_UP || (l->state == SS_CLOSING && l->closer == ss_end(l, e->from)));
 
 	if (open && w->nodes[e->to].alive) {
 		w->c.delivered++;
@@ -249,8 +253,8 @@ static uint64_t ss_fold(uint64_t h, uint64_t v)
 
 void ss_net_event(struct ss_world *w, struct ss_event *e)
 {
-	w->c.digest = ss_fold(ss_fold(ss_fold(w->c.digest, e->at), e->kind),
-	                      (uint64_t)e->from << 32 | e->to);
+	w->c.digest =
+	    ss_fold(ss_fold(ss_fold(w->c.digest, e->at), e->kind), (uint64_t)e->from << 32 | e->to);
 	switch (e->kind) {
 	case SE_DELIVER:
 		ss_net_deliver(w, e);

@@ -1,15 +1,20 @@
 /* ss_tables.c: tables (a) overlay health, (c) Plumtree redundancy and hops
  * in a stable overlay and (d) memory per node, all on the overlay of the run
  * seed; the connectivity check over many seeds; the determinism check. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "simscale.h"
 
-#define SS_SETTLE_SHUFFLES 3    /* shuffle periods run after the last join */
-#define SS_RMR_BCASTS      10   /* broadcasts in table (c) */
-#define SS_RMR_GAP_MS      2000 /* between them; each is measured at the next */
-#define SS_RMR_MAX         0.05 /* "RMR near 0" once the tree has settled */
+#define SS_SETTLE_SHUFFLES 3           /* shuffle periods after the last join: tables (a, c, d) */
+#define SS_SEEDS_SHUFFLES  1           /* and for each seed of the connectivity check */
+#define SS_RMR_BCASTS      10          /* broadcasts in table (c) */
+#define SS_RMR_GAP_MS      2000        /* between them; each is measured at the next */
+#define SS_RMR_MAX         0.05        /* "RMR near 0" once the tree has settled */
 #define SS_MEM_MAX         (64 * 1024) /* sanity bound: heap bytes per node */
 
 void ss_verdict(struct ss_tally *t, bool ok, const char *name, double started)
@@ -22,7 +27,7 @@ void ss_verdict(struct ss_tally *t, bool ok, const char *name, double started)
 		t->failed++;
 }
 
-struct ss_world *ss_make(const struct ss_opts *o, uint64_t seed, bool plumtree)
+struct ss_world *ss_make(const struct ss_opts *o, uint64_t seed, bool plumtree, unsigned shuffles)
 {
 	struct ss_params p;
 	struct ss_world *w;
@@ -30,8 +35,9 @@ struct ss_world *ss_make(const struct ss_opts *o, uint64_t seed, bool plumtree)
 	ss_params_default(&p, seed, o->nodes);
 	p.plumtree = plumtree;
 	p.fd_ms = o->fd_ms;
+	p.join_every_ms = o->join_ms;
 	w = ss_world_new(&p);
-	ss_build(w, (uint64_t)SS_SETTLE_SHUFFLES * p.shuffle_ms);
+	ss_build(w, (uint64_t)shuffles * p.shuffle_ms);
 	return w;
 }
 
@@ -129,8 +135,9 @@ static bool ss_table_d(const struct ss_world *w, size_t heap0)
 	       heap / n);
 	printf("    simulator's own (node, spec, links)    %8zu bytes  (its own accounting)\n",
 	       sim / n);
-	printf("    plumtree core (plumtree_memory)        %8zu bytes  (the core's own accounting)\n",
-	       pt / n);
+	printf(
+	    "    plumtree core (plumtree_memory)        %8zu bytes  (the core's own accounting)\n",
+	    pt / n);
 	printf("    hyparview core and allocator overhead  %8zu bytes  (the rest: heap - sim -"
 	       " plumtree)\n",
 	       hv / n);
@@ -144,7 +151,7 @@ void ss_test_tables(const struct ss_opts *o, struct ss_tally *t)
 {
 	double t0 = ss_wall(), built;
 	size_t heap0 = ss_heap_in_use();
-	struct ss_world *w = ss_make(o, o->seed, true);
+	struct ss_world *w = ss_make(o, o->seed, true, SS_SETTLE_SHUFFLES);
 	bool ok;
 
 	built = ss_wall() - t0;
@@ -160,36 +167,126 @@ void ss_test_tables(const struct ss_opts *o, struct ss_tally *t)
 
 /* ---- connectivity over many seeds ---- */
 
-static bool ss_one_seed(const struct ss_opts *o, uint64_t seed)
+struct ss_seed_res {
+	uint64_t seed;
+	bool ok;
+	char line[256];
+};
+
+static void ss_one_seed(const struct ss_opts *o, uint64_t seed, struct ss_seed_res *r)
 {
 	double t0 = ss_wall();
-	struct ss_world *w = ss_make(o, seed, false);
+	struct ss_world *w = ss_make(o, seed, false, SS_SEEDS_SHUFFLES);
 	struct ss_overlay ov;
-	bool ok;
 
 	ss_overlay_measure(w, &ov);
-	ok = ov.components == 1 && ov.largest == ov.live;
-	printf("  seed %-6llu components %u, largest %u of %u, active avg %.3f min %u,"
-	       " symmetry %.3f %%, passive avg %.2f  (%.1f s)%s\n",
-	       (unsigned long long)seed, ov.components, ov.largest, ov.live, ov.aavg, ov.amin,
-	       ov.edges ? 100.0 * (double)ov.mutual / (double)ov.edges : 0.0, ov.pavg,
-	       ss_wall() - t0, ok ? "" : "  <-- ISLANDS");
-	fflush(stdout);
+	r->seed = seed;
+	r->ok = ov.components == 1 && ov.largest == ov.live;
+	snprintf(r->line, sizeof(r->line),
+	         "  seed %-6llu components %u, largest %u of %u, active avg %.3f min %u,"
+	         " symmetry %.3f %%, passive avg %.2f  (%.1f s)%s",
+	         (unsigned long long)seed, ov.components, ov.largest, ov.live, ov.aavg, ov.amin,
+	         ov.edges ? 100.0 * (double)ov.mutual / (double)ov.edges : 0.0, ov.pavg,
+	         ss_wall() - t0, r->ok ? "" : "  <-- ISLANDS");
 	ss_world_free(w);
-	return ok;
+}
+
+static unsigned ss_seeds_serial(const struct ss_opts *o)
+{
+	unsigned good = 0;
+
+	for (unsigned k = 0; k < o->seeds; k++) {
+		struct ss_seed_res r;
+
+		ss_one_seed(o, o->seed + k, &r);
+		printf("%s\n", r.line);
+		fflush(stdout);
+		good += r.ok;
+	}
+	return good;
+}
+
+/* Worker j of o->jobs runs seeds j, j + jobs, ... and writes its results. */
+_Noreturn static void ss_seeds_worker(const struct ss_opts *o, unsigned j, int fd)
+{
+	for (unsigned k = j; k < o->seeds; k += o->jobs) {
+		struct ss_seed_res r;
+
+		memset(&r, 0, sizeof(r));
+		ss_one_seed(o, o->seed + k, &r);
+		if (write(fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+			_exit(1);
+	}
+	close(fd);
+	_exit(0);
+}
+
+/* Read results as they come; a worker that dies loses its seeds. */
+static unsigned ss_seeds_collect(const struct ss_opts *o, struct pollfd *pf, unsigned *got)
+{
+	unsigned good = 0, open = o->jobs;
+
+	while (open > 0 && poll(pf, o->jobs, -1) > 0) {
+		for (unsigned j = 0; j < o->jobs; j++) {
+			struct ss_seed_res r;
+
+			if (pf[j].fd < 0 || pf[j].revents == 0)
+				continue;
+			if (read(pf[j].fd, &r, sizeof(r)) != (ssize_t)sizeof(r)) {
+				close(pf[j].fd);
+				pf[j].fd = -1;
+				open--;
+				continue;
+			}
+			printf("%s\n", r.line);
+			fflush(stdout);
+			good += r.ok;
+			(*got)++;
+		}
+	}
+	return good;
+}
+
+static unsigned ss_seeds_forked(const struct ss_opts *o)
+{
+	struct pollfd *pf = xcalloc(o->jobs, sizeof(*pf));
+	unsigned good, got = 0;
+
+	fflush(stdout);
+	for (unsigned j = 0; j < o->jobs; j++) {
+		int fd[2];
+		pid_t pid;
+
+		if (pipe(fd) < 0 || (pid = fork()) < 0) {
+			perror("simscale: worker");
+			exit(1);
+		}
+		if (pid == 0) {
+			close(fd[0]);
+			ss_seeds_worker(o, j, fd[1]); /* never returns */
+		}
+		close(fd[1]);
+		pf[j] = (struct pollfd){.fd = fd[0], .events = POLLIN};
+	}
+	good = ss_seeds_collect(o, pf, &got);
+	while (wait(NULL) > 0)
+		;
+	free(pf);
+	if (got != o->seeds)
+		printf("  %u seeds lost (a worker died)\n", o->seeds - got);
+	return good;
 }
 
 void ss_test_components(const struct ss_opts *o, struct ss_tally *t)
 {
 	double t0 = ss_wall();
-	unsigned good = 0;
+	unsigned good;
 
-	printf("(a') connectivity over %u seeds (%llu .. %llu), %u nodes each, hyparview only"
-	       " (no plumtree core), after %u shuffle periods\n",
+	printf("(a') connectivity over %u seeds (%llu .. %llu), %u nodes each joining every %u ms,"
+	       " hyparview only (no plumtree core), after %u shuffle period(s)%s\n",
 	       o->seeds, (unsigned long long)o->seed, (unsigned long long)(o->seed + o->seeds - 1),
-	       o->nodes, SS_SETTLE_SHUFFLES);
-	for (unsigned k = 0; k < o->seeds; k++)
-		good += ss_one_seed(o, o->seed + k);
+	       o->nodes, o->join_ms, SS_SEEDS_SHUFFLES, o->jobs > 1 ? " (parallel workers)" : "");
+	good = o->jobs > 1 ? ss_seeds_forked(o) : ss_seeds_serial(o);
 	printf("  a single connected component in %u of %u seeds\n", good, o->seeds);
 	ss_verdict(t, good == o->seeds, "overlay: a single component on every seed", t0);
 }
@@ -202,8 +299,8 @@ static uint64_t ss_digest_run(const struct ss_opts *o, uint64_t seed)
 	struct ss_world *w;
 	uint64_t d;
 
-	small.nodes = o->nodes < 300 ? o->nodes : 300;
-	w = ss_make(&small, seed, true);
+	small.nodes = o->nodes < 200 ? o->nodes : 200;
+	w = ss_make(&small, seed, true, 0);
 	ss_broadcast(w, ss_random_live(w));
 	ss_run(w, 2000);
 	ss_crash_fraction(w, 30);
