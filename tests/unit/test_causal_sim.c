@@ -33,7 +33,7 @@ struct ev {
 
 struct world {
 	struct causal_core *core[N];
-	char name[N][16];
+	char name[N][32];
 	int vc[N][N]; /* true vector clock of each node */
 	struct sent m[MSGS];
 	int nsent;
