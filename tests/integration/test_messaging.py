@@ -6,7 +6,9 @@ import subprocess
 import time
 import unittest
 
-from harness import ClusterTestCase, rss_peak_kb, wait_for
+from harness import BUILD, ClusterTestCase, rss_peak_kb, wait_for
+
+UNDER_ASAN = "asan" in BUILD
 
 
 class MessagingTest(ClusterTestCase):
@@ -77,9 +79,11 @@ class MessagingTest(ClusterTestCase):
         sent, again = int(out.split()[1]), int(out.split()[3])
         print("  monotonic flood: %s" % out.strip())
         # (EAGAIN here only means the client outran the daemon's reading
-        # for a moment; the daemon never stops reading it.)
-        self.assertGreater(sent * 65536, 64 << 20, "far more than any queue holds was accepted")
-        self.assertLess(rss_peak_kb(a.proc.pid), 96 * 1024, "and memory stays bounded: it was shed")
+        # for a moment; the daemon never stops reading it.) Volumes and RSS
+        # mean nothing under ASan (everything slow, freed memory quarantined).
+        if not UNDER_ASAN:
+            self.assertGreater(sent * 65536, 64 << 20, "far more than any queue holds was accepted")
+            self.assertLess(rss_peak_kb(a.proc.pid), 96 * 1024, "and memory stays bounded: it was shed")
 
     def test_registry_lists_a_name_registered_on_several_nodes(self):
         a, b, c = self.cluster(3)
@@ -183,7 +187,8 @@ class MessagingTest(ClusterTestCase):
         self.assertGreater(int(out.split()[3]), 0, "the sender was pushed back (EAGAIN)")
         self.assertLess(sent * 65536, 1 << 30, "a deaf receiver cannot absorb a gigabyte")
         for peak in (peak_a, peak_b):
-            self.assertLess(peak, 96 * 1024, "daemon memory stays bounded")
+            if not UNDER_ASAN:  # ASan's quarantine keeps freed memory: RSS means nothing there
+                self.assertLess(peak, 96 * 1024, "daemon memory stays bounded")
         deaf.close_cleanly()
 
 
