@@ -113,7 +113,8 @@ struct hv_link {
 	uint64_t since;
 };
 
-#define HV_DEFER_MAX 16 /* joins taken while we had no neighbours to walk them to */
+#define HV_REJOIN_PERIODS 2  /* shuffle periods after start before the one re-join */
+#define HV_DEFER_MAX      16 /* joins taken while we had no neighbours to walk them to */
 
 struct hv_deferred {
 	struct node_spec *spec; /* one block (hv_spec_copy) */
@@ -139,7 +140,7 @@ struct hv {
 	uint64_t shuffle_id;    /* of our last shuffle */
 	uint64_t *shuffle_sent; /* hashes of what it carried, ka + kp slots */
 	size_t nshuffle_sent;
-	uint64_t next_shuffle_ms, next_promote_ms;
+	uint64_t next_shuffle_ms, next_promote_ms, rejoin_ms; /* rejoin_ms 0: done */
 	struct hv_tomb tomb[HV_TOMB_MAX]; /* nodes that left, lest shuffles bring them back */
 	size_t tomb_next;
 	bool started, joined, stopped, changed;
@@ -1384,6 +1385,8 @@ static void hv_begin(struct hv *m, const struct core_env *env)
 	m->started = true;
 	m->next_shuffle_ms = env->now_ms + 1 + rng_below(env->rng, m->shuffle_ms);
 	m->next_promote_ms = env->now_ms + 1 + rng_below(env->rng, m->promote_ms);
+	m->rejoin_ms = env->now_ms + HV_REJOIN_PERIODS * m->shuffle_ms +
+	               rng_below(env->rng, m->shuffle_ms + 1);
 }
 
 /* After each call: a node left without neighbors asks at once (with high
@@ -1631,6 +1634,26 @@ static void hv_peer_down(void *mp, const char *node, const struct core_env *env,
 	hv_end(m, env, out);
 }
 
+/* Islands: nodes that joined through a contact still joining itself can end
+ * up in a closed clique with full views, which shuffles never leave. Once,
+ * after the joins have settled, join the contact again: its walks reach the
+ * overlay it is in, so an island finds its way back. */
+static void hv_rejoin(struct hv *m, const struct core_env *env, struct actions *out)
+{
+	struct hv_stamp none = {0, 0};
+	uint64_t h;
+
+	if (m->rejoin_ms == 0 || env->now_ms < m->rejoin_ms)
+		return;
+	m->rejoin_ms = 0;
+	if (m->contact == NULL || m->nact == 0)
+		return; /* hv_fill joins again when we have nobody */
+	h = hv_hash(m->contact->name);
+	if (hv_act_find(m, m->contact->name, h) >= 0 || hv_pend_find(m, m->contact->name, h) >= 0)
+		return;
+	hv_pend_start(m, m->contact, HV_JOIN, true, none, false, env, out);
+}
+
 static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
 {
 	struct hv *m = mp;
@@ -1650,6 +1673,7 @@ static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
 		m->next_promote_ms = env->now_ms + m->promote_ms;
 		hv_fill(m, env, out);
 	}
+	hv_rejoin(m, env, out);
 	hv_end(m, env, out);
 }
 

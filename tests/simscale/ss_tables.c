@@ -11,7 +11,7 @@
 #include "simscale.h"
 
 #define SS_SETTLE_SHUFFLES 3           /* shuffle periods after the last join: tables (a, c, d) */
-#define SS_SEEDS_SHUFFLES  1           /* and for each seed of the connectivity check */
+#define SS_SEEDS_SHUFFLES  4           /* and for each seed of the connectivity check */
 #define SS_RMR_BCASTS      10          /* broadcasts in table (c) */
 #define SS_RMR_GAP_MS      2000        /* between them; each is measured at the next */
 #define SS_RMR_MAX         0.05        /* "RMR near 0" once the tree has settled */
