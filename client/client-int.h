@@ -95,6 +95,5 @@ int pc_conv_status(const PartisanIpc__StatusReply *s, partisan_status_t *out);
 int pc_conv_conns(const PartisanIpc__ConnList *l, partisan_conn_list_t *out);
 int pc_conv_registry(const PartisanIpc__RegistryReply *r, partisan_registry_t *out);
 int pc_conv_partitions(const PartisanIpc__PartitionList *l, partisan_partition_list_t *out);
-char *pc_strdup(const char *s); /* NULL stays NULL */
 
 #endif

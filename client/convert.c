@@ -7,11 +7,6 @@
 
 #include "client-int.h"
 
-char *pc_strdup(const char *s)
-{
-	return s != NULL ? strdup(s) : NULL;
-}
-
 /* ---- events ------------------------------------------------------------ */
 
 static void conv_message(partisan_event_t *ev, const PartisanIpc__Message *m)

@@ -14,11 +14,6 @@ void log_init(enum log_level level)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 }
 
-void log_set_level(enum log_level level)
-{
-	log_level = level;
-}
-
 void log_reopen(void)
 {
 	fflush(stderr);

@@ -6,7 +6,6 @@
 #include "config.h"
 
 void log_init(enum log_level level);
-void log_set_level(enum log_level level);
 void log_reopen(void);
 
 void log_debug(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

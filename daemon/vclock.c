@@ -19,17 +19,6 @@ void vclock_free(struct vclock *c)
 	vclock_init(c);
 }
 
-void vclock_copy(struct vclock *dst, const struct vclock *src)
-{
-	vclock_free(dst);
-	dst->n = src->n;
-	dst->v = xcalloc(src->n, sizeof(*dst->v));
-	for (size_t i = 0; i < src->n; i++) {
-		dst->v[i].node = xstrdup(src->v[i].node);
-		dst->v[i].counter = src->v[i].counter;
-	}
-}
-
 static size_t vclock_pos(const struct vclock *c, const char *node, bool *found)
 {
 	size_t lo = 0, hi = c->n;

@@ -20,7 +20,6 @@ struct vclock {
 
 void vclock_init(struct vclock *c);
 void vclock_free(struct vclock *c);
-void vclock_copy(struct vclock *dst, const struct vclock *src);
 uint64_t vclock_get(const struct vclock *c, const char *node);
 void vclock_increment(struct vclock *c, const char *node);
 /* c = pointwise max(c, o). */

@@ -145,16 +145,10 @@ static int mode_relay(partisan_t *c, int argc, char **argv)
 	}
 }
 
-/* subscribe SOCK TOPIC: print each broadcast payload, one per line, until
- * stdin speaks. */
-static int mode_subscribe(partisan_t *c, int argc, char **argv)
+/* Hand every event to fn until stdin speaks or closes (exit 0) or the
+ * daemon goes away (exit 1). */
+static int until_stdin(partisan_t *c, void (*fn)(const partisan_event_t *))
 {
-	int rc = partisan_subscribe(c, argv[2]);
-
-	if (rc < 0)
-		return fail("subscribe", rc);
-	printf("ready\n");
-	fflush(stdout);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
 		                      {.fd = partisan_fd(c), .events = POLLIN}};
@@ -167,12 +161,35 @@ static int mode_subscribe(partisan_t *c, int argc, char **argv)
 		if (partisan_dispatch(c) < 0)
 			return fail("dispatch", PARTISAN_EIO);
 		while (partisan_recv(c, &ev, 0) == 0) {
-			if (ev->type == PARTISAN_EV_BROADCAST)
-				printf("%.*s\n", (int)ev->broadcast.len,
-				       (const char *)ev->broadcast.payload);
+			fn(ev);
 			partisan_event_free(ev);
 		}
 	}
+}
+
+static void print_broadcast(const partisan_event_t *ev)
+{
+	if (ev->type == PARTISAN_EV_BROADCAST)
+		printf("%.*s\n", (int)ev->broadcast.len, (const char *)ev->broadcast.payload);
+}
+
+static void print_got(const partisan_event_t *ev)
+{
+	(void)ev;
+	printf("got\n");
+}
+
+/* subscribe SOCK TOPIC: print each broadcast payload, one per line, until
+ * stdin speaks. */
+static int mode_subscribe(partisan_t *c, int argc, char **argv)
+{
+	int rc = partisan_subscribe(c, argv[2]);
+
+	if (rc < 0)
+		return fail("subscribe", rc);
+	printf("ready\n");
+	fflush(stdout);
+	return until_stdin(c, print_broadcast);
 }
 
 /* print SOCK NAME COUNT: print each payload received, one per line. */
@@ -365,21 +382,7 @@ static int mode_hold(partisan_t *c, int argc, char **argv)
 	partisan_self(c, self, sizeof(self));
 	printf("ready %s\n", self);
 	fflush(stdout);
-	for (;;) {
-		struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
-		                      {.fd = partisan_fd(c), .events = POLLIN}};
-		partisan_event_t *ev;
-
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			return 1;
-		if (p[0].revents)
-			return 0;
-		partisan_dispatch(c);
-		while (partisan_recv(c, &ev, 0) == 0) {
-			printf("got\n");
-			partisan_event_free(ev);
-		}
-	}
+	return until_stdin(c, print_got);
 }
 
 /* deaf SOCK NAME: register and never read; exit when stdin speaks. */
