@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -187,13 +188,26 @@ class Client:
 
     def finish(self, timeout=120):
         """Wait for the program to end; return (exit code, stdout, stderr)."""
+        # Read through the same file objects as readline() did: communicate()
+        # reads the raw descriptors and would lose lines already buffered.
+        got = {}
+        readers = [threading.Thread(target=lambda k=k, f=f: got.__setitem__(k, f.read()))
+                   for k, f in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        for t in readers:
+            t.start()
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
         try:
-            out, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError("ptclient timed out: %s %s" % (out, err))
-        return self.proc.returncode, out, err
+            self.proc.wait()
+            for t in readers:
+                t.join()
+            raise AssertionError("ptclient timed out: %s %s" % (got.get("out"), got.get("err")))
+        for t in readers:
+            t.join()
+        return self.proc.returncode, got["out"], got["err"]
 
     def close_cleanly(self):
         self.proc.stdin.write("bye\n")

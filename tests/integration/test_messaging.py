@@ -131,7 +131,7 @@ class MessagingTest(ClusterTestCase):
         a, b = self.cluster(2)
         mon = self.monitor_down(a, "partisan:name:%s:ghost" % b.name)
         rc, out, err = mon.finish(10)
-        self.assertEqual(out.split()[-1], "noproc", out + err)
+        self.assertEqual(out.split()[-1:], ["noproc"], "rc=%d out=%r err=%r" % (rc, out, err))
 
     def test_monitor_of_a_local_endpoint_fires_once(self):
         a, = self.cluster(1)
