@@ -38,6 +38,7 @@ struct ack_core {
 	unsigned retransmit_ms;
 	struct strmap peers; /* node -> ack_peer */
 	size_t outstanding;
+	bool unflushed; /* some peer has ids to acknowledge */
 };
 
 struct ack_core *ack_create(uint64_t epoch, unsigned retransmit_ms)
@@ -227,6 +228,7 @@ bool ack_on_data(struct ack_core *a, const char *node, const PartisanPeer__Data 
 		p->pending = xrealloc(p->pending, p->cappending * sizeof(*p->pending));
 	}
 	p->pending[p->npending++] = data->ack_id;
+	a->unflushed = true;
 	return fresh;
 }
 
@@ -235,6 +237,9 @@ void ack_flush(struct ack_core *a, struct actions *out)
 	const char *k;
 	void *v;
 
+	if (!a->unflushed)
+		return; /* every tick: no walk over the peers when idle */
+	a->unflushed = false;
 	for (size_t i = 0; strmap_next(&a->peers, &i, &k, &v);) {
 		struct ack_peer *p = v;
 		PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
@@ -257,6 +262,8 @@ void ack_tick(struct ack_core *a, const struct core_env *env, struct actions *ou
 	void *v;
 
 	ack_flush(a, out);
+	if (a->outstanding == 0)
+		return;
 	for (size_t i = 0; strmap_next(&a->peers, &i, &k, &v);) {
 		struct ack_peer *p = v;
 

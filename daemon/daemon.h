@@ -21,6 +21,7 @@
 struct event_base;
 struct event;
 struct pconn;
+struct pnode;
 struct ipc;
 struct router;
 struct transport_ops;
@@ -54,6 +55,12 @@ struct daemon {
 	size_t nlisteners;
 	struct event *tick_ev;
 	uint64_t start_ms, last_tick_ms;
+	uint64_t hb_round; /* peer.c: the heartbeat round last begun */
+	bool ring_dirty;   /* peer.c: the set of up nodes changed */
+	bool peer_scan;    /* peer.c: some node needs a look at the next tick */
+	uint64_t peer_ticks;
+	struct pnode **watch; /* peer.c: the ring neighbours watched */
+	size_t nwatch;
 	bool stopped; /* this node left or was removed */
 	uint8_t secret[256];
 	size_t secret_len; /* 0: no cluster secret */

@@ -69,12 +69,34 @@ static void fm_destroy(void *mp)
 	free(m);
 }
 
+/* m->up is sorted: where node is or would go. */
+static size_t fm_up_pos(const struct full_mesh *m, const char *node, bool *found)
+{
+	size_t lo = 0, hi = m->nup;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(m->up[mid], node);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
 static bool fm_is_up(const struct full_mesh *m, const char *node)
 {
-	for (size_t i = 0; i < m->nup; i++)
-		if (strcmp(m->up[i], node) == 0)
-			return true;
-	return false;
+	bool found;
+
+	fm_up_pos(m, node, &found);
+	return found;
 }
 
 static bool fm_is_member(void *mp, const char *node)
@@ -316,6 +338,10 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 	if (pb->farewell)
 		fm_joining_drop(m, from); /* that contact left; its view is all we get */
 	inhash = orset_hash(&in);
+	if (inhash == orset_hash(&m->set)) {
+		orset_free(&in); /* the same state: nothing to merge or answer */
+		return 0;
+	}
 	orset_init(&before);
 	orset_merge(&before, &m->set);
 	if (orset_merge(&m->set, &in)) {
@@ -370,12 +396,17 @@ static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core
                        struct actions *out)
 {
 	struct full_mesh *m = mp;
+	bool found;
+	size_t at = fm_up_pos(m, spec->name, &found);
 
-	if (!fm_is_up(m, spec->name)) {
+	if (!found) {
 		m->up = xrealloc(m->up, (m->nup + 1) * sizeof(*m->up));
 		m->strange = xrealloc(m->strange, (m->nup + 1) * sizeof(*m->strange));
-		m->strange[m->nup] = 0;
-		m->up[m->nup++] = xstrdup(spec->name);
+		memmove(&m->up[at + 1], &m->up[at], (m->nup - at) * sizeof(*m->up));
+		memmove(&m->strange[at + 1], &m->strange[at], (m->nup - at) * sizeof(*m->strange));
+		m->strange[at] = 0;
+		m->up[at] = xstrdup(spec->name);
+		m->nup++;
 	}
 	if (m->stopped)
 		return;
@@ -398,15 +429,15 @@ static void fm_peer_down(void *mp, const char *node, const struct core_env *env,
                          struct actions *out)
 {
 	struct full_mesh *m = mp;
+	bool found;
+	size_t i = fm_up_pos(m, node, &found);
 
-	for (size_t i = 0; i < m->nup; i++) {
-		if (strcmp(m->up[i], node) == 0) {
-			free(m->up[i]);
-			m->up[i] = m->up[--m->nup];
-			m->strange[i] = m->strange[m->nup];
-			return;
-		}
-	}
+	if (!found)
+		return;
+	free(m->up[i]);
+	m->nup--;
+	memmove(&m->up[i], &m->up[i + 1], (m->nup - i) * sizeof(*m->up));
+	memmove(&m->strange[i], &m->strange[i + 1], (m->nup - i) * sizeof(*m->strange));
 }
 
 static void fm_tick(void *mp, const struct core_env *env, struct actions *out)

@@ -28,6 +28,8 @@
 #include "router.h"
 #include "wire.h"
 
+#define IPC_IO_CHUNK (256 * 1024) /* most bytes one read or write moves */
+
 /* A join waiting for its node's connections (sync_join). */
 struct pending_join {
 	struct session *s;
@@ -712,6 +714,8 @@ static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
 	TAILQ_INSERT_TAIL(&d->ipc->sessions, s, entry);
 	bufferevent_setcb(s->bev, ipc_read_cb, ipc_drain_cb, ipc_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_WRITE, d->cfg->session_queue_bytes / 2, 0);
+	bufferevent_set_max_single_read(s->bev, IPC_IO_CHUNK);
+	bufferevent_set_max_single_write(s->bev, IPC_IO_CHUNK);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (!ipc_allowed(d->cfg, cred.uid, cred.gid)) {
 		/* Answered at its first request, so the client learns why. */

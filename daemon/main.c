@@ -238,11 +238,26 @@ static void boot_joins_run(struct daemon *d, uint64_t now)
 
 /* ---- events ---- */
 
+/* The tick fires on multiples of DAEMON_TICK_MS of the monotonic clock,
+ * not every DAEMON_TICK_MS from whenever the daemon started: the daemons of
+ * one host then wake together, and what they send each other on a tick
+ * (heartbeats) is read in the same wakeup. */
+static void tick_schedule(struct daemon *d)
+{
+	uint64_t now = daemon_now_ms();
+	uint64_t wait = DAEMON_TICK_MS - now % DAEMON_TICK_MS;
+	struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+
+	event_add(d->tick_ev, &tv);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	uint64_t now = daemon_now_ms();
 	struct core_env env = daemon_env(d);
+
+	tick_schedule(d);
 
 	/* A tick far later than due means this process was paused (SIGSTOP,
 	 * swapped out): what we did not hear meanwhile is not the peers' fault. */
@@ -334,7 +349,6 @@ static int run(struct daemon *d, const struct opts *o)
 {
 	struct event *sigs[3];
 	const int signos[3] = {SIGTERM, SIGINT, SIGHUP};
-	struct timeval tv = {0, DAEMON_TICK_MS * 1000};
 	int rc = 1;
 
 	d->base = event_base_new();
@@ -353,8 +367,8 @@ static int run(struct daemon *d, const struct opts *o)
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
 	}
-	d->tick_ev = event_new(d->base, -1, EV_PERSIST, on_tick, d);
-	event_add(d->tick_ev, &tv);
+	d->tick_ev = evtimer_new(d->base, on_tick, d);
+	tick_schedule(d);
 	d->start_ms = d->last_tick_ms = daemon_now_ms();
 	for (size_t i = 0; i < d->cfg->njoin; i++) {
 		boot_joins = xrealloc(boot_joins, (nboot_joins + 1) * sizeof(*boot_joins));

@@ -54,10 +54,21 @@ static uint64_t orset_clock_get(const struct orset_dot *clock, size_t n, const c
 /* Raise actor's clock entry to at least counter, inserting it sorted. */
 static void orset_clock_raise(struct orset *s, const char *actor, uint64_t counter)
 {
-	size_t i = 0;
+	size_t i = s->nclock, hi = s->nclock;
 
-	while (i < s->nclock && strcmp(s->clock[i].actor, actor) < 0)
-		i++;
+	s->hashed = false;
+	/* Clocks are mostly built in actor order: try the end first. */
+	if (s->nclock > 0 && strcmp(s->clock[s->nclock - 1].actor, actor) >= 0) {
+		i = 0;
+		while (i < hi) {
+			size_t mid = (i + hi) / 2;
+
+			if (strcmp(s->clock[mid].actor, actor) < 0)
+				i = mid + 1;
+			else
+				hi = mid;
+		}
+	}
 	if (i < s->nclock && strcmp(s->clock[i].actor, actor) == 0) {
 		if (s->clock[i].counter < counter)
 			s->clock[i].counter = counter;
@@ -93,6 +104,7 @@ static size_t orset_find_pos(const struct orset *s, const struct node_spec *spec
 
 static void orset_remove_at(struct orset *s, size_t i)
 {
+	s->hashed = false;
 	orset_entry_free(&s->entries[i]);
 	memmove(&s->entries[i], &s->entries[i + 1], (s->nentries - i - 1) * sizeof(*s->entries));
 	s->nentries--;
@@ -105,6 +117,7 @@ static void orset_insert(struct orset *s, struct node_spec *spec, struct orset_d
 	bool found;
 	size_t i = orset_find_pos(s, spec, &found);
 
+	s->hashed = false;
 	if (found)
 		orset_remove_at(s, i);
 	s->entries = xrealloc(s->entries, (s->nentries + 1) * sizeof(*s->entries));
@@ -255,12 +268,22 @@ bool orset_merge(struct orset *s, const struct orset *o)
 	return changed;
 }
 
+/* Entries sort by name first: the first of name's, by binary search. */
 const struct node_spec *orset_find(const struct orset *s, const char *name)
 {
-	for (size_t i = 0; i < s->nentries; i++)
-		if (strcmp(s->entries[i].spec->name, name) == 0)
-			return s->entries[i].spec;
-	return NULL;
+	size_t lo = 0, hi = s->nentries;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (strcmp(s->entries[mid].spec->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nentries && strcmp(s->entries[lo].spec->name, name) == 0
+	           ? s->entries[lo].spec
+	           : NULL;
 }
 
 bool orset_contains(const struct orset *s, const struct node_spec *spec)
@@ -271,10 +294,12 @@ bool orset_contains(const struct orset *s, const struct node_spec *spec)
 	return found;
 }
 
-uint64_t orset_hash(const struct orset *s)
+uint64_t orset_hash(struct orset *s)
 {
 	uint64_t h = HASH_INIT;
 
+	if (s->hashed)
+		return s->hash;
 	for (size_t i = 0; i < s->nclock; i++) {
 		h = hash_bytes(h, s->clock[i].actor, strlen(s->clock[i].actor) + 1);
 		h = hash_bytes(h, &s->clock[i].counter, sizeof(uint64_t));
@@ -288,7 +313,8 @@ uint64_t orset_hash(const struct orset *s)
 			h = hash_bytes(h, &d->counter, sizeof(uint64_t));
 		}
 	}
-	return h;
+	s->hashed = true;
+	return s->hash = h;
 }
 
 static PartisanPeer__Dot **orset_dots_to_pb(const struct orset_dot *d, size_t n)

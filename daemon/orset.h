@@ -33,6 +33,8 @@ struct orset {
 	size_t nclock;
 	struct orset_entry *entries; /* sorted by node_spec_cmp */
 	size_t nentries;
+	uint64_t hash; /* orset_hash's, valid while hashed */
+	bool hashed;
 };
 
 void orset_init(struct orset *s);
@@ -51,7 +53,7 @@ bool orset_merge(struct orset *s, const struct orset *other);
 const struct node_spec *orset_find(const struct orset *s, const char *name);
 bool orset_contains(const struct orset *s, const struct node_spec *spec);
 /* A hash of the whole state (clock and entries): equal states, equal hashes. */
-uint64_t orset_hash(const struct orset *s);
+uint64_t orset_hash(struct orset *s);
 
 /* Protobuf form. orset_to_pb allocates; free with orset_pb_release. */
 void orset_to_pb(const struct orset *s, PartisanPeer__Membership *out);

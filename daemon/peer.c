@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -32,6 +33,11 @@
 #define PEER_BACKOFF_MAX_MS      2000
 #define PEER_MONOTONIC_WINDOW_MS 100
 #define PEER_NONCE               16
+#define PEER_WATCH               2 /* ring neighbours watched on each side */
+#define PEER_KEEPALIVE_IDLE      5 /* failure timeouts before TCP keepalive probes */
+#define PEER_KEEPALIVE_PROBES    2
+#define PEER_HANDSHAKE_SCAN      5            /* ticks between looks for stuck handshakes */
+#define PEER_IO_CHUNK            (256 * 1024) /* most bytes one read or write moves */
 
 enum pconn_state {
 	PC_CONNECTING,     /* dialer: TCP connect in progress */
@@ -74,13 +80,20 @@ struct pnode {
 	struct node_spec *spec; /* as last heard (hello) or asked for */
 	bool wanted;            /* the manager wants us connected */
 	bool up;
+	bool watched;        /* a ring neighbour: heartbeats and timeout */
+	bool ring_mark;      /* peer_ring_update's scratch */
 	struct pconn ***out; /* out[chan][idx] */
-	uint64_t last_rx_ms, last_hb_ms, next_try_ms;
+	uint64_t last_rx_ms, last_tx_ms, next_try_ms;
 	unsigned backoff_ms;
 	unsigned attempt;
 };
 
 static void pconn_close(struct pconn *c, const char *why);
+struct pnode;
+static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, const void *key,
+                                size_t keylen);
+static void pnode_reported_silent(struct daemon *d, struct pnode *from,
+                                  const PartisanPeer__Silent *sl);
 static void pconn_read_cb(struct bufferevent *bev, void *arg);
 static void pconn_write_cb(struct bufferevent *bev, void *arg);
 static void pconn_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -124,6 +137,26 @@ static bool pnode_has_conns(struct daemon *d, struct pnode *n)
 	TAILQ_FOREACH(c, &d->conns, entry)
 	if (c->node == n)
 		return true;
+	return false;
+}
+
+/* Whether bytes from n wait unread on one of its links: then n did speak
+ * and only this daemon, short of CPU, has not read it yet. */
+static bool pnode_unread(struct daemon *d, struct pnode *n)
+{
+	struct pconn *c;
+
+	TAILQ_FOREACH(c, &d->conns, entry)
+	{
+		int pending = 0;
+
+		if (c->node != n || c->state != PC_OPEN)
+			continue;
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			return true;
+		if (ioctl((int)bufferevent_getfd(c->bev), FIONREAD, &pending) == 0 && pending > 0)
+			return true;
+	}
 	return false;
 }
 
@@ -183,6 +216,8 @@ static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, b
 		evbuffer_add(out, buf + skip, len - skip);
 	}
 	c->last_send_ms = daemon_now_ms();
+	if (c->node)
+		c->node->last_tx_ms = c->last_send_ms;
 }
 
 static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *msg, bool now)
@@ -204,6 +239,18 @@ static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
 
 /* ---- node up / down ---- */
 
+/* Heartbeats go in rounds of half the failure timeout, which leaves a whole
+ * round of slack. A round begins at a multiple of its length on the
+ * monotonic clock, so the daemons of one host (ticking on the same 100 ms
+ * boundaries) send theirs in the same instant: a receiver reads a burst in
+ * one wakeup instead of waking once per peer. */
+static uint64_t hb_round_ms(const struct daemon *d)
+{
+	uint64_t hb = d->cfg->failure_timeout_ms / 2;
+
+	return hb > 50 ? hb : 50;
+}
+
 static bool pnode_default_open(struct daemon *d, struct pnode *n)
 {
 	for (unsigned i = 0; i < d->cfg->channels[0].parallelism; i++)
@@ -217,6 +264,7 @@ static void pnode_set_up(struct daemon *d, struct pnode *n)
 	if (n->up || !pnode_default_open(d, n) || n->spec == NULL)
 		return;
 	n->up = true;
+	d->ring_dirty = true;
 	n->backoff_ms = PEER_BACKOFF_MIN_MS;
 	n->last_rx_ms = daemon_now_ms();
 	log_info("peer", "%s: up", n->name);
@@ -232,6 +280,7 @@ static void pnode_down(struct daemon *d, struct pnode *n, const char *reason, bo
 	bool was_up = n->up;
 
 	n->up = false;
+	d->ring_dirty = d->ring_dirty || was_up;
 	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
 	if (c->node == n && c->state != PC_CLOSING && (inbound || c->outbound))
 		pconn_close(c, reason);
@@ -247,8 +296,10 @@ static void pconn_detach(struct pconn *c)
 {
 	struct pnode *n = c->node;
 
-	if (n && c->outbound && n->out[c->chan][c->idx] == c)
+	if (n && c->outbound && n->out[c->chan][c->idx] == c) {
 		n->out[c->chan][c->idx] = NULL;
+		c->d->peer_scan = true; /* a slot to fill */
+	}
 }
 
 static void pconn_free(struct pconn *c)
@@ -339,6 +390,10 @@ static struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool o
 	TAILQ_INSERT_TAIL(&d->conns, c, entry);
 	bufferevent_setcb(bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_WRITE, d->cfg->peer_queue_bytes / 2, 0);
+	/* libevent's default of 16 KiB per read or write costs a syscall and a
+	 * loop turn per 16 KiB on a busy link. */
+	bufferevent_set_max_single_read(bev, PEER_IO_CHUNK);
+	bufferevent_set_max_single_write(bev, PEER_IO_CHUNK);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return c;
 }
@@ -612,8 +667,14 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	case PARTISAN_PEER__PEER_MSG__BODY_REFUSE:
 		return *why = "peer refused", -1;
 	case PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT:
-		if (!(m->heartbeat->has_reply && m->heartbeat->reply))
+		/* It refreshed last_rx_ms. A request wants an answer unless we
+		 * already sent this node something this round. */
+		if (!(m->heartbeat->has_reply && m->heartbeat->reply) &&
+		    c->node->last_tx_ms < c->d->hb_round * hb_round_ms(c->d))
 			pconn_heartbeat(c, true);
+		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_SILENT:
+		pnode_reported_silent(c->d, c->node, m->silent);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY__NOT_SET:
 		return *why = "empty message", -1;
@@ -681,6 +742,22 @@ static void pconn_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* Only links to ring neighbours carry heartbeats; the kernel's keepalive
+ * is the backstop that finds any other idle link dead (a host gone, a
+ * network cut): after PEER_KEEPALIVE_IDLE failure timeouts of silence, then
+ * PEER_KEEPALIVE_PROBES probes one failure timeout apart. A probe costs the
+ * kernel a timer and a packet, and no daemon a wakeup. */
+static void pconn_keepalive(struct daemon *d, int fd)
+{
+	int one = 1, secs = (int)((d->cfg->failure_timeout_ms + 999) / 1000);
+	int idle = PEER_KEEPALIVE_IDLE * secs, probes = PEER_KEEPALIVE_PROBES;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+}
+
 static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct pconn *c = arg;
@@ -689,6 +766,7 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 		int one = 1;
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pconn_keepalive(c->d, (int)bufferevent_getfd(bev));
 		if (c->state == PC_CONNECTING) {
 			c->state = PC_WAIT_CHALLENGE;
 			c->since_ms = daemon_now_ms();
@@ -767,20 +845,23 @@ static void pnode_dial_slot(struct daemon *d, struct pnode *n, size_t chan, unsi
 /* Open whatever outbound connections n is missing, respecting backoff. */
 static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 {
-	bool dialed = false;
+	bool dialed = false, partitioned = false;
 
-	if (!n->wanted || n->spec == NULL || now < n->next_try_ms || d->stopped ||
-	    peer_partitioned(d, n->name))
+	if (!n->wanted || n->spec == NULL || now < n->next_try_ms || d->stopped)
 		return;
-	for (size_t ch = 0; ch < d->cfg->nchannels; ch++) {
+	for (size_t ch = 0; ch < d->cfg->nchannels && !partitioned; ch++) {
 		/* Other channels wait until the default one is open. */
 		if (ch > 0 && !n->up)
 			break;
 		for (unsigned i = 0; i < d->cfg->channels[ch].parallelism; i++) {
-			if (n->out[ch][i] == NULL) {
-				pnode_dial_slot(d, n, ch, i);
-				dialed = true;
-			}
+			if (n->out[ch][i] != NULL)
+				continue;
+			/* Looked up only when a slot is empty: this runs every tick
+			 * for every node. */
+			if ((partitioned = peer_partitioned(d, n->name)))
+				break;
+			pnode_dial_slot(d, n, ch, i);
+			dialed = true;
 		}
 	}
 	if (dialed) {
@@ -805,6 +886,7 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 		return;
 	}
 	c = pconn_new(d, bev, false);
+	pconn_keepalive(d, (int)fd);
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
 	else if (sa->sa_family == AF_INET6)
@@ -868,6 +950,9 @@ void peer_shutdown(struct daemon *d)
 	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
 		pnode_free(d, v);
 	strmap_free(&d->nodes);
+	free(d->watch);
+	d->watch = NULL;
+	d->nwatch = 0;
 	for (size_t i = 0; strmap_next(&d->partitions, &i, &k, &v);)
 		free(v);
 	strmap_free(&d->partitions);
@@ -888,6 +973,7 @@ void peer_want(struct daemon *d, const struct node_spec *spec)
 	}
 	if (!n->wanted) {
 		n->wanted = true;
+		d->peer_scan = true;
 		pnode_fill(d, n, daemon_now_ms());
 	}
 }
@@ -899,35 +985,150 @@ void peer_disconnect(struct daemon *d, const char *node)
 	if (n == NULL)
 		return;
 	n->wanted = false;
+	d->peer_scan = true; /* its record goes once its links are gone */
 	/* Our links to it close now; its links to us stay until it closes them,
 	 * so what it sent before (a goodbye, say) is still read. */
 	pnode_down(d, n, "disconnected", false);
 }
 
-static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now)
+/* Tell every other up node that n went silent. */
+static void peer_tell_silent(struct daemon *d, const struct pnode *n, uint64_t silent_ms)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Silent sl = PARTISAN_PEER__SILENT__INIT;
+	const char *k;
+	void *v;
+
+	sl.node = n->name;
+	sl.has_silent_ms = true;
+	sl.silent_ms = silent_ms;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_SILENT;
+	m.silent = &sl;
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
+		struct pnode *o = v;
+		struct pconn *c = o->up ? pnode_pick(d, o, 0, NULL, 0) : NULL;
+
+		if (c)
+			pconn_write_msg_now(c, &m, true);
+	}
+}
+
+/* A watcher of node says it went silent. Believe it unless we heard from
+ * node ourselves within a heartbeat round (the watcher may be the slow
+ * one): a hung node is then down everywhere within about failure_timeout,
+ * though only its ring neighbours exchanged heartbeats with it. */
+static void pnode_reported_silent(struct daemon *d, struct pnode *from,
+                                  const PartisanPeer__Silent *sl)
+{
+	struct pnode *n = sl->node ? pnode_get(d, sl->node, false) : NULL;
+	uint64_t now = daemon_now_ms();
+
+	if (n == NULL || n == from || !n->up || now < n->last_rx_ms + hb_round_ms(d) ||
+	    pnode_unread(d, n))
+		return;
+	log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms", n->name,
+	          (unsigned long long)sl->silent_ms, from->name,
+	          (unsigned long long)(now - n->last_rx_ms));
+	pnode_down(d, n, "timeout", true);
+	n->next_try_ms = now + n->backoff_ms;
+}
+
+/* Failure detection without O(N^2) heartbeats: the up nodes and this one,
+ * sorted by name, form a ring, and a node watches its PEER_WATCH
+ * neighbours on each side (everyone when the ring is that small). Watchers
+ * exchange heartbeats and time each other out; a timeout is told to every
+ * other node (Silent). A killed node needs no watch: its connections
+ * close. An idle link that dies is the kernel's to find (keepalive). */
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void peer_ring_update(struct daemon *d, uint64_t now)
+{
+	const char **names = NULL, *k;
+	size_t n = 0, cap = 0, me = 0;
+	void *v;
+
+	d->ring_dirty = false;
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
+		struct pnode *p = v;
+
+		p->ring_mark = false;
+		if (!p->up)
+			continue;
+		if (n == cap)
+			names = xrealloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
+		names[n++] = p->name;
+	}
+	if (n == cap)
+		names = xrealloc(names, (cap + 1) * sizeof(*names));
+	names[n++] = d->self->name;
+	qsort(names, n, sizeof(*names), name_cmp);
+	while (me < n && names[me] != d->self->name)
+		me++;
+	for (size_t j = 0; j < n; j++) {
+		size_t fwd = (j + n - me) % n, back = (me + n - j) % n;
+		struct pnode *p;
+
+		if (j == me || (n > 2 * PEER_WATCH + 1 && fwd > PEER_WATCH && back > PEER_WATCH))
+			continue;
+		p = pnode_get(d, names[j], false);
+		p->ring_mark = true;
+	}
+	free(names);
+	/* A node newly watched gets a whole timeout before it counts as silent:
+	 * it had no reason to send us anything so far. */
+	d->nwatch = 0;
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
+		struct pnode *p = v;
+
+		if (p->ring_mark && !p->watched && p->last_rx_ms < now)
+			p->last_rx_ms = now;
+		p->watched = p->ring_mark;
+		if (p->watched) {
+			d->watch = xrealloc(d->watch, (d->nwatch + 1) * sizeof(*d->watch));
+			d->watch[d->nwatch++] = p;
+		}
+	}
+}
+
+/* Whether the next tick must look at n again: a slot to fill, or a record
+ * to drop. */
+static bool pnode_pending(struct daemon *d, const struct pnode *n)
+{
+	if (!n->wanted)
+		return !n->up;
+	for (size_t ch = 0; ch < d->cfg->nchannels; ch++)
+		for (unsigned i = 0; i < d->cfg->channels[ch].parallelism; i++)
+			if (n->out[ch][i] == NULL || n->out[ch][i]->state != PC_OPEN)
+				return true;
+	return false;
+}
+
+static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now, uint64_t hb_from)
 {
 	uint64_t timeout = d->cfg->failure_timeout_ms;
-	/* One exchange (heartbeat and its reply) per interval refreshes both
-	 * ends; half the timeout leaves a whole interval of slack. */
-	uint64_t hb = timeout / 2 > 50 ? timeout / 2 : 50;
 
-	if (n->up && now > n->last_rx_ms + timeout) {
+	if (n->up && n->watched && now > n->last_rx_ms + timeout && pnode_unread(d, n))
+		n->last_rx_ms = now;
+	if (n->up && n->watched && now > n->last_rx_ms + timeout) {
+		uint64_t silent = now - n->last_rx_ms;
+
 		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
-		          (unsigned long long)(now - n->last_rx_ms));
+		          (unsigned long long)silent);
 		pnode_down(d, n, "timeout", true);
 		n->next_try_ms = now + n->backoff_ms;
+		peer_tell_silent(d, n, silent);
 		return;
 	}
-	if (n->up && now >= n->last_rx_ms + hb && now >= n->last_hb_ms + hb) {
-		for (unsigned i = 0; i < d->cfg->channels[0].parallelism; i++) {
-			struct pconn *c = n->out[0][i];
+	/* A watched link that carried nothing of ours since the round began
+	 * gets a heartbeat: traffic is proof enough of life. */
+	if (n->up && n->watched && hb_from && n->last_tx_ms < hb_from) {
+		struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
 
-			if (c && c->state == PC_OPEN) {
-				pconn_heartbeat(c, false);
-				n->last_hb_ms = now;
-				break;
-			}
-		}
+		if (c)
+			pconn_heartbeat(c, false);
 	}
 	pnode_fill(d, n, now);
 }
@@ -938,19 +1139,46 @@ void peer_tick(struct daemon *d, uint64_t now)
 	const char *k;
 	void *v;
 	uint64_t handshake = d->cfg->connect_timeout_ms;
+	uint64_t round = now / hb_round_ms(d);
+	uint64_t hb_from = 0; /* the round's start on its first tick, else 0 */
 
-	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
-	{
-		if (c->state != PC_OPEN && c->state != PC_CLOSING && now > c->since_ms + handshake)
-			pconn_close(c, "handshake timed out");
-		else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
-			c->node = NULL;
-			pconn_free(c); /* the other side never closed its end */
+	bool full;
+
+	if (round != d->hb_round) {
+		d->hb_round = round;
+		hb_from = round * hb_round_ms(d);
+	}
+	/* A tick of an idle daemon touches only what can change: the watched
+	 * nodes. Everything is looked at when a node waits for a connection
+	 * or for its record to go, and once a heartbeat round. */
+	full = hb_from || d->peer_scan;
+	if (full || ++d->peer_ticks % PEER_HANDSHAKE_SCAN == 0) {
+		TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
+		{
+			if (c->state != PC_OPEN && c->state != PC_CLOSING &&
+			    now > c->since_ms + handshake)
+				pconn_close(c, "handshake timed out");
+			else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
+				c->node = NULL;
+				pconn_free(c); /* the other side never closed its end */
+			}
 		}
 	}
-	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
-		if (!pnode_gc(d, v))
-			pnode_check(d, v, now);
+	if (d->ring_dirty)
+		peer_ring_update(d, now);
+	if (!full) {
+		for (size_t i = 0; i < d->nwatch && !d->ring_dirty; i++)
+			pnode_check(d, d->watch[i], now, 0);
+		return;
+	}
+	d->peer_scan = false;
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
+		if (pnode_gc(d, v))
+			continue;
+		pnode_check(d, v, now, hb_from);
+		if (pnode_pending(d, v))
+			d->peer_scan = true;
+	}
 }
 
 void peer_forgive(struct daemon *d, uint64_t now)
@@ -1068,6 +1296,7 @@ int peer_partition_resolve(struct daemon *d, const char *ref)
 			log_notice("peer", "%s: partition resolved (%s)", k, ref);
 			if (n)
 				n->next_try_ms = 0;
+			d->peer_scan = true;
 			free(strmap_del(&d->partitions, k));
 			return 0;
 		}

@@ -66,6 +66,29 @@ class MembershipTest(unittest.TestCase):
         for d in ds[:2]:
             wait_for(lambda: victim.name in d.nodes(), 10, "%s to reconnect the resumed node" % d.name)
 
+    def test_sigstop_in_a_ring_of_nine_is_noticed_by_the_nodes_that_do_not_watch_it(self):
+        # Beyond five nodes each daemon heartbeats only its two ring
+        # neighbours on each side; the others learn of a hung node from the
+        # watchers (Silent) and check it against their own silence.
+        ds = self.start_joined(9)
+        victim = ds[4]
+        victim.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            for d in ds:
+                if d is not victim:
+                    wait_for(lambda: victim.name not in d.nodes(), FAILURE_TIMEOUT_MS / 1000 + 2.5,
+                             "%s to drop the stopped node" % d.name)
+            print("  SIGSTOP in a ring of 9 noticed by all 8 in %.3fs" % (time.monotonic() - t0))
+            for d in ds:
+                if d is not victim:
+                    self.assertEqual(len(d.nodes()), 7, "%s: only the stopped node dropped" % d.name)
+        finally:
+            victim.signal(signal.SIGCONT)
+        for d in ds:
+            if d is not victim:
+                wait_for(lambda: victim.name in d.nodes(), 10, "%s to reconnect the resumed node" % d.name)
+
     def test_leave_removes_member_everywhere(self):
         ds = self.start_joined(4)
         ds[1].ctl("leave", ds[3].name)       # remove another node

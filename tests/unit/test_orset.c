@@ -38,7 +38,7 @@ static void copy(struct orset *dst, const struct orset *src)
 	orset_merge(dst, src);
 }
 
-static bool same(const struct orset *a, const struct orset *b)
+static bool same(struct orset *a, struct orset *b)
 {
 	if (a->nentries != b->nentries || a->nclock != b->nclock)
 		return false;
