@@ -82,6 +82,8 @@ struct pnode {
 	bool up;
 	bool watched;        /* a ring neighbour: heartbeats and timeout */
 	bool ring_mark;      /* peer_ring_update's scratch */
+	uint64_t silent_at;  /* when a watcher last reported it silent */
+	uint64_t silent_by;  /* that watcher's name, hashed */
 	struct pconn ***out; /* out[chan][idx] */
 	uint64_t last_rx_ms, last_tx_ms, next_try_ms;
 	unsigned backoff_ms;
@@ -1013,18 +1015,29 @@ static void peer_tell_silent(struct daemon *d, const struct pnode *n, uint64_t s
 	}
 }
 
-/* A watcher of node says it went silent. Believe it unless we heard from
- * node ourselves within a heartbeat round (the watcher may be the slow
- * one): a hung node is then down everywhere within about failure_timeout,
- * though only its ring neighbours exchanged heartbeats with it. */
+/* A watcher of node says it went silent. Believe it once a second watcher
+ * says so too within failure_timeout (one watcher may itself be the slow
+ * one; a hung node has four, all timing it out in the same round), and
+ * unless we heard from node ourselves within failure_timeout. A hung node
+ * is then down everywhere within about failure_timeout, though only its
+ * ring neighbours exchanged heartbeats with it. */
 static void pnode_reported_silent(struct daemon *d, struct pnode *from,
                                   const PartisanPeer__Silent *sl)
 {
 	struct pnode *n = sl->node ? pnode_get(d, sl->node, false) : NULL;
-	uint64_t now = daemon_now_ms();
+	uint64_t now = daemon_now_ms(), by = hash_bytes(HASH_INIT, from->name, strlen(from->name));
+	bool second;
 
-	if (n == NULL || n == from || !n->up || now < n->last_rx_ms + hb_round_ms(d) ||
-	    pnode_unread(d, n))
+	if (n == NULL || n == from || !n->up)
+		return;
+	second =
+	    n->silent_at && now <= n->silent_at + d->cfg->failure_timeout_ms && n->silent_by != by;
+	if (!second) {
+		n->silent_at = now;
+		n->silent_by = by;
+		return;
+	}
+	if (now < n->last_rx_ms + d->cfg->failure_timeout_ms || pnode_unread(d, n))
 		return;
 	log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms", n->name,
 	          (unsigned long long)sl->silent_ms, from->name,
