@@ -55,6 +55,7 @@ struct daemon {
 	size_t nlisteners;
 	struct event *tick_ev;
 	uint64_t start_ms, last_tick_ms;
+	uint64_t ticks;
 	uint64_t hb_round; /* peer.c: the heartbeat round last begun */
 	bool ring_dirty;   /* peer.c: the set of up nodes changed */
 	bool peer_scan;    /* peer.c: some node needs a look at the next tick */

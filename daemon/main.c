@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +25,15 @@
 #include "router.h"
 #include "transport.h"
 
-#define EX_USAGE_        64
-#define EX_CONFIG_       78
-#define PARTISAN_VERSION "0.1.0"
-#define JOIN_RETRY_MS    1000
-#define PLUMTREE_STORE   1024 /* broadcasts kept for repair and anti-entropy */
+#define EX_USAGE_  64
+#define EX_CONFIG_ 78
+
+#define DAEMON_MMAP_THRESHOLD (32 * 1024 * 1024)
+#define DAEMON_TRIM_THRESHOLD (32 * 1024 * 1024)
+#define DAEMON_TRIM_TICKS     50 /* give freed heap memory back every 5 s */
+#define PARTISAN_VERSION      "0.1.0"
+#define JOIN_RETRY_MS         1000
+#define PLUMTREE_STORE        1024 /* broadcasts kept for repair and anti-entropy */
 
 struct opts {
 	const char *config_file;
@@ -264,6 +269,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (now > d->last_tick_ms + d->cfg->failure_timeout_ms / 2)
 		peer_forgive(d, now);
 	d->last_tick_ms = now;
+	if (++d->ticks % DAEMON_TRIM_TICKS == 0)
+		malloc_trim(0);
 	peer_tick(d, now);
 	d->mops->tick(d->mgr, &env, &d->acts);
 	daemon_drain(d);
@@ -418,6 +425,11 @@ int main(int argc, char **argv)
 	uint64_t seed;
 	int rc;
 
+	/* Big messages (up to max_frame_bytes) are allocated and freed at line
+	 * rate: keep such blocks in the heap instead of a fresh mmap, page
+	 * faults and zeroing for each; an idle tick gives the memory back. */
+	mallopt(M_MMAP_THRESHOLD, DAEMON_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, DAEMON_TRIM_THRESHOLD);
 	load_config(argc, argv, &cfg, &o);
 	if (o.check_config) {
 		printf("partisand: config OK\n");

@@ -226,12 +226,28 @@ static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *ms
 {
 	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
 	uint8_t stackbuf[512];
-	uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
+	struct evbuffer *out;
+	struct evbuffer_iovec v;
 
-	partisan_peer__peer_msg__pack(msg, buf);
-	pconn_write_frame(c, buf, len, now);
-	if (buf != stackbuf)
-		free(buf);
+	out = bufferevent_get_output(c->bev);
+	if (len <= sizeof(stackbuf) ||
+	    evbuffer_reserve_space(out, (ev_ssize_t)(FRAME_HEADER + len), &v, 1) < 1) {
+		uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
+
+		partisan_peer__peer_msg__pack(msg, buf);
+		pconn_write_frame(c, buf, len, now);
+		if (buf != stackbuf)
+			free(buf);
+		return;
+	}
+	/* A big frame is packed straight into the output queue: no copy. */
+	frame_put_header(v.iov_base, (uint32_t)len);
+	partisan_peer__peer_msg__pack(msg, (uint8_t *)v.iov_base + FRAME_HEADER);
+	v.iov_len = FRAME_HEADER + len;
+	evbuffer_commit_space(out, &v, 1);
+	c->last_send_ms = daemon_now_ms();
+	if (c->node)
+		c->node->last_tx_ms = c->last_send_ms;
 }
 
 static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
