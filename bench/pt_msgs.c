@@ -1,7 +1,9 @@
 /* pt_msgs.c: partisan's messaging figures, measured at the application:
  * app -> libpartisan-client -> partisand -> TCP -> partisand -> app.
  *   pt_msgs recv SOCK NAME WARM_S WINDOW_S       one-way: count messages
- *   pt_msgs send SOCK NODE NAME SIZE SECONDS     send to NAME on NODE, flat out
+ *   pt_msgs send SOCK NODE NAME SIZE SECONDS [more]
+ *                                                send to NAME on NODE, flat out
+ *                                                (with opts.more: bursts)
  *   pt_msgs echo SOCK NAME                       answer every call with its payload
  *   pt_msgs call SOCK NODE NAME SIZE SECONDS     partisan_call round trips
  * recv and echo print "ready" once registered. recv prints "msgs N secs S"
@@ -81,8 +83,10 @@ static int do_recv(partisan_t *c, const char *name, double warm, double window)
 	return 0;
 }
 
-static int do_send(partisan_t *c, const char *node, const char *name, size_t size, double secs)
+static int do_send(partisan_t *c, const char *node, const char *name, size_t size, double secs,
+                   bool more)
 {
+	partisan_send_opts_t o = {.more = more};
 	char *buf = malloc(size ? size : 1);
 	double end = now_s() + secs;
 	int rc = 0;
@@ -93,7 +97,7 @@ static int do_send(partisan_t *c, const char *node, const char *name, size_t siz
 	for (long i = 0; rc >= 0; i++) {
 		if (i % 64 == 0 && now_s() >= end)
 			break;
-		rc = partisan_send_name(c, node, name, buf, size, NULL);
+		rc = partisan_send_name(c, node, name, buf, size, more ? &o : NULL);
 	}
 	free(buf);
 	return 0; /* an error here means the receiver is done */
@@ -170,8 +174,9 @@ int main(int argc, char **argv)
 		return fail("connect", rc);
 	if (argc == 6 && strcmp(argv[1], "recv") == 0)
 		rc = do_recv(c, argv[3], atof(argv[4]), atof(argv[5]));
-	else if (argc == 7 && strcmp(argv[1], "send") == 0)
-		rc = do_send(c, argv[3], argv[4], (size_t)atol(argv[5]), atof(argv[6]));
+	else if ((argc == 7 || (argc == 8 && strcmp(argv[7], "more") == 0)) &&
+	         strcmp(argv[1], "send") == 0)
+		rc = do_send(c, argv[3], argv[4], (size_t)atol(argv[5]), atof(argv[6]), argc == 8);
 	else if (argc == 4 && strcmp(argv[1], "echo") == 0)
 		rc = do_echo(c, argv[3]);
 	else if (argc == 7 && strcmp(argv[1], "call") == 0)

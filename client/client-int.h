@@ -54,7 +54,10 @@ struct partisan {
 int pc_conn_open(struct partisan *c, const char *path);
 void pc_conn_close(struct partisan *c);
 /* Send req, giving it the next id. */
-int pc_conn_send(struct partisan *c, PartisanIpc__Request *req, bool nonblock);
+int pc_conn_send(struct partisan *c, PartisanIpc__Request *req, bool nonblock, bool more);
+/* Write out what sends with more left in the buffer (blocking, up to the
+ * handle's timeout). */
+int pc_conn_flush_pending(struct partisan *c);
 /* Send req and wait up to wait_ms (< 0: forever) for its response; on 0
  * *out is the decoded message (free with pc_msg_free), its error already
  * turned into the return value. */

@@ -220,7 +220,8 @@ int partisan_close(partisan_t *c)
 		req.body_case = PARTISAN_IPC__REQUEST__BODY_BYE;
 		req.bye = &empty;
 		req.has_quiet = req.quiet = 1;
-		pc_conn_send(c, &req, true);
+		pc_conn_flush_pending(c); /* what sends with more left behind */
+		pc_conn_send(c, &req, true, false);
 	}
 	pc_conn_close(c);
 	free(c);
@@ -415,7 +416,7 @@ int partisan_send(partisan_t *c, const char *ref, const void *buf, size_t len,
 	req.has_quiet = req.quiet = 1;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_SEND;
 	req.send = &s;
-	return pc_conn_send(c, &req, opts != NULL && opts->nonblock);
+	return pc_conn_send(c, &req, opts != NULL && opts->nonblock, opts != NULL && opts->more);
 }
 
 int partisan_send_name(partisan_t *c, const char *node, const char *name, const void *buf,
@@ -552,7 +553,7 @@ int partisan_reply(partisan_t *c, const partisan_event_t *msg, const void *buf, 
 	req.has_quiet = req.quiet = 1;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_REPLY;
 	req.reply = &rp;
-	return pc_conn_send(c, &req, false);
+	return pc_conn_send(c, &req, false, false);
 }
 
 /* ---- monitoring -------------------------------------------------------- */

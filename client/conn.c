@@ -369,7 +369,7 @@ static int conn_send_nb(struct partisan *c, const PartisanIpc__Request *req, siz
 	return r < 0 ? r : 0;
 }
 
-int pc_conn_send(struct partisan *c, PartisanIpc__Request *req, bool nonblock)
+int pc_conn_send(struct partisan *c, PartisanIpc__Request *req, bool nonblock, bool more)
 {
 	size_t len;
 	int r;
@@ -380,10 +380,19 @@ int pc_conn_send(struct partisan *c, PartisanIpc__Request *req, bool nonblock)
 	len = partisan_ipc__request__get_packed_size(req);
 	if (len > c->max_frame)
 		return PARTISAN_ETOOBIG;
+	if (more && c->wlen - c->woff + FRAME_HEADER + len <= PARTISAN_MORE_MAX)
+		return conn_append(c, req, len); /* held for the rest of the burst */
 	if (nonblock)
 		return conn_send_nb(c, req, len);
 	if ((r = conn_append(c, req, len)) < 0)
 		return r;
+	return conn_flush(c, conn_deadline(c->timeout_ms));
+}
+
+int pc_conn_flush_pending(struct partisan *c)
+{
+	if (c->broken || c->wlen == c->woff)
+		return c->broken;
 	return conn_flush(c, conn_deadline(c->timeout_ms));
 }
 
@@ -413,7 +422,7 @@ int pc_conn_request(struct partisan *c, PartisanIpc__Request *req, int wait_ms,
 	int r;
 
 	c->errmsg[0] = '\0';
-	if ((r = pc_conn_send(c, req, false)) < 0) {
+	if ((r = pc_conn_send(c, req, false, false)) < 0) {
 		if (r == PARTISAN_ETIMEDOUT) /* part of it may still go out later */
 			conn_abandon(c, req->id);
 		return r;
@@ -435,6 +444,8 @@ int pc_conn_wait_event(struct partisan *c, int timeout_ms)
 	int64_t deadline = conn_deadline(timeout_ms);
 	int r;
 
+	if (c->wlen > c->woff && !c->broken)
+		(void)conn_flush_nb(c); /* sends held back with more go out first */
 	if (c->qhead == NULL && !c->broken)
 		(void)pc_conn_dispatch(c); /* a failure shows below, once the queue is empty */
 	while (c->qhead == NULL) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "arena.h"
 #include "config.h"
 #include "core.h"
 #include "manager.h"
@@ -56,9 +57,10 @@ struct daemon {
 	struct event *tick_ev;
 	uint64_t start_ms, last_tick_ms;
 	uint64_t ticks;
-	uint64_t hb_round; /* peer.c: the heartbeat round last begun */
-	bool ring_dirty;   /* peer.c: the set of up nodes changed */
-	bool peer_scan;    /* peer.c: some node needs a look at the next tick */
+	struct arena peer_arena, ipc_arena; /* for decoding one frame */
+	uint64_t hb_round;                  /* peer.c: the heartbeat round last begun */
+	bool ring_dirty;                    /* peer.c: the set of up nodes changed */
+	bool peer_scan;                     /* peer.c: some node needs a look at the next tick */
 	uint64_t peer_ticks;
 	struct pnode **watch; /* peer.c: the ring neighbours watched */
 	size_t nwatch;

@@ -632,11 +632,13 @@ static int ipc_handle(struct session *s, const PartisanIpc__Request *rq)
 static void ipc_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
+	struct daemon *d = s->d;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint64_t max = s->d->cfg->max_frame_bytes + 4096;
 
 	while (!s->closing && !s->paused) {
 		uint8_t hdr[FRAME_HEADER];
+		ProtobufCAllocator *al;
 		PartisanIpc__Request *rq;
 		uint32_t len;
 		int r;
@@ -652,16 +654,21 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
-		rq = partisan_ipc__request__unpack(NULL, len, evbuffer_pullup(in, len));
+		al = arena_begin(&d->ipc_arena);
+		rq = partisan_ipc__request__unpack(al, len, evbuffer_pullup(in, len));
 		evbuffer_drain(in, len);
 		if (rq == NULL) {
+			arena_end(&d->ipc_arena, al);
 			log_warnx("ipc", "session %llu: undecodable frame, closing",
 			          (unsigned long long)s->id);
 			ipc_session_close(s, "bad frame");
 			return;
 		}
 		r = ipc_handle(s, rq);
-		partisan_ipc__request__free_unpacked(rq, NULL);
+		if (al)
+			arena_end(&d->ipc_arena, al);
+		else
+			partisan_ipc__request__free_unpacked(rq, NULL);
 		if (r < 0) {
 			if (!s->refused)
 				log_warnx("ipc", "session %llu: protocol violation, closing",

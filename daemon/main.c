@@ -30,7 +30,8 @@
 
 #define DAEMON_MMAP_THRESHOLD (32 * 1024 * 1024)
 #define DAEMON_TRIM_THRESHOLD (32 * 1024 * 1024)
-#define DAEMON_TRIM_TICKS     50 /* give freed heap memory back every 5 s */
+#define DAEMON_TRIM_TICKS     50          /* give freed heap memory back every 5 s */
+#define DAEMON_ARENA_BYTES    (16 * 1024) /* decode space; bigger frames malloc */
 #define PARTISAN_VERSION      "0.1.0"
 #define JOIN_RETRY_MS         1000
 #define PLUMTREE_STORE        1024 /* broadcasts kept for repair and anti-entropy */
@@ -359,6 +360,8 @@ static int run(struct daemon *d, const struct opts *o)
 	int rc = 1;
 
 	d->base = event_base_new();
+	arena_init(&d->peer_arena, DAEMON_ARENA_BYTES);
+	arena_init(&d->ipc_arena, DAEMON_ARENA_BYTES);
 	if (d->base == NULL || router_init(d) < 0)
 		return 1;
 	if (d->cfg->secret_file && read_secret(d, d->cfg->secret_file) < 0)
@@ -395,6 +398,8 @@ static int run(struct daemon *d, const struct opts *o)
 out:
 	ipc_shutdown(d);
 	peer_shutdown(d);
+	arena_free(&d->peer_arena);
+	arena_free(&d->ipc_arena);
 	router_free(d);
 	if (d->ack)
 		ack_destroy(d->ack);

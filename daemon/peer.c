@@ -704,11 +704,13 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 static void pconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct pconn *c = arg;
+	struct daemon *d = c->d;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint64_t max = c->d->cfg->max_frame_bytes;
 
 	while (c->state != PC_CLOSING && !c->paused) {
 		uint8_t hdr[FRAME_HEADER];
+		ProtobufCAllocator *al;
 		PartisanPeer__PeerMsg *m;
 		const char *why = NULL;
 		uint32_t len;
@@ -726,18 +728,23 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
-		m = partisan_peer__peer_msg__unpack(NULL, len, evbuffer_pullup(in, len));
+		al = arena_begin(&d->peer_arena);
+		m = partisan_peer__peer_msg__unpack(al, len, evbuffer_pullup(in, len));
 		evbuffer_drain(in, len);
 		if (m == NULL) {
+			arena_end(&d->peer_arena, al);
 			log_warnx("peer", "%s: undecodable frame, closing", pconn_who(c));
 			c->d->stats.peer_frames_bad++;
 			pconn_close(c, "bad frame");
 			return;
 		}
-		c->d->cur_conn = c->id;
+		d->cur_conn = c->id;
 		r = pconn_dispatch(c, m, &why);
-		c->d->cur_conn = 0;
-		partisan_peer__peer_msg__free_unpacked(m, NULL);
+		d->cur_conn = 0;
+		if (al)
+			arena_end(&d->peer_arena, al);
+		else
+			partisan_peer__peer_msg__free_unpacked(m, NULL);
 		if (r < 0) {
 			if (strcmp(why, "duplicate connection") != 0) {
 				log_warnx("peer", "%s: %s, closing", pconn_who(c), why);

@@ -62,7 +62,8 @@ static void wait_stdin(void)
 		;
 }
 
-/* source SOCK NODE NAME COUNT [--ack] [--size N] [--id S] [--channel C] [--key K] */
+/* source SOCK NODE NAME COUNT [--ack] [--size N] [--id S] [--channel C] [--key K]
+ *        [--more] [--close] */
 static int mode_source(partisan_t *c, int argc, char **argv)
 {
 	partisan_send_opts_t o = {0};
@@ -77,6 +78,7 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 	o.channel = opt(argc, argv, "--channel");
 	o.causal_label = opt(argc, argv, "--causal");
 	o.transitive = flag(argc, argv, "--transitive");
+	o.more = flag(argc, argv, "--more");
 	if (opt(argc, argv, "--key")) {
 		o.partition_key = opt(argc, argv, "--key");
 		o.partition_key_len = strlen(o.partition_key);
@@ -92,6 +94,14 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 		                        size > (size_t)n ? size : (size_t)n, &o);
 		if (rc < 0)
 			return fail("send", rc);
+	}
+	/* --close: what sends with more held back must go out with the close */
+	if (flag(argc, argv, "--close")) {
+		printf("sent %ld in %.3fs\n", count, now_s() - t0);
+		fflush(stdout);
+		free(buf);
+		partisan_close(c);
+		exit(0);
 	}
 	if ((rc = partisan_flush(c)) < 0)
 		return fail("flush", rc);

@@ -23,6 +23,17 @@ class MessagingTest(ClusterTestCase):
         self.assertTrue(out.startswith("ok 100000"), out)
         print("  100000 x 64 B: " + out.strip())
 
+    def test_sends_with_more_arrive_complete_and_in_order_also_when_closed_unflushed(self):
+        a, b = self.cluster(2)
+        for extra, n in (([], 50000), (["--close"], 777)):
+            sink = self.client(b, "sink", "inbox", n)
+            src = self.client(a, "source", b.name, "inbox", n, "--id", "m", "--more", *extra)
+            rc, out, err = src.finish()
+            self.assertEqual(rc, 0, err)
+            rc, out, err = sink.finish(30)
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.startswith("ok %d" % n), out)
+
     def test_two_senders_each_keep_their_order_on_a_parallel_channel(self):
         cfg = {"channels": {"bulk": {"parallelism": 4}}}
         a, b = self.cluster(2, cfg)

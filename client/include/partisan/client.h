@@ -60,6 +60,7 @@ const char *partisan_strerror(int code);
 /* Buffer sizes that always fit a node name or a reference URI (with NUL). */
 #define PARTISAN_NODE_MAX 256
 #define PARTISAN_REF_MAX  528
+#define PARTISAN_MORE_MAX (64 * 1024) /* bytes sends with more may hold back */
 
 /* The default socket, used when neither a path nor $PARTISAN_SOCKET is set. */
 #define PARTISAN_DEFAULT_SOCKET "/run/partisan/partisand.sock"
@@ -181,19 +182,24 @@ typedef struct partisan_send_opts {
 	const char *causal_label;  /* NULL: no causal delivery */
 	bool transitive;           /* route through the overlay if not connected */
 	bool nonblock;             /* EAGAIN instead of blocking on a full socket */
+	bool more;                 /* more sends follow: see partisan_send */
 } partisan_send_opts_t;
 
 /* Send buf (len bytes, may be 0) to ref (a pid or name URI); opts may be
- * NULL. Like Erlang's send this does not wait for the daemon: the request
- * is `quiet`, answered only when it fails. Such a late failure (ENOPROC,
- * ENOCONNECTION, EPARTITION, ...) cannot be the return of this call; it is
- * counted (partisan_send_errors()) and the first one since the last
- * partisan_flush() is what partisan_flush() returns. Errors returned here:
- * EINVAL, ETOOBIG (over max_frame_bytes), EAGAIN (nonblock and the socket
- * is full: nothing was sent; poll for POLLOUT, partisan_dispatch(), retry),
- * ETIMEDOUT (blocking, and the socket stayed full for the handle's timeout:
- * the message stays queued in the handle and may still go out), EIO, and
- * the code of an earlier failure that ended the connection (EPROTO). */
+ * NULL. With opts->more (as MSG_MORE) the message may wait in the handle's
+ * buffer, so that a burst goes to the daemon in few writes; it goes out with
+ * the next send without more, partisan_flush(), any call that waits on the
+ * daemon (partisan_recv, partisan_call, ...), partisan_dispatch(),
+ * partisan_close(), or once PARTISAN_MORE_MAX bytes wait. A program that
+ * polls partisan_fd() for input only must end a burst without more. Like Erlang's send this does
+ * not wait for the daemon: the request is `quiet`, answered only when it fails. Such a late failure
+ * (ENOPROC, ENOCONNECTION, EPARTITION, ...) cannot be the return of this call; it is counted
+ * (partisan_send_errors()) and the first one since the last partisan_flush() is what
+ * partisan_flush() returns. Errors returned here: EINVAL, ETOOBIG (over max_frame_bytes), EAGAIN
+ * (nonblock and the socket is full: nothing was sent; poll for POLLOUT, partisan_dispatch(),
+ * retry), ETIMEDOUT (blocking, and the socket stayed full for the handle's timeout: the message
+ * stays queued in the handle and may still go out), EIO, and the code of an earlier failure that
+ * ended the connection (EPROTO). */
 int partisan_send(partisan_t *c, const char *ref, const void *buf, size_t len,
                   const partisan_send_opts_t *opts);
 /* The same to the name registered on node (NULL: this node). */
