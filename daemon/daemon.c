@@ -208,8 +208,11 @@ bool daemon_joined(struct daemon *d, const char *contact)
 	const char *const *view;
 	size_t n;
 
+	/* Every channel connected, and the contact's state merged: a caller
+	 * that asks about the contact right after the join finds it. */
 	if (d->cfg->manager != MANAGER_HYPARVIEW)
-		return peer_fully_connected(d, contact);
+		return peer_fully_connected(d, contact) &&
+		       (d->mops->is_member == NULL || d->mops->is_member(d->mgr, contact));
 	/* A partial view: joined once some neighbor is linked, whoever it is. */
 	n = d->mops->active_view(d->mgr, &view);
 	for (size_t i = 0; i < n; i++)

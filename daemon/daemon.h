@@ -57,6 +57,9 @@ struct daemon {
 	struct event *tick_ev;
 	uint64_t start_ms, last_tick_ms;
 	uint64_t ticks;
+	uint64_t turn;                      /* read callbacks run so far: a frame written first in
+	                                     * its turn goes straight to the socket, the rest of the
+	                                     * turn's frames queue for one writev */
 	struct arena peer_arena, ipc_arena; /* for decoding one frame */
 	uint64_t hb_round;                  /* peer.c: the heartbeat round last begun */
 	bool ring_dirty;                    /* peer.c: the set of up nodes changed */

@@ -24,6 +24,7 @@ struct session {
 	bool paused;      /* reading stopped: a peer link it sends to is full */
 	bool refused;     /* credentials not allowed: answer EPERM, close */
 	char ref[300];    /* its endpoint ref */
+	uint64_t turn;    /* daemon turn of its last direct write */
 	void *rt;         /* router's per-session state */
 	TAILQ_ENTRY(session) entry;
 };

@@ -65,6 +65,7 @@ struct pconn {
 	unsigned idx;       /* outbound: index within the channel */
 	uint64_t since_ms;  /* when the current state began */
 	uint64_t last_send_ms;
+	uint64_t turn; /* daemon turn of its last direct write */
 	uint8_t nonce[PEER_NONCE];
 	uint8_t peer_nonce[PEER_NONCE];
 	struct probe *probe; /* join-by-address dial */
@@ -250,9 +251,14 @@ static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *ms
 		c->node->last_tx_ms = c->last_send_ms;
 }
 
+/* The first frame of a turn goes out at once (latency: no extra loop pass
+ * before a lone message leaves); later ones queue and leave together. */
 static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
 {
-	pconn_write_msg_now(c, msg, false);
+	bool first = c->turn != c->d->turn;
+
+	c->turn = c->d->turn;
+	pconn_write_msg_now(c, msg, first);
 }
 
 /* ---- node up / down ---- */
@@ -708,6 +714,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint64_t max = c->d->cfg->max_frame_bytes;
 
+	d->turn++;
 	while (c->state != PC_CLOSING && !c->paused) {
 		uint8_t hdr[FRAME_HEADER];
 		ProtobufCAllocator *al;
