@@ -1114,9 +1114,10 @@ static void peer_ring_update(struct daemon *d, uint64_t now)
 		size_t fwd = (j + n - me) % n, back = (me + n - j) % n;
 		struct pnode *p;
 
-		/* HyParView's up nodes are its active view, a handful of peers it
-		 * must replace the moment one fails: it watches them all. */
-		if (j == me || (n > 2 * PEER_WATCH + 1 && d->cfg->manager != MANAGER_HYPARVIEW &&
+		/* The ring needs every node linked to every other (full_mesh):
+		 * other managers watch all their up nodes, a bounded set
+		 * (hyparview's active view, a client's servers, a static list). */
+		if (j == me || (n > 2 * PEER_WATCH + 1 && d->cfg->manager == MANAGER_FULL_MESH &&
 		                fwd > PEER_WATCH && back > PEER_WATCH))
 			continue;
 		p = pnode_get(d, names[j], false);
