@@ -6,6 +6,22 @@
 
 #include "core.h"
 
+size_t lower_bound(const void *base, size_t n, size_t sz, const void *key,
+                   int (*cmp)(const void *element, const void *key))
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp((const char *)base + mid * sz, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -78,6 +78,11 @@ void actions_connect(struct actions *a, const struct node_spec *spec);
 void actions_disconnect(struct actions *a, const char *node);
 void actions_event(struct actions *a, enum core_event ev, const char *node);
 
+/* The first of the n sorted elements (each sz bytes) at base for which
+ * cmp(element, key) >= 0, or n: where key is, or would be inserted. */
+size_t lower_bound(const void *base, size_t n, size_t sz, const void *key,
+                   int (*cmp)(const void *element, const void *key));
+
 /* Out-of-memory in a core or the shell: abort with a message. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t sz);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "ipc.h"
@@ -15,6 +16,7 @@
 #include "peer.h"
 #include "plumtree.h"
 #include "router.h"
+#include "wire.h"
 
 uint64_t daemon_now_ms(void)
 {
@@ -24,6 +26,21 @@ uint64_t daemon_now_ms(void)
 	 * cheaper than the precise one for a timestamp per frame. */
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	struct evbuffer_iovec v;
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)(FRAME_HEADER + len), &v, 1) < 1) {
+		fputs("partisand: out of memory\n", stderr);
+		abort();
+	}
+	frame_put_header(v.iov_base, (uint32_t)len);
+	protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + FRAME_HEADER);
+	v.iov_len = FRAME_HEADER + len;
+	evbuffer_commit_space(out, &v, 1);
 }
 
 struct core_env daemon_env(struct daemon *d)

@@ -83,6 +83,10 @@ struct daemon {
 
 /* Monotonic milliseconds. */
 uint64_t daemon_now_ms(void);
+/* Append msg to out as one frame (length, then the message), packed in place
+ * in the queue: no copy. Aborts only when out of memory, as xmalloc. */
+struct evbuffer;
+void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg);
 /* The core environment for now. */
 struct core_env daemon_env(struct daemon *d);
 /* Carry out (and clear) every action the cores queued in d->acts. */

@@ -69,26 +69,18 @@ static void fm_destroy(void *mp)
 	free(m);
 }
 
+static int fm_up_cmp(const void *up, const void *node)
+{
+	return strcmp(*(char *const *)up, node);
+}
+
 /* m->up is sorted: where node is or would go. */
 static size_t fm_up_pos(const struct full_mesh *m, const char *node, bool *found)
 {
-	size_t lo = 0, hi = m->nup;
+	size_t i = lower_bound(m->up, m->nup, sizeof(*m->up), node, fm_up_cmp);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(m->up[mid], node);
-
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	*found = i < m->nup && strcmp(m->up[i], node) == 0;
+	return i;
 }
 
 static bool fm_is_up(const struct full_mesh *m, const char *node)

@@ -60,10 +60,7 @@ static void ipc_write(struct session *s, const PartisanIpc__ServerMsg *m)
 {
 	struct evbuffer *out;
 	size_t len;
-	uint8_t hdr[FRAME_HEADER];
 	uint8_t stackbuf[1024];
-	uint8_t *buf;
-	struct evbuffer_iovec v;
 
 	if (s->closing && s->bev == NULL)
 		return;
@@ -86,21 +83,7 @@ static void ipc_write(struct session *s, const PartisanIpc__ServerMsg *m)
 			evbuffer_add(out, stackbuf + n, FRAME_HEADER + len - (size_t)n);
 		return;
 	}
-	/* Packed straight into the output queue, header and all. */
-	if (evbuffer_reserve_space(out, (ev_ssize_t)(FRAME_HEADER + len), &v, 1) == 1) {
-		frame_put_header(v.iov_base, (uint32_t)len);
-		partisan_ipc__server_msg__pack(m, (uint8_t *)v.iov_base + FRAME_HEADER);
-		v.iov_len = FRAME_HEADER + len;
-		evbuffer_commit_space(out, &v, 1);
-		return;
-	}
-	buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
-	partisan_ipc__server_msg__pack(m, buf);
-	frame_put_header(hdr, (uint32_t)len);
-	evbuffer_add(out, hdr, sizeof(hdr));
-	evbuffer_add(out, buf, len);
-	if (buf != stackbuf)
-		free(buf);
+	daemon_frame_add(out, &m->base);
 }
 
 void ipc_respond(struct session *s, uint64_t id, PartisanIpc__Response *r)

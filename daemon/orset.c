@@ -32,43 +32,35 @@ void orset_free(struct orset *s)
 	orset_init(s);
 }
 
+static int dot_actor_cmp(const void *dot, const void *actor)
+{
+	return strcmp(((const struct orset_dot *)dot)->actor, actor);
+}
+
+static int entry_spec_cmp(const void *e, const void *spec)
+{
+	return node_spec_cmp(((const struct orset_entry *)e)->spec, spec);
+}
+
+static int entry_name_cmp(const void *e, const void *name)
+{
+	return strcmp(((const struct orset_entry *)e)->spec->name, name);
+}
+
 /* The clock's counter for actor, 0 if unseen. */
 static uint64_t orset_clock_get(const struct orset_dot *clock, size_t n, const char *actor)
 {
-	size_t lo = 0, hi = n;
+	size_t i = lower_bound(clock, n, sizeof(*clock), actor, dot_actor_cmp);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(clock[mid].actor, actor);
-
-		if (c == 0)
-			return clock[mid].counter;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return i < n && strcmp(clock[i].actor, actor) == 0 ? clock[i].counter : 0;
 }
 
 /* Raise actor's clock entry to at least counter, inserting it sorted. */
 static void orset_clock_raise(struct orset *s, const char *actor, uint64_t counter)
 {
-	size_t i = s->nclock, hi = s->nclock;
+	size_t i = lower_bound(s->clock, s->nclock, sizeof(*s->clock), actor, dot_actor_cmp);
 
 	s->hashed = false;
-	/* Clocks are mostly built in actor order: try the end first. */
-	if (s->nclock > 0 && strcmp(s->clock[s->nclock - 1].actor, actor) >= 0) {
-		i = 0;
-		while (i < hi) {
-			size_t mid = (i + hi) / 2;
-
-			if (strcmp(s->clock[mid].actor, actor) < 0)
-				i = mid + 1;
-			else
-				hi = mid;
-		}
-	}
 	if (i < s->nclock && strcmp(s->clock[i].actor, actor) == 0) {
 		if (s->clock[i].counter < counter)
 			s->clock[i].counter = counter;
@@ -83,23 +75,10 @@ static void orset_clock_raise(struct orset *s, const char *actor, uint64_t count
 
 static size_t orset_find_pos(const struct orset *s, const struct node_spec *spec, bool *found)
 {
-	size_t lo = 0, hi = s->nentries;
+	size_t i = lower_bound(s->entries, s->nentries, sizeof(*s->entries), spec, entry_spec_cmp);
 
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = node_spec_cmp(s->entries[mid].spec, spec);
-
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	*found = i < s->nentries && node_spec_cmp(s->entries[i].spec, spec) == 0;
+	return i;
 }
 
 static void orset_remove_at(struct orset *s, size_t i)
@@ -271,19 +250,10 @@ bool orset_merge(struct orset *s, const struct orset *o)
 /* Entries sort by name first: the first of name's, by binary search. */
 const struct node_spec *orset_find(const struct orset *s, const char *name)
 {
-	size_t lo = 0, hi = s->nentries;
+	size_t i = lower_bound(s->entries, s->nentries, sizeof(*s->entries), name, entry_name_cmp);
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (strcmp(s->entries[mid].spec->name, name) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->nentries && strcmp(s->entries[lo].spec->name, name) == 0
-	           ? s->entries[lo].spec
-	           : NULL;
+	return i < s->nentries && strcmp(s->entries[i].spec->name, name) == 0 ? s->entries[i].spec
+	                                                                      : NULL;
 }
 
 bool orset_contains(const struct orset *s, const struct node_spec *spec)

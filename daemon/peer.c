@@ -203,6 +203,14 @@ static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t
 	return n > 0 ? (size_t)n : 0;
 }
 
+/* Something of ours went on c: it proves us alive to the node. */
+static void pconn_sent(struct pconn *c)
+{
+	c->last_send_ms = daemon_now_ms();
+	if (c->node)
+		c->node->last_tx_ms = c->last_send_ms;
+}
+
 static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, bool now)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -218,37 +226,23 @@ static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, b
 
 		evbuffer_add(out, buf + skip, len - skip);
 	}
-	c->last_send_ms = daemon_now_ms();
-	if (c->node)
-		c->node->last_tx_ms = c->last_send_ms;
+	pconn_sent(c);
 }
 
 static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *msg, bool now)
 {
 	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
 	uint8_t stackbuf[512];
-	struct evbuffer *out;
-	struct evbuffer_iovec v;
 
-	out = bufferevent_get_output(c->bev);
-	if (len <= sizeof(stackbuf) ||
-	    evbuffer_reserve_space(out, (ev_ssize_t)(FRAME_HEADER + len), &v, 1) < 1) {
-		uint8_t *buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
-
-		partisan_peer__peer_msg__pack(msg, buf);
-		pconn_write_frame(c, buf, len, now);
-		if (buf != stackbuf)
-			free(buf);
+	/* A small frame may go straight to the socket; a big one is packed
+	 * straight into the output queue. */
+	if (len <= sizeof(stackbuf)) {
+		partisan_peer__peer_msg__pack(msg, stackbuf);
+		pconn_write_frame(c, stackbuf, len, now);
 		return;
 	}
-	/* A big frame is packed straight into the output queue: no copy. */
-	frame_put_header(v.iov_base, (uint32_t)len);
-	partisan_peer__peer_msg__pack(msg, (uint8_t *)v.iov_base + FRAME_HEADER);
-	v.iov_len = FRAME_HEADER + len;
-	evbuffer_commit_space(out, &v, 1);
-	c->last_send_ms = daemon_now_ms();
-	if (c->node)
-		c->node->last_tx_ms = c->last_send_ms;
+	daemon_frame_add(bufferevent_get_output(c->bev), &msg->base);
+	pconn_sent(c);
 }
 
 /* The first frame of a turn goes out at once (latency: no extra loop pass

@@ -19,25 +19,17 @@ void vclock_free(struct vclock *c)
 	vclock_init(c);
 }
 
+static int vclock_entry_cmp(const void *e, const void *node)
+{
+	return strcmp(((const struct vc_entry *)e)->node, node);
+}
+
 static size_t vclock_pos(const struct vclock *c, const char *node, bool *found)
 {
-	size_t lo = 0, hi = c->n;
+	size_t i = lower_bound(c->v, c->n, sizeof(*c->v), node, vclock_entry_cmp);
 
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int r = strcmp(c->v[mid].node, node);
-
-		if (r == 0) {
-			*found = true;
-			return mid;
-		}
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	*found = i < c->n && strcmp(c->v[i].node, node) == 0;
+	return i;
 }
 
 uint64_t vclock_get(const struct vclock *c, const char *node)

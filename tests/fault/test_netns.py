@@ -7,7 +7,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import Client, Cluster, wait_for  # noqa: E402
+from harness import Client, Cluster, kill_all, wait_for  # noqa: E402
 import netns  # noqa: E402
 
 REASON = netns.available()
@@ -26,11 +26,7 @@ class NetnsFaultTest(unittest.TestCase):
         wait_for(lambda: self.a.nodes() == [self.b.name], 10, "a and b connected")
 
     def tearDown(self):
-        for p in self.procs:
-            proc = getattr(p, "proc", p)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_all(self.procs)
         try:
             self.c.close()
         finally:

@@ -228,6 +228,15 @@ def rss_peak_kb(pid):
     return 0
 
 
+def kill_all(procs):
+    """Kill what is still running of procs (Client objects or Popen)."""
+    for p in procs:
+        proc = getattr(p, "proc", p)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class ClusterTestCase(unittest.TestCase):
     """A test with a fresh Cluster, programs it started (Client or Popen)
     stopped at the end even on failure, and a helper for a joined cluster."""
@@ -237,11 +246,7 @@ class ClusterTestCase(unittest.TestCase):
         self.procs = []
 
     def tearDown(self):
-        for p in self.procs:
-            proc = getattr(p, "proc", p)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_all(self.procs)
         self.c.close()
 
     def client(self, daemon, mode, *args):
