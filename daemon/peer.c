@@ -85,6 +85,7 @@ struct pnode {
 	bool ring_mark;      /* peer_ring_update's scratch */
 	uint64_t silent_at;  /* when a watcher last reported it silent */
 	uint64_t silent_by;  /* that watcher's name, hashed */
+	uint64_t suspect_at; /* two watchers said silent, but we heard it lately */
 	struct pconn ***out; /* out[chan][idx] */
 	uint64_t last_rx_ms, last_tx_ms, next_try_ms;
 	unsigned backoff_ms;
@@ -298,6 +299,7 @@ static void pnode_down(struct daemon *d, struct pnode *n, const char *reason, bo
 	bool was_up = n->up;
 
 	n->up = false;
+	n->suspect_at = 0;
 	d->ring_dirty = d->ring_dirty || was_up;
 	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
 	if (c->node == n && c->state != PC_CLOSING && (inbound || c->outbound))
@@ -1061,8 +1063,24 @@ static void pnode_reported_silent(struct daemon *d, struct pnode *from,
 		n->silent_by = by;
 		return;
 	}
-	if (now < n->last_rx_ms + d->cfg->failure_timeout_ms || pnode_unread(d, n))
+	if (now < n->last_rx_ms + d->cfg->failure_timeout_ms || pnode_unread(d, n)) {
+		/* We heard from it lately, so it may be the watchers that are
+		 * slow. Ask it ourselves: a live node answers and clears the
+		 * suspicion; a hung one is down once our own silence reaches
+		 * failure_timeout (pnode_check). The watchers say it only once. */
+		struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
+
+		if (n->suspect_at == 0) {
+			log_info("peer",
+			         "%s: silent says %s, but heard here %llu ms ago; asking it",
+			         n->name, from->name, (unsigned long long)(now - n->last_rx_ms));
+			if (c)
+				pconn_heartbeat(c, false);
+			n->suspect_at = now;
+		}
+		d->peer_scan = true;
 		return;
+	}
 	log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms", n->name,
 	          (unsigned long long)sl->silent_ms, from->name,
 	          (unsigned long long)(now - n->last_rx_ms));
@@ -1138,6 +1156,8 @@ static void peer_ring_update(struct daemon *d, uint64_t now)
  * to drop. */
 static bool pnode_pending(struct daemon *d, const struct pnode *n)
 {
+	if (n->suspect_at)
+		return true;
 	if (!n->wanted)
 		return !n->up;
 	for (size_t ch = 0; ch < d->cfg->nchannels; ch++)
@@ -1150,17 +1170,22 @@ static bool pnode_pending(struct daemon *d, const struct pnode *n)
 static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now, uint64_t hb_from)
 {
 	uint64_t timeout = d->cfg->failure_timeout_ms;
+	bool timed;
 
-	if (n->up && n->watched && now > n->last_rx_ms + timeout && pnode_unread(d, n))
+	if (n->suspect_at && n->last_rx_ms > n->suspect_at)
+		n->suspect_at = 0; /* it spoke after the watchers gave up on it */
+	timed = n->up && (n->watched || n->suspect_at);
+	if (timed && now > n->last_rx_ms + timeout && pnode_unread(d, n))
 		n->last_rx_ms = now;
-	if (n->up && n->watched && now > n->last_rx_ms + timeout) {
+	if (timed && now > n->last_rx_ms + timeout) {
 		uint64_t silent = now - n->last_rx_ms;
 
 		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
 		          (unsigned long long)silent);
 		pnode_down(d, n, "timeout", true);
 		n->next_try_ms = now + n->backoff_ms;
-		peer_tell_silent(d, n, silent);
+		if (n->watched)
+			peer_tell_silent(d, n, silent);
 		return;
 	}
 	/* A watched link that carried nothing of ours since the round began
