@@ -110,8 +110,7 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 {
 	switch (a->kind) {
 	case ACT_SEND:
-		if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) !=
-		    PEER_SENT)
+		if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) < 0)
 			log_debug("peer", "%s: not sent", a->node);
 		break;
 	case ACT_CONNECT:

@@ -1308,10 +1308,12 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 		d->stats.dropped_monotonic++;
 		return PEER_SHED;
 	}
-	if (queued > d->cfg->peer_queue_bytes)
-		return PEER_QUEUE_FULL;
+	/* What we took from a sender is never dropped: it is queued, and the
+	 * sender is paused until the link drains (the bound is peer_queue_bytes
+	 * plus one frame per paused sender). Control frames are small and
+	 * must not be lost behind bulk data either. */
 	pconn_write_frame(c, buf, len, false);
-	return PEER_SENT;
+	return queued + len > d->cfg->peer_queue_bytes ? PEER_SENT_FULL : PEER_SENT;
 }
 
 enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const char *channel,

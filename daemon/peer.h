@@ -11,10 +11,12 @@
 
 #include "daemon.h"
 
+/* >= 0: the frame is queued on the link; < 0: it was not sent. */
 enum peer_send_result {
 	PEER_SENT = 0,
+	PEER_SENT_FULL = 1, /* queued, but the link holds over peer_queue_bytes:
+	                     * pause whoever feeds it */
 	PEER_NOT_CONNECTED = -1,
-	PEER_QUEUE_FULL = -2,
 	PEER_SHED = -3,        /* dropped by a monotonic channel */
 	PEER_PARTITIONED = -4, /* an injected partition separates us */
 };

@@ -518,7 +518,7 @@ static size_t router_relay(struct daemon *d, const char *from, PartisanPeer__Dat
 	m.data = data;
 	for (size_t i = 0; i < n; i++)
 		if ((from == NULL || strcmp(up[i], from) != 0) &&
-		    peer_send_msg(d, up[i], NULL, data->from, strlen(data->from), &m) == PEER_SENT)
+		    peer_send_msg(d, up[i], NULL, data->from, strlen(data->from), &m) >= 0)
 			sent++;
 	free(up);
 	return sent;
@@ -592,13 +592,13 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 		return PARTISAN_IPC__ERROR__ENOCONNECTION;
 	if (res == PEER_PARTITIONED)
 		return PARTISAN_IPC__ERROR__EPARTITION;
-	if (res == PEER_QUEUE_FULL) {
+	if (res >= 0)
+		d->stats.messages_out++;
+	if (res == PEER_SENT_FULL) {
 		/* Sent, but push back: stop reading this client until the link drains. */
 		router_pause_session(s);
 		return PARTISAN_IPC__ERROR__EAGAIN;
 	}
-	if (res == PEER_SENT)
-		d->stats.messages_out++;
 	return PARTISAN_IPC__ERROR__OK;
 }
 
@@ -1066,7 +1066,7 @@ static void router_forward_relay(struct daemon *d, const char *from, const Parti
 
 	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
 	m.data = &data;
-	if (peer_send_msg(d, target, NULL, data.from, strlen(data.from), &m) == PEER_SENT)
+	if (peer_send_msg(d, target, NULL, data.from, strlen(data.from), &m) >= 0)
 		return;
 	if (data.ttl <= 1)
 		return;
