@@ -3,12 +3,17 @@
  * Inputs (a peer message, a node up or down, a tick, a control request) go
  * into the manager; the actions it queues are carried out by daemon_drain.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "ipc.h"
@@ -43,7 +48,63 @@ void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg)
 	evbuffer_commit_space(out, &v, 1);
 }
 
+/* libevent 2.1 reads at most 4096 bytes per readiness event
+ * (EVBUFFER_MAX_READ), which costs a wakeup, an ioctl and a readv per 4 KiB
+ * of a busy link. When that much came, the rest is read here in big bites. */
+#define DAEMON_READ_BITE (64 * 1024)
+
+static void daemon_read_bites(struct evbuffer *in, int fd, size_t cap)
+{
+	size_t got = 0;
+
+	while (got < cap) {
+		struct evbuffer_iovec v[2];
+		size_t want = cap - got < DAEMON_READ_BITE ? cap - got : DAEMON_READ_BITE, room = 0;
+		int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+		ssize_t n;
+
+		if (nv <= 0)
+			return;
+		for (int i = 0; i < nv; i++) {
+			if (v[i].iov_len > want - room)
+				v[i].iov_len = want - room;
+			room += v[i].iov_len;
+		}
+		do
+			n = readv(fd, (struct iovec *)v, nv);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			/* Nothing more, or EOF / an error: libevent's next read sees it. */
+			evbuffer_commit_space(in, v, 0);
+			return;
+		}
+		if ((size_t)n <= v[0].iov_len) {
+			v[0].iov_len = (size_t)n;
+			nv = 1;
+		} else {
+			v[1].iov_len = (size_t)n - v[0].iov_len;
+		}
+		evbuffer_commit_space(in, v, nv);
+		got += (size_t)n;
+		if ((size_t)n < room)
+			return; /* the socket is drained */
+	}
+}
+
+void daemon_read_more(struct bufferevent *bev, size_t cap)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (evbuffer_get_length(in) < 4096)
+		return;
+	/* bufferevent keeps the end of its input frozen between its reads. */
+	evbuffer_unfreeze(in, 0);
+	daemon_read_bites(in, (int)bufferevent_getfd(bev), cap);
+	evbuffer_freeze(in, 0);
+}
+
 struct core_env daemon_env(struct daemon *d)
+
 {
 	struct core_env env = {.now_ms = daemon_now_ms(), .rng = &d->rng};
 

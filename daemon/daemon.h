@@ -86,7 +86,11 @@ uint64_t daemon_now_ms(void);
 /* Append msg to out as one frame (length, then the message), packed in place
  * in the queue: no copy. Aborts only when out of memory, as xmalloc. */
 struct evbuffer;
+struct bufferevent;
 void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg);
+/* Read up to cap more bytes into bev's input now, if the last read filled
+ * libevent's small bite (see daemon.c). */
+void daemon_read_more(struct bufferevent *bev, size_t cap);
 /* The core environment for now. */
 struct core_env daemon_env(struct daemon *d);
 /* Carry out (and clear) every action the cores queued in d->acts. */

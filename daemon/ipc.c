@@ -637,6 +637,8 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 	uint64_t max = s->d->cfg->max_frame_bytes + 4096;
 
 	d->turn++;
+	if (!s->paused)
+		daemon_read_more(bev, IPC_IO_CHUNK);
 	while (!s->closing && !s->paused) {
 		uint8_t hdr[FRAME_HEADER];
 		ProtobufCAllocator *al;

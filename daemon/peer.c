@@ -711,6 +711,8 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 	uint64_t max = c->d->cfg->max_frame_bytes;
 
 	d->turn++;
+	if (!c->paused)
+		daemon_read_more(bev, PEER_IO_CHUNK);
 	while (c->state != PC_CLOSING && !c->paused) {
 		uint8_t hdr[FRAME_HEADER];
 		ProtobufCAllocator *al;
@@ -1287,47 +1289,66 @@ static struct pconn *peer_route(struct daemon *d, struct pnode *n, size_t ch, co
 	return c;
 }
 
-enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,
-                                const void *key, size_t keylen, const uint8_t *buf, size_t len)
+/* The link a frame to node goes out on, or why there is none (a monotonic
+ * channel sheds instead of queueing behind a slow link, and never pushes
+ * back). */
+static enum peer_send_result peer_link(struct daemon *d, const char *node, const char *channel,
+                                       const void *key, size_t keylen, struct pconn **cp)
 {
 	struct pnode *n = pnode_get(d, node, false);
 	size_t ch = peer_chan_index(d->cfg, channel);
 	struct pconn *c;
-	size_t queued;
 
 	if (peer_partitioned(d, node))
 		return PEER_PARTITIONED;
 	if (n == NULL || (c = peer_route(d, n, ch, key, keylen)) == NULL)
 		return PEER_NOT_CONNECTED;
-	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
-	/* A monotonic channel carries state where only the latest matters: it
-	 * sheds instead of queueing behind a slow link, and never pushes back. */
-	if (d->cfg->channels[c->outbound ? c->chan : 0].monotonic && queued > 0 &&
+	if (d->cfg->channels[c->outbound ? c->chan : 0].monotonic &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 &&
 	    (daemon_now_ms() < c->last_send_ms + PEER_MONOTONIC_WINDOW_MS ||
-	     queued > d->cfg->peer_queue_bytes)) {
+	     evbuffer_get_length(bufferevent_get_output(c->bev)) > d->cfg->peer_queue_bytes)) {
 		d->stats.dropped_monotonic++;
 		return PEER_SHED;
 	}
-	/* What we took from a sender is never dropped: it is queued, and the
-	 * sender is paused until the link drains (the bound is peer_queue_bytes
-	 * plus one frame per paused sender). Control frames are small and
-	 * must not be lost behind bulk data either. */
+	*cp = c;
+	return PEER_SENT;
+}
+
+/* What we took from a sender is never dropped: it is queued, and the sender
+ * is paused until the link drains (the bound is peer_queue_bytes plus one
+ * frame per paused sender). Control frames are small and must not be lost
+ * behind bulk data either. */
+static enum peer_send_result peer_queued(struct daemon *d, struct pconn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) > d->cfg->peer_queue_bytes
+	           ? PEER_SENT_FULL
+	           : PEER_SENT;
+}
+
+enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,
+                                const void *key, size_t keylen, const uint8_t *buf, size_t len)
+{
+	struct pconn *c = NULL;
+	enum peer_send_result r = peer_link(d, node, channel, key, keylen, &c);
+
+	if (r < 0)
+		return r;
 	pconn_write_frame(c, buf, len, false);
-	return queued + len > d->cfg->peer_queue_bytes ? PEER_SENT_FULL : PEER_SENT;
+	return peer_queued(d, c);
 }
 
 enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const char *channel,
                                     const void *key, size_t keylen,
                                     const PartisanPeer__PeerMsg *msg)
 {
-	size_t len = partisan_peer__peer_msg__get_packed_size(msg);
-	uint8_t *buf = xmalloc(len);
-	enum peer_send_result r;
+	struct pconn *c = NULL;
+	enum peer_send_result r = peer_link(d, node, channel, key, keylen, &c);
 
-	partisan_peer__peer_msg__pack(msg, buf);
-	r = peer_send(d, node, channel, key, keylen, buf, len);
-	free(buf);
-	return r;
+	if (r < 0)
+		return r;
+	daemon_frame_add(bufferevent_get_output(c->bev), &msg->base);
+	pconn_sent(c);
+	return peer_queued(d, c);
 }
 
 bool peer_partitioned(struct daemon *d, const char *node)
