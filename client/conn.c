@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,89 @@
 #define CONN_READ_ROUNDS 64 /* reads per dispatch, so a flood can't starve the caller */
 #define CONN_SPIN_US     50 /* busy poll before a blocking wait, see conn_poll */
 
+/* A decoded ServerMsg lives in one block: the message first, then all that
+ * protobuf-c allocates for it, bump-allocated (a frame's strings and bytes
+ * fit, the structs in a little more); what does not fit goes to blocks
+ * chained on. One free releases it all: no malloc and free per field. */
+struct pc_block {
+	struct pc_block *next, *cur; /* the chain; in the first: the block in use */
+	size_t used, cap;
+	max_align_t data[];
+};
+
+#define PC_ALIGN(n) (((n) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
+
+static struct pc_block *pc_block_new(size_t cap)
+{
+	struct pc_block *b = malloc(sizeof(*b) + cap);
+
+	if (b != NULL) {
+		b->next = NULL;
+		b->cur = b;
+		b->used = 0;
+		b->cap = cap;
+	}
+	return b;
+}
+
+static void *pc_block_alloc(void *arg, size_t size)
+{
+	struct pc_block *first = arg, *b = first->cur;
+	void *p;
+
+	size = PC_ALIGN(size ? size : 1);
+	if (b->cap - b->used < size) {
+		b = pc_block_new(size > 4096 ? size : 4096);
+		if (b == NULL)
+			return NULL;
+		first->cur->next = b;
+		first->cur = b;
+	}
+	p = (char *)b->data + b->used;
+	b->used += size;
+	return p;
+}
+
+static void pc_block_nofree(void *arg, void *p)
+{
+	(void)arg;
+	(void)p; /* everything goes with the block */
+}
+
+static void pc_block_free(struct pc_block *b)
+{
+	while (b != NULL) {
+		struct pc_block *next = b->next;
+
+		free(b);
+		b = next;
+	}
+}
+
+static PartisanIpc__ServerMsg *pc_msg_unpack(const uint8_t *body, uint32_t len)
+{
+	struct pc_block *b = pc_block_new(PC_ALIGN((size_t)len) + 1024);
+	ProtobufCAllocator al = {pc_block_alloc, pc_block_nofree, NULL};
+	PartisanIpc__ServerMsg *m;
+
+	if (b == NULL)
+		return NULL;
+	al.allocator_data = b;
+	m = partisan_ipc__server_msg__unpack(&al, len, body);
+	/* protobuf-c allocates the message itself first: pc_msg_free finds the
+	 * block from it. */
+	if (m == NULL || (void *)m != (void *)b->data) {
+		pc_block_free(b);
+		return NULL;
+	}
+	return m;
+}
+
 void pc_msg_free(PartisanIpc__ServerMsg *m)
 {
 	if (m != NULL)
-		partisan_ipc__server_msg__free_unpacked(m, NULL);
+		pc_block_free(
+		    (struct pc_block *)(void *)((char *)m - offsetof(struct pc_block, data)));
 }
 
 static int64_t conn_now_us(void)
@@ -196,7 +276,7 @@ static void conn_response(struct partisan *c, PartisanIpc__ServerMsg *m)
 
 static int conn_frame(struct partisan *c, const uint8_t *body, uint32_t len)
 {
-	PartisanIpc__ServerMsg *m = partisan_ipc__server_msg__unpack(NULL, len, body);
+	PartisanIpc__ServerMsg *m = pc_msg_unpack(body, len);
 
 	if (m == NULL)
 		return conn_fail(c, PARTISAN_EPROTO);
