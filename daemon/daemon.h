@@ -61,6 +61,7 @@ struct daemon {
 	                                     * its turn goes straight to the socket, the rest of the
 	                                     * turn's frames queue for one writev */
 	struct arena peer_arena, ipc_arena; /* for decoding one frame */
+	struct evbuffer *splice;            /* a big payload passing through (splice.h) */
 	uint64_t hb_round;                  /* peer.c: the heartbeat round last begun */
 	bool ring_dirty;                    /* peer.c: the set of up nodes changed */
 	bool peer_scan;                     /* peer.c: some node needs a look at the next tick */

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "peer.h"
 #include "router.h"
+#include "splice.h"
 #include "wire.h"
 
 #define IPC_IO_CHUNK (256 * 1024) /* most bytes one read or write moves */
@@ -84,6 +85,16 @@ static void ipc_write(struct session *s, const PartisanIpc__ServerMsg *m)
 		return;
 	}
 	daemon_frame_add(out, &m->base);
+}
+
+void ipc_push_message_big(struct session *s, PartisanIpc__Message *msg, struct evbuffer *big)
+{
+	static const uint32_t wrap[] = {PARTISAN_IPC__SERVER_MSG__BODY_EVENT,
+	                                PARTISAN_IPC__EVENT__BODY_MESSAGE};
+
+	if (s->closing && s->bev == NULL)
+		return;
+	splice_frame_add(bufferevent_get_output(s->bev), wrap, 2, &msg->base, 3, big);
 }
 
 void ipc_respond(struct session *s, uint64_t id, PartisanIpc__Response *r)
@@ -607,7 +618,9 @@ static void ipc_session_close(struct session *s, const char *why)
 	ipc_session_free(s);
 }
 
-static int ipc_handle(struct session *s, const PartisanIpc__Request *rq)
+/* big: a Send's payload split out of the frame (splice.h), or NULL. */
+static int ipc_handle(struct session *s, PartisanIpc__Request *rq, struct evbuffer *big,
+                      ProtobufCAllocator *al)
 {
 	size_t k = rq->body_case;
 
@@ -625,9 +638,17 @@ static int ipc_handle(struct session *s, const PartisanIpc__Request *rq)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "unknown request type");
 		return -1;
 	}
+	if (big && k == PARTISAN_IPC__REQUEST__BODY_SEND) {
+		if (router_send_big(s, rq, big))
+			return 0;
+		splice_take(big, al, &rq->send->payload); /* a path that keeps it */
+	}
 	ipc_handlers[k](s, rq);
 	return 0;
 }
+
+/* The path of the bytes a Send carries: Request.send, Send.payload. */
+static const uint32_t ipc_send_path[] = {PARTISAN_IPC__REQUEST__BODY_SEND, 2};
 
 static void ipc_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -643,7 +664,10 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		uint8_t hdr[FRAME_HEADER];
 		ProtobufCAllocator *al;
 		PartisanIpc__Request *rq;
+		uint8_t *rest;
+		size_t restlen;
 		uint32_t len;
+		bool big;
 		int r;
 
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
@@ -658,16 +682,24 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
 		al = arena_begin(&d->ipc_arena);
-		rq = partisan_ipc__request__unpack(al, len, evbuffer_pullup(in, len));
-		evbuffer_drain(in, len);
+		big = al && len >= SPLICE_MIN &&
+		      splice_split(in, len, ipc_send_path, 2, al, &rest, &restlen, d->splice);
+		if (big) {
+			rq = partisan_ipc__request__unpack(al, restlen, rest);
+		} else {
+			rq = partisan_ipc__request__unpack(al, len, evbuffer_pullup(in, len));
+			evbuffer_drain(in, len);
+		}
 		if (rq == NULL) {
+			evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
 			arena_end(&d->ipc_arena, al);
 			log_warnx("ipc", "session %llu: undecodable frame, closing",
 			          (unsigned long long)s->id);
 			ipc_session_close(s, "bad frame");
 			return;
 		}
-		r = ipc_handle(s, rq);
+		r = ipc_handle(s, rq, big ? d->splice : NULL, al);
+		evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
 		if (al)
 			arena_end(&d->ipc_arena, al);
 		else

@@ -38,6 +38,8 @@ void ipc_respond(struct session *s, uint64_t id, PartisanIpc__Response *r);
 void ipc_respond_ok(struct session *s, uint64_t id);
 void ipc_respond_error(struct session *s, uint64_t id, PartisanIpc__Error err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A Message event whose payload (empty in msg) is big's bytes, moved. */
+void ipc_push_message_big(struct session *s, PartisanIpc__Message *msg, struct evbuffer *big);
 void ipc_push_event(struct session *s, PartisanIpc__Event *ev);
 /* Bytes queued toward the client. */
 size_t ipc_queued(const struct session *s);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "ack.h"
@@ -397,6 +398,7 @@ static int run(struct daemon *d, const struct opts *o)
 	d->base = event_base_new();
 	arena_init(&d->peer_arena, DAEMON_ARENA_BYTES);
 	arena_init(&d->ipc_arena, DAEMON_ARENA_BYTES);
+	d->splice = evbuffer_new();
 	if (d->base == NULL || router_init(d) < 0)
 		return 1;
 	if (d->cfg->secret_file && read_secret(d, d->cfg->secret_file) < 0)
@@ -435,6 +437,7 @@ out:
 	peer_shutdown(d);
 	arena_free(&d->peer_arena);
 	arena_free(&d->ipc_arena);
+	evbuffer_free(d->splice);
 	router_free(d);
 	if (d->ack)
 		ack_destroy(d->ack);

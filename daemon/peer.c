@@ -26,6 +26,8 @@
 
 #include "log.h"
 #include "peer.h"
+#include "router.h"
+#include "splice.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -703,6 +705,25 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	}
 }
 
+/* The path of the bytes Data carries: PeerMsg.data, Data.payload. */
+static const uint32_t peer_data_path[] = {PARTISAN_PEER__PEER_MSG__BODY_DATA, 3};
+
+/* A frame whose payload was split out into d->splice: plain data goes to
+ * its endpoint with the bytes moved (true); anything else gets the payload
+ * back and is dispatched as usual (false). */
+static bool pconn_data_big(struct pconn *c, PartisanPeer__PeerMsg *m, ProtobufCAllocator *al)
+{
+	struct daemon *d = c->d;
+
+	if (m->body_case == PARTISAN_PEER__PEER_MSG__BODY_DATA && c->node != NULL) {
+		c->node->last_rx_ms = daemon_now_ms();
+		if (router_data_big(d, c->node->name, m->data, d->splice))
+			return true;
+		splice_take(d->splice, al, &m->data->payload);
+	}
+	return false;
+}
+
 static void pconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct pconn *c = arg;
@@ -718,7 +739,10 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 		ProtobufCAllocator *al;
 		PartisanPeer__PeerMsg *m;
 		const char *why = NULL;
+		uint8_t *rest;
+		size_t restlen;
 		uint32_t len;
+		bool big;
 		int r;
 
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
@@ -734,9 +758,16 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
 		al = arena_begin(&d->peer_arena);
-		m = partisan_peer__peer_msg__unpack(al, len, evbuffer_pullup(in, len));
-		evbuffer_drain(in, len);
+		big = al && len >= SPLICE_MIN && c->state == PC_OPEN &&
+		      splice_split(in, len, peer_data_path, 2, al, &rest, &restlen, d->splice);
+		if (big) {
+			m = partisan_peer__peer_msg__unpack(al, restlen, rest);
+		} else {
+			m = partisan_peer__peer_msg__unpack(al, len, evbuffer_pullup(in, len));
+			evbuffer_drain(in, len);
+		}
 		if (m == NULL) {
+			evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
 			arena_end(&d->peer_arena, al);
 			log_warnx("peer", "%s: undecodable frame, closing", pconn_who(c));
 			c->d->stats.peer_frames_bad++;
@@ -744,8 +775,12 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		d->cur_conn = c->id;
-		r = pconn_dispatch(c, m, &why);
+		if (big && pconn_data_big(c, m, al))
+			r = 0;
+		else
+			r = pconn_dispatch(c, m, &why);
 		d->cur_conn = 0;
+		evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
 		if (al)
 			arena_end(&d->peer_arena, al);
 		else
@@ -1334,6 +1369,21 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 	if (r < 0)
 		return r;
 	pconn_write_frame(c, buf, len, false);
+	return peer_queued(d, c);
+}
+
+enum peer_send_result peer_send_data_big(struct daemon *d, const char *node, const char *channel,
+                                         const void *key, size_t keylen,
+                                         const PartisanPeer__Data *data, struct evbuffer *big)
+{
+	static const uint32_t wrap[] = {PARTISAN_PEER__PEER_MSG__BODY_DATA};
+	struct pconn *c = NULL;
+	enum peer_send_result r = peer_link(d, node, channel, key, keylen, &c);
+
+	if (r < 0)
+		return r;
+	splice_frame_add(bufferevent_get_output(c->bev), wrap, 1, &data->base, 3, big);
+	pconn_sent(c);
 	return peer_queued(d, c);
 }
 

@@ -39,6 +39,11 @@ void peer_forgive(struct daemon *d, uint64_t now);
  * channel so that one key keeps its order. */
 enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,
                                 const void *key, size_t keylen, const uint8_t *buf, size_t len);
+/* Send Data whose payload (empty in data) is big's bytes, moved, not
+ * copied (splice.h). */
+enum peer_send_result peer_send_data_big(struct daemon *d, const char *node, const char *channel,
+                                         const void *key, size_t keylen,
+                                         const PartisanPeer__Data *data, struct evbuffer *big);
 /* Pack and send. */
 enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const char *channel,
                                     const void *key, size_t keylen,

@@ -160,9 +160,11 @@ static void router_backpressure(struct session *t, struct session *sender)
 	}
 }
 
+/* big: the payload's bytes when they were split out of their frame
+ * (splice.h), payload then empty; else NULL. */
 static void router_push_message(struct session *s, const char *from, const char *to,
                                 const ProtobufCBinaryData *payload, const char *call_ref,
-                                const char *channel)
+                                const char *channel, struct evbuffer *big)
 {
 	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 	PartisanIpc__Message m = PARTISAN_IPC__MESSAGE__INIT;
@@ -172,6 +174,10 @@ static void router_push_message(struct session *s, const char *from, const char 
 	m.payload = *payload;
 	m.call_ref = (char *)call_ref;
 	m.channel = (char *)channel;
+	if (big) {
+		ipc_push_message_big(s, &m, big);
+		return;
+	}
 	ev.body_case = PARTISAN_IPC__EVENT__BODY_MESSAGE;
 	ev.message = &m;
 	ipc_push_event(s, &ev);
@@ -481,7 +487,8 @@ static void router_deliver(void *arg, const char *from, const PartisanPeer__Data
 			router_noproc(d, from, data->call_ref, data->to);
 		return;
 	}
-	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel);
+	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
+	                    NULL);
 	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
 }
 
@@ -579,7 +586,8 @@ static const char *router_why(PartisanIpc__Error err)
 
 /* Send data to r's node once, fire and forget. */
 static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r,
-                                          PartisanPeer__Data *data, const void *key, size_t keylen)
+                                          PartisanPeer__Data *data, const void *key, size_t keylen,
+                                          struct evbuffer *big)
 {
 	struct daemon *d = s->d;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
@@ -587,7 +595,8 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 
 	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
 	m.data = data;
-	res = peer_send_msg(d, r->node, data->channel, key, keylen, &m);
+	res = big ? peer_send_data_big(d, r->node, data->channel, key, keylen, data, big)
+	          : peer_send_msg(d, r->node, data->channel, key, keylen, &m);
 	if (res == PEER_NOT_CONNECTED)
 		return PARTISAN_IPC__ERROR__ENOCONNECTION;
 	if (res == PEER_PARTITIONED)
@@ -603,9 +612,11 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 }
 
 /* Send a Data frame to r's node. Returns an ipc error code. */
+/* big: see router_push_message; only for a plain send (router_send_big). */
 static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
                                          const ProtobufCBinaryData *payload,
-                                         const PartisanIpc__SendOpts *opts, const char *call_ref)
+                                         const PartisanIpc__SendOpts *opts, const char *call_ref,
+                                         struct evbuffer *big)
 {
 	struct daemon *d = s->d;
 	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
@@ -629,7 +640,7 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 		data.causal_label = opts->causal_label;
 		st = causal_stamp(d->causal, r->node, &data);
 		err = opts->has_ack && opts->ack ? router_forward_acked(s, r, &data, key, keylen)
-		                                 : router_transmit(s, r, &data, key, keylen);
+		                                 : router_transmit(s, r, &data, key, keylen, NULL);
 		causal_stamp_release(st);
 		return err;
 	}
@@ -637,7 +648,7 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 		return router_forward_acked(s, r, &data, key, keylen);
 	if (opts && opts->has_transitive && opts->transitive && !peer_is_up(d, r->node))
 		return router_relay_start(s, &data);
-	return router_transmit(s, r, &data, key, keylen);
+	return router_transmit(s, r, &data, key, keylen, big);
 }
 
 /* A send to an endpoint on this node: no network, same ordering rules. */
@@ -663,11 +674,13 @@ static void router_send_local(struct session *s, const PartisanIpc__Send *snd)
 	d->cur_sender = NULL;
 }
 
+static void router_send_remote(struct session *s, const PartisanIpc__Request *rq,
+                               const struct ref *r, struct evbuffer *big);
+
 void router_send(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	const PartisanIpc__Send *snd = rq->send;
-	PartisanIpc__Error err;
 	struct ref r;
 
 	if (router_parse_to(s, rq->id, snd->to, &r) < 0)
@@ -678,14 +691,38 @@ void router_send(struct session *s, const PartisanIpc__Request *rq)
 			ipc_respond_ok(s, rq->id);
 		return;
 	}
-	err = router_forward(s, &r, snd->to, &snd->payload, snd->opts, NULL);
+	router_send_remote(s, rq, &r, NULL);
+}
+
+static void router_send_remote(struct session *s, const PartisanIpc__Request *rq,
+                               const struct ref *r, struct evbuffer *big)
+{
+	const PartisanIpc__Send *snd = rq->send;
+	PartisanIpc__Error err = router_forward(s, r, snd->to, &snd->payload, snd->opts, NULL, big);
+
 	if (err == PARTISAN_IPC__ERROR__OK || err == PARTISAN_IPC__ERROR__EAGAIN) {
 		/* EAGAIN here means "sent, but slow down": the session is paused. */
 		if (!rq->quiet)
 			ipc_respond_ok(s, rq->id);
 		return;
 	}
-	ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(err));
+	ipc_respond_error(s, rq->id, err, "%s: %s", r->node, router_why(err));
+}
+
+bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct evbuffer *big)
+{
+	const PartisanIpc__SendOpts *o = rq->send->opts;
+	struct ref r;
+
+	/* Only a plain remote send: acknowledged and causal sends keep the
+	 * payload, a transitive one may relay it, a local one delivers it. */
+	if (ref_parse(rq->send->to, &r) < 0 || r.kind == REF_REF ||
+	    strcmp(r.node, s->d->self->name) == 0 ||
+	    (o && ((o->has_ack && o->ack) || (o->causal_label && o->causal_label[0]) ||
+	           (o->has_transitive && o->transitive))))
+		return false;
+	router_send_remote(s, rq, &r, big);
+	return true;
 }
 
 /* ---- calls ---- */
@@ -725,10 +762,10 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 			return;
 		}
 		strmap_put(&d->router->calls, c->cref, c);
-		router_push_message(t, s->ref, cl->to, &cl->payload, c->cref, NULL);
+		router_push_message(t, s->ref, cl->to, &cl->payload, c->cref, NULL, NULL);
 		return;
 	}
-	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref);
+	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref, NULL);
 	if (err != PARTISAN_IPC__ERROR__OK && err != PARTISAN_IPC__ERROR__EAGAIN) {
 		free(c);
 		ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(err));
@@ -1102,6 +1139,27 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 	else
 		router_deliver(d, from, data);
 	return 0;
+}
+
+bool router_data_big(struct daemon *d, const char *from, const PartisanPeer__Data *data,
+                     struct evbuffer *big)
+{
+	struct session *t;
+	struct ref r;
+
+	/* Only plain data for an endpoint here: replies, relayed and causal
+	 * messages take other ways, and a drop is counted there. */
+	if ((data->has_is_reply && data->is_reply) || data->has_relay_id ||
+	    (data->causal_label && data->causal_label[0]) || ref_parse(data->to, &r) < 0 ||
+	    strcmp(r.node, d->self->name) != 0 || (t = router_lookup(d, &r)) == NULL || t->closing)
+		return false;
+	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
+		return true; /* a retransmission we already delivered */
+	d->stats.messages_in++;
+	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
+	                    big);
+	router_backpressure(t, NULL);
+	return true;
 }
 
 static void router_on_monitor(struct daemon *d, const char *from, const PartisanPeer__Monitor *pm)

@@ -19,6 +19,10 @@ void router_register(struct session *s, const PartisanIpc__Request *rq);
 void router_unregister(struct session *s, const PartisanIpc__Request *rq);
 void router_whereis(struct session *s, const PartisanIpc__Request *rq);
 void router_send(struct session *s, const PartisanIpc__Request *rq);
+/* A send whose payload was split out of its frame into big (splice.h):
+ * false, doing nothing, unless it is a plain send to another node, which
+ * then goes out with big's bytes moved, not copied. */
+bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct evbuffer *big);
 void router_call(struct session *s, const PartisanIpc__Request *rq);
 void router_reply(struct session *s, const PartisanIpc__Request *rq);
 void router_monitor(struct session *s, const PartisanIpc__Request *rq);
@@ -38,6 +42,11 @@ size_t router_endpoints(struct daemon *d, PartisanIpc__Endpoint ***out);
 void router_endpoints_free(PartisanIpc__Endpoint **v, size_t n);
 
 /* From the peer layer and cores. */
+/* Data from node `from` whose payload was split out into big: false, doing
+ * nothing, unless it is plain data for an endpoint here, which then gets it
+ * with big's bytes moved, not copied. */
+bool router_data_big(struct daemon *d, const char *from, const PartisanPeer__Data *data,
+                     struct evbuffer *big);
 int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
                     const char **why);
 void router_node_up(struct daemon *d, const char *node);

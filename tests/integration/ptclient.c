@@ -45,6 +45,21 @@ static int parse_seq(const partisan_event_t *ev, char id[32], long *seq)
 	return sscanf(head, "%31[^:]:%ld:", id, seq) == 2 ? 0 : -1;
 }
 
+/* After "ID:SEQ:" a source's payload is 'x' to the end: a byte lost,
+ * doubled or moved on the way shows. */
+static bool filler_ok(const partisan_event_t *ev)
+{
+	const char *p = ev->message.payload, *end = p + ev->message.len;
+	int colons = 0;
+
+	while (p < end && colons < 2)
+		colons += *p++ == ':';
+	for (; p < end; p++)
+		if (*p != 'x')
+			return false;
+	return true;
+}
+
 static bool flag(int argc, char **argv, const char *name)
 {
 	for (int i = 0; i < argc; i++)
@@ -256,7 +271,7 @@ static int mode_sink(partisan_t *c, int argc, char **argv)
 		}
 		if (got == 0)
 			t0 = now_s();
-		if (parse_seq(ev, id, &seq) < 0) {
+		if (parse_seq(ev, id, &seq) < 0 || !filler_ok(ev)) {
 			fprintf(stderr, "ptclient: bad payload\n");
 			return 1;
 		}
