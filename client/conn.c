@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,15 +35,34 @@ struct pc_block {
 
 #define PC_ALIGN(n) (((n) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1))
 
+/* The last big first block freed, kept for the next big frame: a stream of
+ * big messages then reuses one buffer instead of having fresh pages
+ * faulted in and zeroed for each (malloc hands such sizes back to the
+ * system at free). One per process, of at most PC_SPARE_MAX. */
+#define PC_SPARE_MIN (64u << 10)
+#define PC_SPARE_MAX (8u << 20) /* bigger ones go back to the system */
+static _Atomic(struct pc_block *) pc_spare;
+
+__attribute__((destructor)) static void pc_spare_release(void)
+{
+	free(atomic_exchange(&pc_spare, NULL));
+}
+
 static struct pc_block *pc_block_new(size_t cap)
 {
-	struct pc_block *b = malloc(sizeof(*b) + cap);
+	struct pc_block *b = NULL;
 
+	if (cap >= PC_SPARE_MIN && (b = atomic_exchange(&pc_spare, NULL)) != NULL &&
+	    (b->cap < cap || b->cap > 2 * cap)) {
+		free(b); /* too small, or too big to hold on to for this frame */
+		b = NULL;
+	}
+	if (b == NULL && (b = malloc(sizeof(*b) + cap)) != NULL)
+		b->cap = cap;
 	if (b != NULL) {
 		b->next = NULL;
 		b->cur = b;
 		b->used = 0;
-		b->cap = cap;
 	}
 	return b;
 }
@@ -76,6 +96,8 @@ static void pc_block_free(struct pc_block *b)
 	while (b != NULL) {
 		struct pc_block *next = b->next;
 
+		if (b->cap >= PC_SPARE_MIN && b->cap <= PC_SPARE_MAX)
+			b = atomic_exchange(&pc_spare, b);
 		free(b);
 		b = next;
 	}
