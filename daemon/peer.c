@@ -950,8 +950,7 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 		evutil_closesocket(fd);
 		return;
 	}
-	c = pconn_new(d, bev, false);
-	pconn_keepalive(d, (int)fd);
+	c = pconn_new(d, bev, false); /* keepalive and nodelay: from the listener */
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
 	else if (sa->sa_family == AF_INET6)
@@ -964,6 +963,7 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 int peer_listen(struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
+	int one = 1;
 
 	d->listeners = xcalloc(cfg->nlisten_addrs, sizeof(*d->listeners));
 	for (size_t i = 0; i < cfg->nlisten_addrs; i++) {
@@ -983,6 +983,9 @@ int peer_listen(struct daemon *d)
 			return -1;
 		}
 		d->listeners[d->nlisteners++] = l;
+		/* Accepted sockets inherit these: no system calls per accept. */
+		setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pconn_keepalive(d, (int)evconnlistener_get_fd(l));
 		sslen = sizeof(ss);
 		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sslen);
 		d->self->addrs[i].port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
