@@ -54,6 +54,18 @@ class MessagingTest(ClusterTestCase):
         self.assertEqual(rc, 0, err)
         self.assertTrue(out.startswith("ok %d" % (5 * n)), out)
 
+    def test_a_payload_that_just_fits_max_frame_bytes_crosses_the_link(self):
+        # The client checks its frame against max_frame_bytes; between the
+        # daemons the same payload travels with the sender's ref added.
+        a, b = self.cluster(2, {"max_frame_bytes": 65536})
+        sink = self.client(b, "sink", "inbox", 3)
+        src = self.client(a, "source", b.name, "inbox", 3, "--id", "f", "--size", str(65536 - 50))
+        rc, out, err = src.finish()
+        self.assertEqual(rc, 0, err)
+        rc, out, err = sink.finish(30)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("ok 3"), out)
+
     def test_pushed_back_senders_lose_nothing_behind_small_queues(self):
         # Queues of 4 KiB: nearly every send finds the link or the receiving
         # program behind. Pushing back must not cost a message.
