@@ -104,7 +104,6 @@ void daemon_read_more(struct bufferevent *bev, size_t cap)
 }
 
 struct core_env daemon_env(struct daemon *d)
-
 {
 	struct core_env env = {.now_ms = daemon_now_ms(), .rng = &d->rng};
 

@@ -664,8 +664,6 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		uint8_t hdr[FRAME_HEADER];
 		ProtobufCAllocator *al;
 		PartisanIpc__Request *rq;
-		uint8_t *rest;
-		size_t restlen;
 		uint32_t len;
 		bool big;
 		int r;
@@ -682,16 +680,10 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
 		al = arena_begin(&d->ipc_arena);
-		big = al && len >= SPLICE_MIN &&
-		      splice_split(in, len, ipc_send_path, 2, al, &rest, &restlen, d->splice);
-		if (big) {
-			rq = partisan_ipc__request__unpack(al, restlen, rest);
-		} else {
-			rq = partisan_ipc__request__unpack(al, len, evbuffer_pullup(in, len));
-			evbuffer_drain(in, len);
-		}
+		rq = (PartisanIpc__Request *)splice_unpack(in, len,
+		                                           &partisan_ipc__request__descriptor,
+		                                           ipc_send_path, 2, al, d->splice, &big);
 		if (rq == NULL) {
-			evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
 			arena_end(&d->ipc_arena, al);
 			log_warnx("ipc", "session %llu: undecodable frame, closing",
 			          (unsigned long long)s->id);

@@ -741,8 +741,6 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 		ProtobufCAllocator *al;
 		PartisanPeer__PeerMsg *m;
 		const char *why = NULL;
-		uint8_t *rest;
-		size_t restlen;
 		uint32_t len;
 		bool big;
 		int r;
@@ -760,16 +758,11 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
 		al = arena_begin(&d->peer_arena);
-		big = al && len >= SPLICE_MIN && c->state == PC_OPEN &&
-		      splice_split(in, len, peer_data_path, 2, al, &rest, &restlen, d->splice);
-		if (big) {
-			m = partisan_peer__peer_msg__unpack(al, restlen, rest);
-		} else {
-			m = partisan_peer__peer_msg__unpack(al, len, evbuffer_pullup(in, len));
-			evbuffer_drain(in, len);
-		}
+		/* Only an open link carries data. */
+		m = (PartisanPeer__PeerMsg *)splice_unpack(
+		    in, len, &partisan_peer__peer_msg__descriptor, peer_data_path,
+		    c->state == PC_OPEN ? 2 : 0, al, d->splice, &big);
 		if (m == NULL) {
-			evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
 			arena_end(&d->peer_arena, al);
 			log_warnx("peer", "%s: undecodable frame, closing", pconn_who(c));
 			c->d->stats.peer_frames_bad++;
@@ -1336,17 +1329,17 @@ static enum peer_send_result peer_link(struct daemon *d, const char *node, const
                                        const void *key, size_t keylen, struct pconn **cp)
 {
 	struct pnode *n = pnode_get(d, node, false);
-	size_t ch = peer_chan_index(d->cfg, channel);
+	size_t ch = peer_chan_index(d->cfg, channel), queued;
 	struct pconn *c;
 
 	if (peer_partitioned(d, node))
 		return PEER_PARTITIONED;
 	if (n == NULL || (c = peer_route(d, n, ch, key, keylen)) == NULL)
 		return PEER_NOT_CONNECTED;
-	if (d->cfg->channels[c->outbound ? c->chan : 0].monotonic &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 &&
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (d->cfg->channels[c->outbound ? c->chan : 0].monotonic && queued > 0 &&
 	    (daemon_now_ms() < c->last_send_ms + PEER_MONOTONIC_WINDOW_MS ||
-	     evbuffer_get_length(bufferevent_get_output(c->bev)) > d->cfg->peer_queue_bytes)) {
+	     queued > d->cfg->peer_queue_bytes)) {
 		d->stats.dropped_monotonic++;
 		return PEER_SHED;
 	}

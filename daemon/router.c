@@ -474,22 +474,40 @@ static void router_noproc(struct daemon *d, const char *node, const char *ref, c
 	router_send_peer(d, node, &m);
 }
 
+/* The live endpoint here that data is for, or NULL. */
+static struct session *router_target(struct daemon *d, const PartisanPeer__Data *data)
+{
+	struct session *t;
+	struct ref r;
+
+	if (ref_parse(data->to, &r) < 0 || (t = router_lookup(d, &r)) == NULL || t->closing)
+		return NULL;
+	return t;
+}
+
+/* Give data to endpoint t (big: see router_push_message) and push back on
+ * whoever fed it if t's queue is full. */
+static void router_hand(struct daemon *d, const char *from, struct session *t,
+                        const PartisanPeer__Data *data, struct evbuffer *big)
+{
+	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
+	                    big);
+	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
+}
+
 /* Hand data to its endpoint here (now in order, for causal messages). */
 static void router_deliver(void *arg, const char *from, const PartisanPeer__Data *data)
 {
 	struct daemon *d = arg;
-	struct session *t;
-	struct ref r;
+	struct session *t = router_target(d, data);
 
-	if (ref_parse(data->to, &r) < 0 || (t = router_lookup(d, &r)) == NULL || t->closing) {
+	if (t == NULL) {
 		d->stats.dropped_no_proc++;
 		if (data->call_ref && strcmp(from, d->self->name) != 0)
 			router_noproc(d, from, data->call_ref, data->to);
 		return;
 	}
-	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
-	                    NULL);
-	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
+	router_hand(d, from, t, data, NULL);
 }
 
 /* ---- transitive routing ---- */
@@ -611,8 +629,8 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 	return PARTISAN_IPC__ERROR__OK;
 }
 
-/* Send a Data frame to r's node. Returns an ipc error code. */
-/* big: see router_push_message; only for a plain send (router_send_big). */
+/* Send a Data frame to r's node. Returns an ipc error code. big: see
+ * router_push_message; only for a plain send (router_send_big). */
 static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
                                          const ProtobufCBinaryData *payload,
                                          const PartisanIpc__SendOpts *opts, const char *call_ref,
@@ -1145,20 +1163,16 @@ bool router_data_big(struct daemon *d, const char *from, const PartisanPeer__Dat
                      struct evbuffer *big)
 {
 	struct session *t;
-	struct ref r;
 
 	/* Only plain data for an endpoint here: replies, relayed and causal
 	 * messages take other ways, and a drop is counted there. */
 	if ((data->has_is_reply && data->is_reply) || data->has_relay_id ||
-	    (data->causal_label && data->causal_label[0]) || ref_parse(data->to, &r) < 0 ||
-	    strcmp(r.node, d->self->name) != 0 || (t = router_lookup(d, &r)) == NULL || t->closing)
+	    (data->causal_label && data->causal_label[0]) || (t = router_target(d, data)) == NULL)
 		return false;
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return true; /* a retransmission we already delivered */
 	d->stats.messages_in++;
-	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
-	                    big);
-	router_backpressure(t, NULL);
+	router_hand(d, from, t, data, big);
 	return true;
 }
 

@@ -205,6 +205,28 @@ int splice_split(struct evbuffer *in, size_t len, const uint32_t *path, size_t d
 	return 1;
 }
 
+ProtobufCMessage *splice_unpack(struct evbuffer *in, size_t len,
+                                const ProtobufCMessageDescriptor *desc, const uint32_t *path,
+                                size_t depth, ProtobufCAllocator *al, struct evbuffer *big,
+                                bool *split)
+{
+	ProtobufCMessage *m;
+	uint8_t *rest;
+	size_t restlen;
+
+	*split = al && depth > 0 && len >= SPLICE_MIN &&
+	         splice_split(in, len, path, depth, al, &rest, &restlen, big);
+	if (*split) {
+		m = protobuf_c_message_unpack(desc, al, restlen, rest);
+		if (m == NULL)
+			evbuffer_drain(big, evbuffer_get_length(big));
+		return m;
+	}
+	m = protobuf_c_message_unpack(desc, al, len, evbuffer_pullup(in, (ev_ssize_t)len));
+	evbuffer_drain(in, len);
+	return m;
+}
+
 void splice_frame_add(struct evbuffer *out, const uint32_t *wrap, size_t nwrap,
                       const ProtobufCMessage *inner, uint32_t field, struct evbuffer *big)
 {

@@ -9,6 +9,7 @@
 #ifndef PARTISAN_SPLICE_H
 #define PARTISAN_SPLICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,15 @@ struct evbuffer;
  * frame fails there). */
 int splice_split(struct evbuffer *in, size_t len, const uint32_t *path, size_t depth,
                  ProtobufCAllocator *al, uint8_t **rest, size_t *restlen, struct evbuffer *big);
+
+/* Decode the frame body of len bytes at the front of in (consumed) as a
+ * desc message, with al. When path is given (depth > 0), the frame is big
+ * enough and has its shape, the bytes field is split out into big
+ * (splice_split) and *split is set. NULL: undecodable (big left empty). */
+ProtobufCMessage *splice_unpack(struct evbuffer *in, size_t len,
+                                const ProtobufCMessageDescriptor *desc, const uint32_t *path,
+                                size_t depth, ProtobufCAllocator *al, struct evbuffer *big,
+                                bool *split);
 
 /* Append one frame to out: the wrap fields (outermost first), each a
  * message holding only the next, around inner, whose bytes field `field`
