@@ -16,12 +16,119 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "ack.h"
+#include "causal.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
 #include "plumtree.h"
 #include "router.h"
+#include "transport.h"
 #include "wire.h"
+
+#define DAEMON_ARENA_BYTES (16 * 1024) /* decode space; bigger frames malloc */
+#define PLUMTREE_STORE     1024        /* broadcasts kept for repair and anti-entropy */
+
+/* ---- start and stop ---- */
+
+static struct node_spec *daemon_self_spec(const struct config *cfg)
+{
+	struct node_spec *s = xcalloc(1, sizeof(*s));
+
+	s->name = xstrdup(cfg->name);
+	s->naddrs = cfg->nlisten_addrs;
+	s->addrs = xcalloc(s->naddrs, sizeof(*s->addrs));
+	for (size_t i = 0; i < s->naddrs; i++) {
+		snprintf(s->addrs[i].ip, sizeof(s->addrs[i].ip), "%s", cfg->listen_addrs[i].ip);
+		s->addrs[i].port = cfg->listen_addrs[i].port;
+	}
+	s->nchannels = cfg->nchannels;
+	s->channels = xcalloc(s->nchannels, sizeof(*s->channels));
+	for (size_t i = 0; i < s->nchannels; i++) {
+		s->channels[i].name = xstrdup(cfg->channels[i].name);
+		s->channels[i].parallelism = cfg->channels[i].parallelism;
+		s->channels[i].monotonic = cfg->channels[i].monotonic;
+	}
+	s->parallelism = cfg->channels[0].parallelism;
+	s->client = cfg->manager == MANAGER_CLIENT_SERVER && !cfg->client_server_is_server;
+	return s;
+}
+
+const struct manager_ops *daemon_manager_for(enum manager_kind k)
+{
+	switch (k) {
+	case MANAGER_FULL_MESH:
+		return &full_mesh_ops;
+	case MANAGER_STATIC:
+		return &static_ops;
+	case MANAGER_HYPARVIEW:
+		return &hyparview_ops;
+	case MANAGER_CLIENT_SERVER:
+		return &full_mesh_ops; /* with params.client_server set */
+	default:
+		return NULL;
+	}
+}
+
+static uint64_t daemon_realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
+{
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->mops = daemon_manager_for(cfg->manager);
+	d->transport = &transport_tcp;
+	d->self = daemon_self_spec(cfg);
+	TAILQ_INIT(&d->conns);
+	strmap_init(&d->nodes);
+	strmap_init(&d->partitions);
+	actions_init(&d->acts);
+	rng_seed(&d->rng, seed);
+	arena_init(&d->peer_arena, DAEMON_ARENA_BYTES);
+	arena_init(&d->ipc_arena, DAEMON_ARENA_BYTES);
+	d->splice = evbuffer_new();
+	d->base = event_base_new();
+	if (d->mops == NULL || d->base == NULL || d->splice == NULL || router_init(d) < 0 ||
+	    peer_listen(d) < 0 || ipc_listen(d) < 0)
+		return -1;
+	daemon_reset_manager(d);
+	d->ack = ack_create(daemon_realtime_us(), cfg->retransmit_interval_ms);
+	d->causal = causal_create(d->self->name);
+	d->plumtree =
+	    plumtree_create(d->self->name, daemon_realtime_us(), cfg->broadcast.lazy_tick_ms,
+	                    cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
+	return 0;
+}
+
+void daemon_close(struct daemon *d)
+{
+	ipc_shutdown(d);
+	peer_shutdown(d);
+	arena_free(&d->peer_arena);
+	arena_free(&d->ipc_arena);
+	if (d->splice)
+		evbuffer_free(d->splice);
+	router_free(d);
+	if (d->ack)
+		ack_destroy(d->ack);
+	if (d->causal)
+		causal_destroy(d->causal);
+	if (d->plumtree)
+		plumtree_destroy(d->plumtree);
+	if (d->mgr)
+		d->mops->destroy(d->mgr);
+	actions_free(&d->acts);
+	if (d->base)
+		event_base_free(d->base);
+	node_spec_free(d->self);
+	memset(d, 0, sizeof(*d));
+}
 
 uint64_t daemon_now_ms(void)
 {

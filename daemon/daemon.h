@@ -82,6 +82,15 @@ struct daemon {
 	struct session *cur_sender; /* the local session sending, or NULL */
 };
 
+/* Set d up for cfg (which must outlive it): bind the peer listeners and the
+ * IPC socket, create the manager and the cores, seeded with seed. Returns
+ * 0, or -1 after logging why. Call daemon_close() either way. */
+int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed);
+/* Close every connection, remove the IPC socket, free everything. */
+void daemon_close(struct daemon *d);
+/* The manager for a peer_service_manager, or NULL when not built in. */
+const struct manager_ops *daemon_manager_for(enum manager_kind k);
+
 /* Monotonic milliseconds. */
 uint64_t daemon_now_ms(void);
 /* Append msg to out as one frame (length, then the message), packed in place

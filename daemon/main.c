@@ -32,12 +32,10 @@
 
 #define DAEMON_MMAP_THRESHOLD (32 * 1024 * 1024)
 #define DAEMON_TRIM_THRESHOLD (32 * 1024 * 1024)
-#define DAEMON_TRIM_TICKS     50          /* give freed heap memory back every 5 s */
-#define DAEMON_SPIN_US        50          /* busy poll after traffic, see daemon_loop */
-#define DAEMON_ARENA_BYTES    (16 * 1024) /* decode space; bigger frames malloc */
+#define DAEMON_TRIM_TICKS     50 /* give freed heap memory back every 5 s */
+#define DAEMON_SPIN_US        50 /* busy poll after traffic, see daemon_loop */
 #define PARTISAN_VERSION      "0.1.0"
 #define JOIN_RETRY_MS         1000
-#define PLUMTREE_STORE        1024 /* broadcasts kept for repair and anti-entropy */
 
 struct opts {
 	const char *config_file;
@@ -168,45 +166,6 @@ static int read_secret(struct daemon *d, const char *path)
 	}
 	d->secret_len = n;
 	return 0;
-}
-
-static struct node_spec *self_spec(const struct config *cfg)
-{
-	struct node_spec *s = xcalloc(1, sizeof(*s));
-
-	s->name = xstrdup(cfg->name);
-	s->naddrs = cfg->nlisten_addrs;
-	s->addrs = xcalloc(s->naddrs, sizeof(*s->addrs));
-	for (size_t i = 0; i < s->naddrs; i++) {
-		snprintf(s->addrs[i].ip, sizeof(s->addrs[i].ip), "%s", cfg->listen_addrs[i].ip);
-		s->addrs[i].port = cfg->listen_addrs[i].port;
-	}
-	s->nchannels = cfg->nchannels;
-	s->channels = xcalloc(s->nchannels, sizeof(*s->channels));
-	for (size_t i = 0; i < s->nchannels; i++) {
-		s->channels[i].name = xstrdup(cfg->channels[i].name);
-		s->channels[i].parallelism = cfg->channels[i].parallelism;
-		s->channels[i].monotonic = cfg->channels[i].monotonic;
-	}
-	s->parallelism = cfg->channels[0].parallelism;
-	s->client = cfg->manager == MANAGER_CLIENT_SERVER && !cfg->client_server_is_server;
-	return s;
-}
-
-static const struct manager_ops *manager_for(enum manager_kind k)
-{
-	switch (k) {
-	case MANAGER_FULL_MESH:
-		return &full_mesh_ops;
-	case MANAGER_STATIC:
-		return &static_ops;
-	case MANAGER_HYPARVIEW:
-		return &hyparview_ops;
-	case MANAGER_CLIENT_SERVER:
-		return &full_mesh_ops; /* with params.client_server set */
-	default:
-		return NULL;
-	}
 }
 
 /* ---- boot joins ---- */
@@ -381,35 +340,13 @@ static void detach(void)
 	}
 }
 
-static uint64_t realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static int run(struct daemon *d, const struct opts *o)
 {
 	struct event *sigs[3];
 	const int signos[3] = {SIGTERM, SIGINT, SIGHUP};
-	int rc = 1;
 
-	d->base = event_base_new();
-	arena_init(&d->peer_arena, DAEMON_ARENA_BYTES);
-	arena_init(&d->ipc_arena, DAEMON_ARENA_BYTES);
-	d->splice = evbuffer_new();
-	if (d->base == NULL || router_init(d) < 0)
-		return 1;
 	if (d->cfg->secret_file && read_secret(d, d->cfg->secret_file) < 0)
 		return EX_CONFIG_;
-	if (peer_listen(d) < 0 || ipc_listen(d) < 0)
-		goto out;
-	daemon_reset_manager(d);
-	d->ack = ack_create(realtime_us(), d->cfg->retransmit_interval_ms);
-	d->causal = causal_create(d->self->name);
-	d->plumtree = plumtree_create(d->self->name, realtime_us(), d->cfg->broadcast.lazy_tick_ms,
-	                              d->cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
@@ -428,29 +365,12 @@ static int run(struct daemon *d, const struct opts *o)
 		detach();
 	sd_notify_ready();
 	daemon_loop(d);
-	rc = 0;
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_free(d->tick_ev);
-out:
-	ipc_shutdown(d);
-	peer_shutdown(d);
-	arena_free(&d->peer_arena);
-	arena_free(&d->ipc_arena);
-	evbuffer_free(d->splice);
-	router_free(d);
-	if (d->ack)
-		ack_destroy(d->ack);
-	if (d->causal)
-		causal_destroy(d->causal);
-	if (d->plumtree)
-		plumtree_destroy(d->plumtree);
-	if (d->mgr)
-		d->mops->destroy(d->mgr);
-	actions_free(&d->acts);
-	event_base_free(d->base);
+	d->tick_ev = NULL;
 	free(boot_joins);
-	return rc;
+	return 0;
 }
 
 static void unsupported(struct config *cfg, const char *what)
@@ -484,7 +404,7 @@ int main(int argc, char **argv)
 	if (cfg.metrics_listen)
 		unsupported(&cfg,
 		            "metrics.listen: the metrics endpoint is not available in this build");
-	if (manager_for(cfg.manager) == NULL) {
+	if (daemon_manager_for(cfg.manager) == NULL) {
 		fprintf(stderr,
 		        "partisand: config: peer_service_manager: %s is not available in "
 		        "this build\n",
@@ -495,19 +415,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	log_init(cfg.log_level);
-	memset(&d, 0, sizeof(d));
-	d.cfg = &cfg;
-	d.mops = manager_for(cfg.manager);
-	d.transport = &transport_tcp;
-	d.self = self_spec(&cfg);
-	TAILQ_INIT(&d.conns);
-	strmap_init(&d.nodes);
-	strmap_init(&d.partitions);
-	actions_init(&d.acts);
 	seed = daemon_now_ms() ^ ((uint64_t)getpid() << 32);
-	rng_seed(&d.rng, seed);
-	rc = run(&d, &o);
-	node_spec_free(d.self);
+	rc = daemon_open(&d, &cfg, seed) == 0 ? run(&d, &o) : 1;
+	daemon_close(&d);
 	config_free(&cfg);
 	log_info("main", "stopped");
 	return rc;

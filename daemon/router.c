@@ -18,26 +18,11 @@
 #include "ipc.h"
 #include "registry.h"
 #include "log.h"
+#include "monitor.h"
 #include "peer.h"
 #include "plumtree.h"
 #include "router.h"
 #include "wire.h"
-
-enum mon_kind {
-	MON_LOCAL, /* watcher and target both here */
-	MON_OUT,   /* a session here watches a remote target */
-	MON_IN,    /* a remote watcher watches a session here */
-};
-
-struct monitor {
-	enum mon_kind kind;
-	char mref[300];
-	char watcher[300];  /* ref of the watcher */
-	char target[300];   /* ref as given */
-	char node[300];     /* MON_OUT: target node; MON_IN: watcher's node */
-	struct session *ws; /* watcher session (LOCAL, OUT) */
-	struct session *ts; /* target session (LOCAL, IN) */
-};
 
 struct call {
 	char cref[300];
@@ -47,13 +32,21 @@ struct call {
 	char node[300]; /* target node */
 };
 
+/* A call handed to an endpoint here, until it replies: if it goes first,
+ * the caller learns at once (ENOPROC), as gen_server:call's monitor does. */
+struct pending {
+	uint64_t sid;     /* the callee's session */
+	char node[300];   /* the caller's node */
+	char target[300]; /* the ref the call was sent to */
+	uint64_t expires; /* the caller has given up by then */
+};
+
 struct rt_session {
 	char **names;
 	size_t nnames;
 	bool monitor_nodes;
 	bool with_reason;
-	struct strmap node_mons; /* node -> count (monitor_node) */
-	uint64_t *blocked;       /* peer connections paused until we drain */
+	uint64_t *blocked; /* peer connections paused until we drain */
 	size_t nblocked;
 	struct strmap topics; /* broadcast topics subscribed to */
 };
@@ -62,10 +55,11 @@ struct rt_session {
 #define RELAY_SEEN 4096 /* relayed messages remembered, to drop repeats */
 
 struct router {
-	struct strmap names;     /* local name -> session */
-	struct strmap pids;      /* id -> session */
-	struct strmap monitors;  /* mref -> monitor */
-	struct strmap calls;     /* call ref -> call */
+	struct strmap names; /* local name -> session */
+	struct strmap pids;  /* id -> session */
+	struct monitors *monitors;
+	struct strmap calls;     /* call ref -> call (calls made here) */
+	struct strmap pending;   /* call ref -> pending (calls answered here) */
 	struct registry *remote; /* names registered on other nodes */
 	uint64_t next_ref;
 	uint64_t next_relay;
@@ -80,8 +74,9 @@ int router_init(struct daemon *d)
 
 	strmap_init(&r->names);
 	strmap_init(&r->pids);
-	strmap_init(&r->monitors);
+	r->monitors = monitors_create();
 	strmap_init(&r->calls);
+	strmap_init(&r->pending);
 	strmap_init(&r->relay_seen);
 	r->remote = registry_create();
 	d->router = r;
@@ -96,13 +91,14 @@ void router_free(struct daemon *d)
 
 	if (r == NULL)
 		return;
-	for (size_t i = 0; strmap_next(&r->monitors, &i, &k, &v);)
-		free(v);
 	for (size_t i = 0; strmap_next(&r->calls, &i, &k, &v);)
 		free(v);
+	for (size_t i = 0; strmap_next(&r->pending, &i, &k, &v);)
+		free(v);
+	strmap_free(&r->pending);
 	strmap_free(&r->names);
 	strmap_free(&r->pids);
-	strmap_free(&r->monitors);
+	monitors_destroy(r->monitors);
 	strmap_free(&r->calls);
 	registry_destroy(r->remote);
 	strmap_free(&r->relay_seen);
@@ -248,6 +244,8 @@ static void router_registry_push(struct daemon *d, const char *node)
 	free(reg.names);
 }
 
+static void router_pending_sweep(struct daemon *d, uint64_t sid, const char *node, uint64_t now);
+
 /* ---- sessions and names ---- */
 
 void router_session_open(struct session *s)
@@ -255,7 +253,6 @@ void router_session_open(struct session *s)
 	struct rt_session *rs = xcalloc(1, sizeof(*rs));
 	char id[32];
 
-	strmap_init(&rs->node_mons);
 	strmap_init(&rs->topics);
 	s->rt = rs;
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
@@ -292,34 +289,42 @@ static void router_send_demonitor(struct daemon *d, const char *node, const char
 	router_send_peer(d, node, &m);
 }
 
-static void router_drop_monitor(struct daemon *d, struct monitor *mon)
+/* The live session with endpoint id, or NULL. */
+static struct session *router_session(struct daemon *d, uint64_t id)
 {
-	strmap_del(&d->router->monitors, mon->mref);
-	free(mon);
+	char key[32];
+	struct session *s;
+
+	snprintf(key, sizeof(key), "%llu", (unsigned long long)id);
+	s = strmap_get(&d->router->pids, key);
+	return s && !s->closing ? s : NULL;
 }
 
-/* The session is gone: fire DOWN for monitors on it, drop monitors it held. */
-static void router_session_monitors(struct session *s, const char *reason)
+/* Carry out what the monitor table asks for, and empty the list. */
+static void router_notes(struct daemon *d, struct mon_notes *l)
 {
-	struct daemon *d = s->d;
-	const char *k;
-	void *v;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct mon_note *n = &l->v[i];
+		struct session *s = router_session(d, n->session);
 
-	for (size_t i = 0; strmap_next(&d->router->monitors, &i, &k, &v);) {
-		struct monitor *mon = v;
-
-		if (mon->ts == s) {
-			if (mon->kind == MON_LOCAL && mon->ws != s)
-				router_push_down(mon->ws, mon->mref, mon->target, reason);
-			else if (mon->kind == MON_IN)
-				router_send_down(d, mon->node, mon->mref, mon->target, reason);
-			router_drop_monitor(d, mon);
-		} else if (mon->ws == s) {
-			if (mon->kind == MON_OUT)
-				router_send_demonitor(d, mon->node, mon->mref);
-			router_drop_monitor(d, mon);
+		switch (n->kind) {
+		case MON_TELL_SESSION:
+			if (s)
+				router_push_down(s, n->mref, n->target, n->reason);
+			break;
+		case MON_TELL_NODE:
+			router_send_down(d, n->node, n->mref, n->target, n->reason);
+			break;
+		case MON_CANCEL_NODE:
+			router_send_demonitor(d, n->node, n->mref);
+			break;
+		case MON_NODEDOWN:
+			if (s)
+				router_push_node(s, n->node, false, n->reason);
+			break;
 		}
 	}
+	mon_notes_clear(l);
 }
 
 static void router_unblock(struct session *s)
@@ -337,6 +342,7 @@ void router_session_close(struct session *s, bool killed)
 {
 	struct daemon *d = s->d;
 	struct rt_session *rs = s->rt;
+	struct mon_notes notes;
 	const char *k;
 	void *v;
 	char id[32];
@@ -352,7 +358,10 @@ void router_session_close(struct session *s, bool killed)
 		router_registry_push(d, NULL);
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
 	strmap_del(&d->router->pids, id);
-	router_session_monitors(s, killed ? "killed" : "normal");
+	mon_notes_init(&notes);
+	monitors_session_gone(d->router->monitors, s->id, killed ? "killed" : "normal", &notes);
+	router_notes(d, &notes);
+	router_pending_sweep(d, s->id, NULL, 0);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);) {
 		struct call *c = v;
 
@@ -363,7 +372,6 @@ void router_session_close(struct session *s, bool killed)
 	}
 	router_unblock(s);
 	strmap_free(&rs->topics);
-	strmap_free(&rs->node_mons);
 	free(rs);
 	s->rt = NULL;
 }
@@ -485,11 +493,64 @@ static struct session *router_target(struct daemon *d, const PartisanPeer__Data 
 	return t;
 }
 
+/* ---- calls answered here ---- */
+
+#define PENDING_DEFAULT_MS 60000 /* a caller that did not say how long it waits */
+
+/* Endpoint t has call cref (made on the node the ref names) to answer. */
+static void router_pending_add(struct daemon *d, struct session *t, const char *cref,
+                               const char *target, uint32_t timeout_ms)
+{
+	struct pending *p;
+	struct ref r;
+
+	if (ref_parse(cref, &r) < 0)
+		return;
+	p = xcalloc(1, sizeof(*p));
+	p->sid = t->id;
+	snprintf(p->node, sizeof(p->node), "%s", r.node);
+	snprintf(p->target, sizeof(p->target), "%s", target);
+	p->expires = daemon_now_ms() + (timeout_ms ? timeout_ms : PENDING_DEFAULT_MS);
+	free(strmap_put(&d->router->pending, cref, p));
+}
+
+static struct call *router_call_find(struct daemon *d, const char *cref);
+static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
+                             const char *msg);
+
+/* Drop what is pending for session sid (0: none), for node (NULL: none),
+ * or has expired by now (0: never); when the callee went away before
+ * replying, fail its caller's call with ENOPROC. */
+static void router_pending_sweep(struct daemon *d, uint64_t sid, const char *node, uint64_t now)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->router->pending, &i, &k, &v);) {
+		struct pending *p = v;
+		struct call *c;
+
+		if (sid && p->sid == sid) {
+			if (strcmp(p->node, d->self->name) != 0)
+				router_noproc(d, p->node, k, p->target);
+			else if ((c = router_call_find(d, k)) != NULL)
+				router_call_done(d, c, PARTISAN_IPC__ERROR__ENOPROC,
+				                 "the endpoint went away before replying");
+		} else if (!(node && strcmp(p->node, node) == 0) && !(now && now >= p->expires)) {
+			continue;
+		}
+		strmap_del(&d->router->pending, k);
+		free(p);
+	}
+}
+
 /* Give data to endpoint t (big: see router_push_message) and push back on
  * whoever fed it if t's queue is full. */
 static void router_hand(struct daemon *d, const char *from, struct session *t,
                         const PartisanPeer__Data *data, struct evbuffer *big)
 {
+	if (data->call_ref && !(data->has_is_reply && data->is_reply))
+		router_pending_add(d, t, data->call_ref, data->to, data->call_timeout_ms);
 	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
 	                    big);
 	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
@@ -634,7 +695,7 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
                                          const ProtobufCBinaryData *payload,
                                          const PartisanIpc__SendOpts *opts, const char *call_ref,
-                                         struct evbuffer *big)
+                                         uint32_t call_timeout_ms, struct evbuffer *big)
 {
 	struct daemon *d = s->d;
 	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
@@ -650,6 +711,8 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	data.to = (char *)to;
 	data.payload = *payload;
 	data.call_ref = (char *)call_ref;
+	data.has_call_timeout_ms = call_ref != NULL;
+	data.call_timeout_ms = call_timeout_ms;
 	data.channel = (char *)channel;
 	if (opts && opts->causal_label && opts->causal_label[0]) {
 		struct causal_stamp *st;
@@ -716,7 +779,8 @@ static void router_send_remote(struct session *s, const PartisanIpc__Request *rq
                                const struct ref *r, struct evbuffer *big)
 {
 	const PartisanIpc__Send *snd = rq->send;
-	PartisanIpc__Error err = router_forward(s, r, snd->to, &snd->payload, snd->opts, NULL, big);
+	PartisanIpc__Error err =
+	    router_forward(s, r, snd->to, &snd->payload, snd->opts, NULL, 0, big);
 
 	if (err == PARTISAN_IPC__ERROR__OK || err == PARTISAN_IPC__ERROR__EAGAIN) {
 		/* EAGAIN here means "sent, but slow down": the session is paused. */
@@ -744,6 +808,11 @@ bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct e
 }
 
 /* ---- calls ---- */
+
+static struct call *router_call_find(struct daemon *d, const char *cref)
+{
+	return strmap_get(&d->router->calls, cref);
+}
 
 static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
                              const char *msg)
@@ -780,10 +849,11 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 			return;
 		}
 		strmap_put(&d->router->calls, c->cref, c);
+		router_pending_add(d, t, c->cref, cl->to, cl->timeout_ms);
 		router_push_message(t, s->ref, cl->to, &cl->payload, c->cref, NULL, NULL);
 		return;
 	}
-	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref, NULL);
+	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref, cl->timeout_ms, NULL);
 	if (err != PARTISAN_IPC__ERROR__OK && err != PARTISAN_IPC__ERROR__EAGAIN) {
 		free(c);
 		ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(err));
@@ -824,6 +894,7 @@ void router_reply(struct session *s, const PartisanIpc__Request *rq)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "reply: bad refs");
 		return;
 	}
+	free(strmap_del(&d->router->pending, rp->call_ref));
 	if (strcmp(cref.node, d->self->name) == 0) {
 		router_call_reply(d, rp->call_ref, s->ref, &rp->payload);
 	} else {
@@ -848,23 +919,12 @@ void router_reply(struct session *s, const PartisanIpc__Request *rq)
 
 /* ---- monitors ---- */
 
-static struct monitor *router_new_monitor(struct daemon *d, enum mon_kind kind, const char *mref)
-{
-	struct monitor *mon = xcalloc(1, sizeof(*mon));
-
-	mon->kind = kind;
-	snprintf(mon->mref, sizeof(mon->mref), "%s", mref);
-	strmap_put(&d->router->monitors, mref, mon);
-	return mon;
-}
-
 void router_monitor(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	const char *target = rq->monitor->target;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Monitor pm = PARTISAN_PEER__MONITOR__INIT;
-	struct monitor *mon;
 	char mref[300];
 	struct ref r;
 
@@ -875,25 +935,17 @@ void router_monitor(struct session *s, const PartisanIpc__Request *rq)
 	if (strcmp(r.node, d->self->name) == 0) {
 		struct session *t = router_lookup(d, &r);
 
-		if (t == NULL) {
+		if (t == NULL)
 			router_push_down(s, mref, target, "noproc");
-			return;
-		}
-		mon = router_new_monitor(d, MON_LOCAL, mref);
-		mon->ws = s;
-		mon->ts = t;
-		snprintf(mon->target, sizeof(mon->target), "%s", target);
+		else
+			monitors_add_local(d->router->monitors, mref, s->id, t->id, target);
 		return;
 	}
 	if (!peer_is_up(d, r.node)) {
 		router_push_down(s, mref, target, "noconnection");
 		return;
 	}
-	mon = router_new_monitor(d, MON_OUT, mref);
-	mon->ws = s;
-	snprintf(mon->target, sizeof(mon->target), "%s", target);
-	snprintf(mon->node, sizeof(mon->node), "%s", r.node);
-	snprintf(mon->watcher, sizeof(mon->watcher), "%s", s->ref);
+	monitors_add_out(d->router->monitors, mref, s->id, target, r.node);
 	pm.mref = mref;
 	pm.watcher = s->ref;
 	pm.target = (char *)target;
@@ -904,24 +956,20 @@ void router_monitor(struct session *s, const PartisanIpc__Request *rq)
 
 void router_demonitor(struct session *s, const PartisanIpc__Request *rq)
 {
-	struct daemon *d = s->d;
-	struct monitor *mon = strmap_get(&d->router->monitors, rq->demonitor->mref);
+	struct mon_notes notes;
 
-	if (mon && mon->ws == s) {
-		if (mon->kind == MON_OUT)
-			router_send_demonitor(d, mon->node, mon->mref);
-		router_drop_monitor(d, mon);
-	}
+	mon_notes_init(&notes);
 	/* Demonitoring a monitor that already fired is not an error (Erlang). */
+	monitors_demonitor(s->d->router->monitors, rq->demonitor->mref, s->id, &notes);
+	router_notes(s->d, &notes);
 	ipc_respond_ok(s, rq->id);
 }
 
 void router_monitor_node(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
-	struct rt_session *rs = s->rt;
 	const char *node = rq->monitor_node->node;
-	uintptr_t n = (uintptr_t)strmap_get(&rs->node_mons, node);
+	bool flag = rq->monitor_node->flag;
 
 	if (!node_name_valid(node)) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "bad node name \"%s\"",
@@ -929,18 +977,10 @@ void router_monitor_node(struct session *s, const PartisanIpc__Request *rq)
 		return;
 	}
 	ipc_respond_ok(s, rq->id);
-	if (!rq->monitor_node->flag) {
-		if (n > 1)
-			strmap_put(&rs->node_mons, node, (void *)(n - 1));
-		else
-			strmap_del(&rs->node_mons, node);
-		return;
-	}
-	if (!peer_is_up(d, node)) {
+	if (flag && !peer_is_up(d, node))
 		router_push_node(s, node, false, "noconnection");
-		return;
-	}
-	strmap_put(&rs->node_mons, node, (void *)(n + 1));
+	else
+		monitors_watch_node(d->router->monitors, s->id, node, flag);
 }
 
 void router_monitor_nodes(struct session *s, const PartisanIpc__Request *rq)
@@ -1178,35 +1218,27 @@ bool router_data_big(struct daemon *d, const char *from, const PartisanPeer__Dat
 
 static void router_on_monitor(struct daemon *d, const char *from, const PartisanPeer__Monitor *pm)
 {
-	struct monitor *mon;
 	struct session *t;
 	struct ref r;
 
-	if (ref_parse(pm->target, &r) < 0 || (t = router_lookup(d, &r)) == NULL || t->closing) {
+	if (ref_parse(pm->target, &r) < 0 || (t = router_lookup(d, &r)) == NULL || t->closing)
 		router_send_down(d, from, pm->mref, pm->target, "noproc");
-		return;
-	}
-	mon = router_new_monitor(d, MON_IN, pm->mref);
-	mon->ts = t;
-	snprintf(mon->target, sizeof(mon->target), "%s", pm->target);
-	snprintf(mon->watcher, sizeof(mon->watcher), "%s", pm->watcher);
-	snprintf(mon->node, sizeof(mon->node), "%s", from);
+	else
+		monitors_add_in(d->router->monitors, pm->mref, t->id, pm->target, from);
 }
 
 static void router_on_down(struct daemon *d, const char *from, const PartisanPeer__Down *dn)
 {
-	struct monitor *mon = strmap_get(&d->router->monitors, dn->mref);
+	struct mon_notes notes;
 
-	if (mon == NULL || mon->kind != MON_OUT || strcmp(mon->node, from) != 0)
-		return;
-	router_push_down(mon->ws, mon->mref, mon->target, dn->reason);
-	router_drop_monitor(d, mon);
+	mon_notes_init(&notes);
+	monitors_peer_down(d->router->monitors, dn->mref, from, dn->reason, &notes);
+	router_notes(d, &notes);
 }
 
 int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
                     const char **why)
 {
-	struct monitor *mon;
 	struct call *c;
 
 	switch (m->body_case) {
@@ -1221,9 +1253,7 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 		router_on_monitor(d, from, m->monitor);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_DEMONITOR:
-		mon = strmap_get(&d->router->monitors, m->demonitor->mref);
-		if (mon && mon->kind == MON_IN && strcmp(mon->node, from) == 0)
-			router_drop_monitor(d, mon);
+		monitors_peer_demonitor(d->router->monitors, m->demonitor->mref, from);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_DOWN:
 		router_on_down(d, from, m->down);
@@ -1258,20 +1288,16 @@ void router_node_up(struct daemon *d, const char *node)
 
 void router_node_down(struct daemon *d, const char *node, const char *reason)
 {
+	struct mon_notes notes;
 	const char *k;
 	void *v;
 
 	ack_node_down(d->ack, node);
 	registry_drop(d->router->remote, node);
-	for (size_t i = 0; strmap_next(&d->router->monitors, &i, &k, &v);) {
-		struct monitor *mon = v;
-
-		if (strcmp(mon->node, node) != 0)
-			continue;
-		if (mon->kind == MON_OUT)
-			router_push_down(mon->ws, mon->mref, mon->target, "noconnection");
-		router_drop_monitor(d, mon); /* MON_IN: the watcher's node is gone */
-	}
+	mon_notes_init(&notes);
+	monitors_node_down(d->router->monitors, node, reason, &notes);
+	router_notes(d, &notes);
+	router_pending_sweep(d, 0, node, 0);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (strcmp(((struct call *)v)->node, node) == 0)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ENOCONNECTION,
@@ -1281,8 +1307,6 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 
 		if (rs == NULL || s->closing)
 			continue;
-		if (strmap_del(&rs->node_mons, node))
-			router_push_node(s, node, false, reason);
 		if (rs->monitor_nodes)
 			router_push_node(s, node, false, rs->with_reason ? reason : NULL);
 	}
@@ -1324,6 +1348,7 @@ void router_tick(struct daemon *d, uint64_t now)
 
 	ack_tick(d->ack, &env, &d->acts);
 	plumtree_tick(d->plumtree, &env, &d->acts);
+	router_pending_sweep(d, 0, NULL, now);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (now >= ((struct call *)v)->deadline)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ETIMEDOUT, "call timed out");

@@ -43,7 +43,9 @@ class NetnsFaultTest(unittest.TestCase):
         h.loss(0, 10)
         h.loss(1, 10)
         t0 = time.monotonic()
-        src = self.client(a, "source", b.name, "inbox", 10000, "--ack", "--id", "a", "--wait")
+        # one message per packet (a flush after each send), so the loss hits messages
+        src = self.client(a, "source", b.name, "inbox", 10000, "--ack", "--id", "a", "--wait",
+                          "--flush-every", 1)
         resets = 0
         dropped = 0
         for threshold in (2000, 6000):

@@ -85,6 +85,7 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 	long count = atol(argv[4]);
 	size_t size = opt(argc, argv, "--size") ? (size_t)atol(opt(argc, argv, "--size")) : 64;
 	const char *id = opt(argc, argv, "--id") ? opt(argc, argv, "--id") : "s";
+	long every = opt(argc, argv, "--flush-every") ? atol(opt(argc, argv, "--flush-every")) : 0;
 	char *buf = calloc(1, size + 64);
 	double t0;
 	int rc;
@@ -109,6 +110,10 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 		                        size > (size_t)n ? size : (size_t)n, &o);
 		if (rc < 0)
 			return fail("send", rc);
+		/* --flush-every N: wait for the daemon after every N sends, so
+		 * that messages leave one by one (a packet each) */
+		if (every > 0 && (i + 1) % every == 0 && (rc = partisan_flush(c)) < 0)
+			return fail("flush", rc);
 	}
 	/* --close: what sends with more held back must go out with the close */
 	if (flag(argc, argv, "--close")) {
@@ -395,6 +400,40 @@ static int mode_monitor(partisan_t *c, int argc, char **argv)
 	}
 }
 
+/* nodemon SOCK NODE [CALLS]: monitor_node(NODE) CALLS times (default 2:
+ * still one monitor), print the nodedown that comes, then "extra" for any
+ * second one that follows within a second, or "once". */
+static int mode_nodemon(partisan_t *c, int argc, char **argv)
+{
+	partisan_event_t *ev;
+	int calls = argc > 3 ? atoi(argv[3]) : 2, rc;
+
+	for (int i = 0; i < calls; i++)
+		if ((rc = partisan_monitor_node(c, argv[2], true)) < 0)
+			return fail("monitor_node", rc);
+	printf("ready\n");
+	for (;;) {
+		if ((rc = partisan_recv(c, &ev, 60000)) < 0)
+			return fail("recv", rc);
+		if (ev->type == PARTISAN_EV_NODEDOWN)
+			break;
+		partisan_event_free(ev);
+	}
+	printf("NODEDOWN %s %s\n", ev->node.node, ev->node.reason ? ev->node.reason : "-");
+	partisan_event_free(ev);
+	while ((rc = partisan_recv(c, &ev, 1000)) == 0) {
+		bool again = ev->type == PARTISAN_EV_NODEDOWN;
+
+		partisan_event_free(ev);
+		if (again) {
+			printf("extra\n");
+			return 1;
+		}
+	}
+	printf("once\n");
+	return 0;
+}
+
 /* hold SOCK NAME: register, print "got" for each message, close cleanly
  * when stdin speaks. */
 static int mode_hold(partisan_t *c, int argc, char **argv)
@@ -465,7 +504,7 @@ static const struct mode modes[] = {
     {"source", 6, mode_source}, {"sink", 5, mode_sink},           {"monitor", 4, mode_monitor},
     {"hold", 4, mode_hold},     {"deaf", 4, mode_deaf},           {"flood", 7, mode_flood},
     {"usink", 5, mode_usink},   {"caller", 6, mode_caller},       {"relay", 7, mode_relay},
-    {"print", 5, mode_print},   {"subscribe", 4, mode_subscribe},
+    {"print", 5, mode_print},   {"subscribe", 4, mode_subscribe}, {"nodemon", 4, mode_nodemon},
 };
 
 int main(int argc, char **argv)

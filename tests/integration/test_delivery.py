@@ -66,6 +66,21 @@ class DeliveryTest(ClusterTestCase):
         self.assertRegex(err, "not connected|connection to the node was lost")
         self.assertLess(time.monotonic() - t0, 3.0)
 
+    def test_call_in_flight_fails_with_noproc_when_the_callee_dies(self):
+        a, b = self.cluster(2)
+        callee = self.client(b, "hold", "mute")
+        call = subprocess.Popen([CTL(), "-s", a.sock, "call", b.name, "mute", "x", "--timeout", "20000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(call)
+        self.assertEqual(callee.proc.stdout.readline().strip(), "got", "the call arrived")
+        t0 = time.monotonic()
+        callee.kill()
+        out, err = call.communicate(timeout=10)
+        self.assertEqual(call.returncode, 1)
+        self.assertRegex(err, "no such endpoint|went away before replying")
+        self.assertLess(time.monotonic() - t0, 3.0, "at once, not at the 20 s timeout")
+        self.assertEqual(a.ctl_json("nodes")["nodes"], [b.name], "the node itself is still up")
+
     def test_acked_messages_arrive_exactly_once_across_a_link_outage(self):
         a, b = self.cluster(2)
         sink = self.client(b, "usink", "inbox", 5000)

@@ -200,6 +200,22 @@ class MessagingTest(ClusterTestCase):
         rc, out, err = mon.finish(10)
         self.assertEqual(out.split()[-1], "killed", out + err)
 
+    def test_monitor_node_gives_one_nodedown_when_the_node_goes(self):
+        a, b = self.cluster(2)
+        mon = self.client(a, "nodemon", b.name)
+        b.kill()
+        rc, out, err = mon.finish(10)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("NODEDOWN %s connection closed\nonce" % b.name, out, err)
+
+    def test_monitor_node_of_an_unconnected_node_fires_at_once(self):
+        a, = self.cluster(1)
+        mon = self.client(a, "nodemon", "ghost@127.0.0.1", "1")
+        rc, out, err = mon.finish(10)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.split()[-4:], ["NODEDOWN", "ghost@127.0.0.1", "noconnection", "once"],
+                         out + err)
+
     def test_monitor_nodes_sees_nodeup_and_nodedown(self):
         a, = self.cluster(1)
         mon = subprocess.Popen([os.path.join(os.environ.get("PARTISAN_BUILD", "build"), "partisanctl"),
