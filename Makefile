@@ -18,6 +18,13 @@ CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=undefined
 LDSAN    := -fsanitize=address,undefined
 endif
+ifeq ($(SAN),fuzz)
+CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
+LDSAN    := -fsanitize=address,undefined
+FUZZMAIN := -fsanitize=fuzzer
+else
+FUZZMAIN := tests/fuzz/driver.c
+endif
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 INC      := -I$(B)/proto -Iproto -Idaemon -Iclient/include -Iclient
@@ -40,6 +47,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 SIM_SRC  := $(wildcard tests/sim/*.c)
 SIMSCALE_SRC := $(wildcard tests/simscale/*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 60
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
@@ -47,7 +57,7 @@ LIBS     := $(B)/libpartisan-client.so $(B)/libpartisan-client.a
 BINS     := $(B)/partisand $(B)/partisanctl
 
 .PHONY: all deps check unit sim-test integration sim demo bench install \
-        clean format tests
+        clean format tests fuzz
 .SECONDARY:
 
 all: $(BINS) $(LIBS) $(B)/libpartisan-client.pc $(B)/partisand.service
@@ -110,6 +120,14 @@ $(B)/tests/simscale: $(SIMSCALE_SRC) $(B)/libpartisand.a | $(PB_H)
 	$(CC) $(ALLCFLAGS) -Itests/simscale -o $@ $(SIMSCALE_SRC) $(B)/libpartisand.a \
 	  $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
+# Fuzz targets: with tests/fuzz/driver.c (replay and seeded mutations,
+# any compiler), or with SAN=fuzz under clang's libFuzzer (`make fuzz`).
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/driver.c tests/fuzz/fuzz.h \
+                  $(B)/libpartisand.a | $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/harness.c $(FUZZMAIN) \
+	  $(B)/libpartisand.a $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+
 $(B)/tests/ptclient: tests/integration/ptclient.c $(B)/libpartisan-client.a
 	@mkdir -p $(dir $@)
 	$(CC) $(WFLAGS) $(CFLAGS) -Iclient/include -o $@ $< $(B)/libpartisan-client.a $(LDSAN) -lprotobuf-c
@@ -118,7 +136,8 @@ $(B)/py/ipc_pb2.py: proto/ipc.proto
 	@mkdir -p $(B)/py
 	protoc --proto_path=proto --python_out=$(B)/py proto/ipc.proto
 
-tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/simscale $(B)/tests/ptclient $(B)/py/ipc_pb2.py
+tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/simscale $(B)/tests/ptclient $(B)/py/ipc_pb2.py \
+       $(FUZZ_BIN)
 
 unit: tests
 	@sh tests/run-unit.sh $(B)
@@ -139,6 +158,18 @@ sim: deps
 	@$(MAKE) --no-print-directory tests
 	@$(B)/tests/sim --suite full
 	@$(B)/tests/simscale --suite full --jobs 2
+
+# Coverage-guided fuzzing of the decoders with libFuzzer (needs clang; not
+# part of make check, which runs the same targets with driver.c).
+fuzz: deps
+	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang" >&2; exit 1; }
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory B=build/fuzz CC=clang SAN=fuzz \
+	  $(patsubst tests/fuzz/%.c,build/fuzz/fuzz/%,$(FUZZ_SRC))
+	@for t in $(notdir $(basename $(FUZZ_SRC))); do \
+	  mkdir -p build/fuzz/corpus/$$t && $(B)/fuzz/$$t --write-seeds build/fuzz/corpus/$$t && \
+	  PARTISAN_SRCDIR=$(CURDIR) build/fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=8192 build/fuzz/corpus/$$t || exit 1; done
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -173,6 +204,8 @@ install: all
 	install -m 644 daemon/partisand.8 client/partisanctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 644 $(B)/partisand.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -m 644 systemd/partisan.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/
+	@# A system install: refresh the loader cache so programs find the library.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then /sbin/ldconfig || true; fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,5 +1,6 @@
 #!/bin/sh
-# run-all.sh: the whole suite, for `make check`: unit tests, the simulator
+# run-all.sh: the whole suite, for `make check`: unit tests, the simulator,
+# the fuzz targets (seeded mutations; `make fuzz` runs them under libFuzzer)
 # and the integration tests, first on the normal build and then on the
 # AddressSanitizer + UBSan build. Ends with "N passed, N failed".
 set -u
@@ -29,6 +30,9 @@ for b in build build/asan; do
 	done
 	step "$b/tests/sim" "$b/tests/sim" --suite check
 	step "$b/tests/simscale" "$b/tests/simscale" --suite check
+	for t in "$b"/fuzz/fuzz_*; do
+		[ -x "$t" ] && step "$t" "$t" --runs 20000
+	done
 	step "integration ($b)" env PARTISAN_BUILD="$PWD/$b" /usr/bin/python3 tests/integration/run.py
 done
 echo

@@ -277,9 +277,9 @@ void partisan_buf_free(partisan_buf_t *b); /* frees data, zeroes *b */
 
 /* Send req to `to` (a pid or name ref) and wait for its answer, for up to
  * timeout_ms (0: 5000, < 0: EINVAL). On success *reply holds the answer
- * payload. Fails fast: ENOPROC (nobody there), ENOCONNECTION (node not
- * connected, or lost during the call), ETIMEDOUT; also EPARTITION, EINVAL,
- * ETOOBIG, EIO. */
+ * payload. Fails fast: ENOPROC (nobody there, or the callee went away
+ * before replying), ENOCONNECTION (node not connected, or lost during the
+ * call), ETIMEDOUT; also EPARTITION, EINVAL, ETOOBIG, EIO. */
 int partisan_call(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
                   partisan_buf_t *reply);
 /* The same to the name registered on node (NULL: this node). */
@@ -300,7 +300,8 @@ int partisan_monitor(partisan_t *c, const char *ref, char *mref, size_t n);
 /* Stop a monitor. ENOENT when it is not one of this session's monitors. */
 int partisan_demonitor(partisan_t *c, const char *mref, int flags);
 /* Turn monitoring of one node on (flag true) or off: a NODEDOWN event comes
- * when it disconnects, at once when it is not connected. */
+ * when it disconnects, at once when it is not connected. One monitor per
+ * session and node, as Partisan's: turning it on twice gives one NODEDOWN. */
 int partisan_monitor_node(partisan_t *c, const char *node, bool flag);
 
 #define PARTISAN_NODEDOWN_REASON 1 /* NODEDOWN events carry a reason */
