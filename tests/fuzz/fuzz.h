@@ -34,6 +34,10 @@ int fuzz_connect_ipc(void);
  * and turn until the daemon closes fd's connection (or stops reading);
  * what the daemon sends back is read and thrown away. */
 void fuzz_feed(int fd, const uint8_t *buf, size_t len);
+/* One input for a socket target: connect, send hello's bytes first when
+ * the input's first byte is odd, then the rest of the input; fuzz_feed it. */
+void fuzz_input(int (*connect)(void), void (*hello)(struct fuzz_buf *), const uint8_t *data,
+                size_t size);
 /* One frame (4-byte length, then msg) appended to b. */
 void fuzz_frame(struct fuzz_buf *b, const uint8_t *msg, size_t len);
 

@@ -52,17 +52,7 @@ static void hello(struct fuzz_buf *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_buf b = {0};
-
-	if (size == 0)
-		return 0;
-	if (data[0] & 1)
-		hello(&b);
-	b.data = realloc(b.data, b.len + size);
-	memcpy(b.data + b.len, data + 1, size - 1);
-	b.len += size - 1;
-	fuzz_feed(fuzz_connect_peer(), b.data, b.len);
-	free(b.data);
+	fuzz_input(fuzz_connect_peer, hello, data, size);
 	return 0;
 }
 

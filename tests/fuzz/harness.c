@@ -140,6 +140,22 @@ void fuzz_feed(int fd, const uint8_t *buf, size_t len)
 		event_base_loop(d.base, EVLOOP_NONBLOCK);
 }
 
+void fuzz_input(int (*connect)(void), void (*hello)(struct fuzz_buf *), const uint8_t *data,
+                size_t size)
+{
+	struct fuzz_buf b = {0};
+
+	if (size == 0)
+		return;
+	if (data[0] & 1)
+		hello(&b);
+	b.data = realloc(b.data, b.len + size);
+	memcpy(b.data + b.len, data + 1, size - 1);
+	b.len += size - 1;
+	fuzz_feed(connect(), b.data, b.len);
+	free(b.data);
+}
+
 void fuzz_frame(struct fuzz_buf *b, const uint8_t *msg, size_t len)
 {
 	b->data = realloc(b->data, b->len + FRAME_HEADER + len);

@@ -240,6 +240,21 @@ static uint64_t tc_call(struct tc *c, const char *to, const char *payload, uint3
 	return tc_request(c, &rq);
 }
 
+/* Answer call cref from caller `to`; returns the request id. */
+static uint64_t tc_reply(struct tc *c, const char *to, const char *cref, const char *payload)
+{
+	PartisanIpc__Request rq = PARTISAN_IPC__REQUEST__INIT;
+	PartisanIpc__Reply rp = PARTISAN_IPC__REPLY__INIT;
+
+	rp.to = (char *)to;
+	rp.call_ref = (char *)cref;
+	rp.payload.data = (uint8_t *)payload;
+	rp.payload.len = strlen(payload);
+	rq.body_case = PARTISAN_IPC__REQUEST__BODY_REPLY;
+	rq.reply = &rp;
+	return tc_request(c, &rq);
+}
+
 /* Monitor target; returns the mref (malloc'ed). */
 static char *tc_monitor(struct tc *c, const char *target)
 {
@@ -429,8 +444,6 @@ END_TEST
 START_TEST(test_a_call_gets_its_reply_and_fails_fast_without_a_callee)
 {
 	struct tc *caller = tc_open(), *srv = tc_open();
-	PartisanIpc__Request rq = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Reply rp = PARTISAN_IPC__REPLY__INIT;
 	PartisanIpc__Response *r;
 	uint64_t id;
 	char *cref;
@@ -439,13 +452,7 @@ START_TEST(test_a_call_gets_its_reply_and_fails_fast_without_a_callee)
 	id = tc_call(caller, "partisan:name:" ME ":echo", "ping", 5000);
 	cref = expect_message(srv, caller->ref, "partisan:name:" ME ":echo", "ping");
 	ck_assert_ptr_nonnull(cref);
-	rp.to = caller->ref;
-	rp.call_ref = cref;
-	rp.payload.data = (uint8_t *)"pong";
-	rp.payload.len = 4;
-	rq.body_case = PARTISAN_IPC__REQUEST__BODY_REPLY;
-	rq.reply = &rp;
-	ck_assert_int_eq(tc_error(srv, tc_request(srv, &rq)), 0);
+	ck_assert_int_eq(tc_error(srv, tc_reply(srv, caller->ref, cref, "pong")), 0);
 	r = tc_response(caller, id);
 	ck_assert_int_eq(r->body_case, PARTISAN_IPC__RESPONSE__BODY_CALL);
 	ck_assert_uint_eq(r->call->payload.len, 4);
@@ -467,8 +474,6 @@ END_TEST
 START_TEST(test_a_call_past_its_deadline_times_out_and_a_late_reply_is_dropped)
 {
 	struct tc *caller = tc_open(), *srv = tc_open();
-	PartisanIpc__Request rq = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Reply rp = PARTISAN_IPC__REPLY__INIT;
 	uint64_t id;
 	char *cref;
 
@@ -478,13 +483,7 @@ START_TEST(test_a_call_past_its_deadline_times_out_and_a_late_reply_is_dropped)
 	/* The router's tick at a time past the deadline (no waiting). */
 	router_tick(&d, daemon_now_ms() + 1000);
 	ck_assert_int_eq(tc_error(caller, id), PARTISAN_IPC__ERROR__ETIMEDOUT);
-	rp.to = caller->ref;
-	rp.call_ref = cref;
-	rp.payload.data = (uint8_t *)"late";
-	rp.payload.len = 4;
-	rq.body_case = PARTISAN_IPC__REQUEST__BODY_REPLY;
-	rq.reply = &rp;
-	tc_error(srv, tc_request(srv, &rq));
+	tc_error(srv, tc_reply(srv, caller->ref, cref, "late"));
 	/* Never delivered as a stray message. */
 	ck_assert_ptr_null(tc_next_or_null(caller, 1000));
 	free(cref);
