@@ -81,12 +81,15 @@ static char *ctl_printf(const char *fmt, ...)
 	return s;
 }
 
-/* "partisanctl: what: error[: daemon's detail]"; returns 1 for exit. */
+/* "partisanctl: what: error[: daemon's detail]", or "what: detail" when
+ * the detail names the error itself; returns 1 for exit. */
 static int ctl_fail(partisan_t *c, const char *what, int err)
 {
 	const char *detail = c != NULL ? partisan_last_error(c) : NULL;
 
-	if (detail != NULL && detail[0] != '\0' && strcmp(detail, partisan_strerror(err)) != 0)
+	if (detail != NULL && strstr(detail, partisan_strerror(err)) != NULL)
+		fprintf(stderr, "partisanctl: %s: %s\n", what, detail); /* says it already */
+	else if (detail != NULL && detail[0] != '\0')
 		fprintf(stderr, "partisanctl: %s: %s: %s\n", what, partisan_strerror(err), detail);
 	else
 		fprintf(stderr, "partisanctl: %s: %s\n", what, partisan_strerror(err));

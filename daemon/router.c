@@ -402,7 +402,7 @@ void router_register(struct session *s, const PartisanIpc__Request *rq)
 	}
 	if (holder) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EEXIST,
-		                  "register: %s is already registered by %s", name, holder->ref);
+		                  "%s is already registered by %s", name, holder->ref);
 		return;
 	}
 	strmap_put(&r->names, name, s);
