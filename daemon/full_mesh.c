@@ -414,7 +414,13 @@ static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core
 			}
 		}
 	}
-	fm_send_digest(m, spec->name, out);
+	/* A contact we are joining gets our state at once (it does not know us
+	 * yet, so it would not answer a digest): the join's gossip goes out
+	 * the moment the link is up, not at the next round. */
+	if (fm_is_joining(m, spec->name))
+		fm_send_state(m, spec->name, out);
+	else
+		fm_send_digest(m, spec->name, out);
 }
 
 static void fm_peer_down(void *mp, const char *node, const struct core_env *env,

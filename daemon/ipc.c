@@ -478,6 +478,12 @@ void ipc_tick(struct daemon *d, uint64_t now)
 	ipc_check_joins(d, now);
 }
 
+void ipc_joins_check(struct daemon *d)
+{
+	if (d->ipc && !TAILQ_EMPTY(&d->ipc->joins))
+		ipc_check_joins(d, daemon_now_ms());
+}
+
 static void ipc_partition_inject(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;

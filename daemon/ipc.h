@@ -32,6 +32,9 @@ struct session {
 int ipc_listen(struct daemon *d);
 void ipc_shutdown(struct daemon *d);
 void ipc_tick(struct daemon *d, uint64_t now);
+/* A peer link opened: answer the sync_joins it completes now, not at the
+ * next tick. */
+void ipc_joins_check(struct daemon *d);
 
 /* Replies and events; msg may be NULL for a plain success. */
 void ipc_respond(struct session *s, uint64_t id, PartisanIpc__Response *r);

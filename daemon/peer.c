@@ -24,6 +24,7 @@
 #include <event2/listener.h>
 #include <mbedtls/md.h>
 
+#include "ipc.h"
 #include "log.h"
 #include "peer.h"
 #include "router.h"
@@ -636,6 +637,7 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 		return *why = "duplicate connection", -1;
 	}
 	pnode_set_up(d, n);
+	ipc_joins_check(d); /* a sync_join may be complete with this link */
 	return 0;
 }
 
