@@ -12,6 +12,7 @@
 
 #include "manager.h"
 #include "orset.h"
+#include "strmap.h"
 
 #define FM_PUSH_MIN_MS 100 /* a changed state is pushed at most this often */
 
@@ -33,6 +34,7 @@ struct full_mesh {
 	size_t ncache;
 	struct node_spec **joining; /* contacts we joined through, not yet members */
 	size_t njoining;
+	struct strmap seen; /* nodes that were connected before: a new link is a reconnect */
 };
 
 static void *fm_create(const struct manager_params *p)
@@ -46,6 +48,7 @@ static void *fm_create(const struct manager_params *p)
 	m->client_server = p->client_server;
 	orset_init(&m->set);
 	orset_init(&m->farewell);
+	strmap_init(&m->seen);
 	orset_add(&m->set, m->actor, m->self);
 	return m;
 }
@@ -64,6 +67,7 @@ static void fm_destroy(void *mp)
 	free(m->joining);
 	orset_free(&m->set);
 	orset_free(&m->farewell);
+	strmap_free(&m->seen);
 	node_spec_free(m->self);
 	free(m->actor);
 	free(m);
@@ -416,10 +420,16 @@ static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core
 	}
 	/* A contact we are joining gets our state at once (it does not know us
 	 * yet, so it would not answer a digest): the join's gossip goes out
-	 * the moment the link is up, not at the next round. */
+	 * the moment the link is up, not at the next round. A node we were
+	 * linked to before gets a digest, so that what changed while the link
+	 * was down (a partition, a restart) is reconciled now. A first link to
+	 * a member we learned of by gossip needs neither: while a cluster forms,
+	 * thousands of links come up with the membership still in flux, and a
+	 * digest on each costs a full-state exchange per link (18x the state
+	 * messages of a 100-node formation); pushes and rounds carry the news. */
 	if (fm_is_joining(m, spec->name))
 		fm_send_state(m, spec->name, out);
-	else
+	else if (strmap_put(&m->seen, spec->name, m) != NULL)
 		fm_send_digest(m, spec->name, out);
 }
 
