@@ -38,7 +38,8 @@ void fuzz_feed(int fd, const uint8_t *buf, size_t len);
  * the input's first byte is odd, then the rest of the input; fuzz_feed it. */
 void fuzz_input(int (*connect)(void), void (*hello)(struct fuzz_buf *), const uint8_t *data,
                 size_t size);
-/* One frame (4-byte length, then msg) appended to b. */
-void fuzz_frame(struct fuzz_buf *b, const uint8_t *msg, size_t len);
+/* msg packed as one frame (4-byte length, then the message), appended to b. */
+struct ProtobufCMessage;
+void fuzz_frame(struct fuzz_buf *b, const struct ProtobufCMessage *msg);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "daemon.h"
 #include "fuzz.h"
@@ -156,10 +157,12 @@ void fuzz_input(int (*connect)(void), void (*hello)(struct fuzz_buf *), const ui
 	free(b.data);
 }
 
-void fuzz_frame(struct fuzz_buf *b, const uint8_t *msg, size_t len)
+void fuzz_frame(struct fuzz_buf *b, const ProtobufCMessage *msg)
 {
+	size_t len = protobuf_c_message_get_packed_size(msg);
+
 	b->data = realloc(b->data, b->len + FRAME_HEADER + len);
 	frame_put_header(b->data + b->len, (uint32_t)len);
-	memcpy(b->data + b->len + FRAME_HEADER, msg, len);
+	protobuf_c_message_pack(msg, b->data + b->len + FRAME_HEADER);
 	b->len += FRAME_HEADER + len;
 }
