@@ -80,6 +80,8 @@ static uint64_t daemon_realtime_us(void)
 
 int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 {
+	uint64_t epoch;
+
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->mops = daemon_manager_for(cfg->manager);
@@ -98,11 +100,11 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	    peer_listen(d) < 0 || ipc_listen(d) < 0)
 		return -1;
 	daemon_reset_manager(d);
-	d->ack = ack_create(daemon_realtime_us(), cfg->retransmit_interval_ms);
+	epoch = daemon_realtime_us(); /* tells this run's acks and broadcasts from the last */
+	d->ack = ack_create(epoch, cfg->retransmit_interval_ms);
 	d->causal = causal_create(d->self->name);
-	d->plumtree =
-	    plumtree_create(d->self->name, daemon_realtime_us(), cfg->broadcast.lazy_tick_ms,
-	                    cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
+	d->plumtree = plumtree_create(d->self->name, epoch, cfg->broadcast.lazy_tick_ms,
+	                              cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
 	return 0;
 }
 

@@ -15,17 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "ack.h"
-#include "causal.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
-#include "plumtree.h"
 #include "router.h"
-#include "transport.h"
 
 #define EX_USAGE_  64
 #define EX_CONFIG_ 78

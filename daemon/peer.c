@@ -1105,9 +1105,9 @@ static void pnode_reported_silent(struct daemon *d, struct pnode *from,
 		 * slow. Ask it ourselves: a live node answers and clears the
 		 * suspicion; a hung one is down once our own silence reaches
 		 * failure_timeout (pnode_check). The watchers say it only once. */
-		struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
-
 		if (n->suspect_at == 0) {
+			struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
+
 			log_info("peer",
 			         "%s: silent says %s, but heard here %llu ms ago; asking it",
 			         n->name, from->name, (unsigned long long)(now - n->last_rx_ms));

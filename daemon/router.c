@@ -58,6 +58,7 @@ struct router {
 	struct strmap names; /* local name -> session */
 	struct strmap pids;  /* id -> session */
 	struct monitors *monitors;
+	struct mon_notes notes;  /* what the monitor table asked for, to carry out */
 	struct strmap calls;     /* call ref -> call (calls made here) */
 	struct strmap pending;   /* call ref -> pending (calls answered here) */
 	struct registry *remote; /* names registered on other nodes */
@@ -75,6 +76,7 @@ int router_init(struct daemon *d)
 	strmap_init(&r->names);
 	strmap_init(&r->pids);
 	r->monitors = monitors_create();
+	mon_notes_init(&r->notes);
 	strmap_init(&r->calls);
 	strmap_init(&r->pending);
 	strmap_init(&r->relay_seen);
@@ -99,6 +101,7 @@ void router_free(struct daemon *d)
 	strmap_free(&r->names);
 	strmap_free(&r->pids);
 	monitors_destroy(r->monitors);
+	mon_notes_clear(&r->notes);
 	strmap_free(&r->calls);
 	registry_destroy(r->remote);
 	strmap_free(&r->relay_seen);
@@ -300,11 +303,15 @@ static struct session *router_session(struct daemon *d, uint64_t id)
 	return s && !s->closing ? s : NULL;
 }
 
-/* Carry out what the monitor table asks for, and empty the list. */
-static void router_notes(struct daemon *d, struct mon_notes *l)
+/* Carry out what the monitor table asked for (in d->router->notes), and
+ * empty the list. It is taken first: what is carried out may ask for more. */
+static void router_notes(struct daemon *d)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		const struct mon_note *n = &l->v[i];
+	struct mon_notes l = d->router->notes;
+
+	mon_notes_init(&d->router->notes);
+	for (size_t i = 0; i < l.n; i++) {
+		const struct mon_note *n = &l.v[i];
 		struct session *s = router_session(d, n->session);
 
 		switch (n->kind) {
@@ -324,7 +331,7 @@ static void router_notes(struct daemon *d, struct mon_notes *l)
 			break;
 		}
 	}
-	mon_notes_clear(l);
+	mon_notes_clear(&l);
 }
 
 static void router_unblock(struct session *s)
@@ -342,7 +349,6 @@ void router_session_close(struct session *s, bool killed)
 {
 	struct daemon *d = s->d;
 	struct rt_session *rs = s->rt;
-	struct mon_notes notes;
 	const char *k;
 	void *v;
 	char id[32];
@@ -358,9 +364,9 @@ void router_session_close(struct session *s, bool killed)
 		router_registry_push(d, NULL);
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
 	strmap_del(&d->router->pids, id);
-	mon_notes_init(&notes);
-	monitors_session_gone(d->router->monitors, s->id, killed ? "killed" : "normal", &notes);
-	router_notes(d, &notes);
+	monitors_session_gone(d->router->monitors, s->id, killed ? "killed" : "normal",
+	                      &d->router->notes);
+	router_notes(d);
 	router_pending_sweep(d, s->id, NULL, 0);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);) {
 		struct call *c = v;
@@ -514,7 +520,6 @@ static void router_pending_add(struct daemon *d, struct session *t, const char *
 	free(strmap_put(&d->router->pending, cref, p));
 }
 
-static struct call *router_call_find(struct daemon *d, const char *cref);
 static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
                              const char *msg);
 
@@ -528,17 +533,16 @@ static void router_pending_sweep(struct daemon *d, uint64_t sid, const char *nod
 
 	for (size_t i = 0; strmap_next(&d->router->pending, &i, &k, &v);) {
 		struct pending *p = v;
+		bool gone = sid && p->sid == sid;
 		struct call *c;
 
-		if (sid && p->sid == sid) {
-			if (strcmp(p->node, d->self->name) != 0)
-				router_noproc(d, p->node, k, p->target);
-			else if ((c = router_call_find(d, k)) != NULL)
-				router_call_done(d, c, PARTISAN_IPC__ERROR__ENOPROC,
-				                 "the endpoint went away before replying");
-		} else if (!(node && strcmp(p->node, node) == 0) && !(now && now >= p->expires)) {
+		if (!gone && !(node && strcmp(p->node, node) == 0) && !(now && now >= p->expires))
 			continue;
-		}
+		if (gone && strcmp(p->node, d->self->name) != 0)
+			router_noproc(d, p->node, k, p->target);
+		else if (gone && (c = strmap_get(&d->router->calls, k)) != NULL)
+			router_call_done(d, c, PARTISAN_IPC__ERROR__ENOPROC,
+			                 "the endpoint went away before replying");
 		strmap_del(&d->router->pending, k);
 		free(p);
 	}
@@ -809,11 +813,6 @@ bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct e
 
 /* ---- calls ---- */
 
-static struct call *router_call_find(struct daemon *d, const char *cref)
-{
-	return strmap_get(&d->router->calls, cref);
-}
-
 static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
                              const char *msg)
 {
@@ -956,12 +955,11 @@ void router_monitor(struct session *s, const PartisanIpc__Request *rq)
 
 void router_demonitor(struct session *s, const PartisanIpc__Request *rq)
 {
-	struct mon_notes notes;
+	struct router *r = s->d->router;
 
-	mon_notes_init(&notes);
 	/* Demonitoring a monitor that already fired is not an error (Erlang). */
-	monitors_demonitor(s->d->router->monitors, rq->demonitor->mref, s->id, &notes);
-	router_notes(s->d, &notes);
+	monitors_demonitor(r->monitors, rq->demonitor->mref, s->id, &r->notes);
+	router_notes(s->d);
 	ipc_respond_ok(s, rq->id);
 }
 
@@ -1229,11 +1227,8 @@ static void router_on_monitor(struct daemon *d, const char *from, const Partisan
 
 static void router_on_down(struct daemon *d, const char *from, const PartisanPeer__Down *dn)
 {
-	struct mon_notes notes;
-
-	mon_notes_init(&notes);
-	monitors_peer_down(d->router->monitors, dn->mref, from, dn->reason, &notes);
-	router_notes(d, &notes);
+	monitors_peer_down(d->router->monitors, dn->mref, from, dn->reason, &d->router->notes);
+	router_notes(d);
 }
 
 int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__PeerMsg *m,
@@ -1288,15 +1283,13 @@ void router_node_up(struct daemon *d, const char *node)
 
 void router_node_down(struct daemon *d, const char *node, const char *reason)
 {
-	struct mon_notes notes;
 	const char *k;
 	void *v;
 
 	ack_node_down(d->ack, node);
 	registry_drop(d->router->remote, node);
-	mon_notes_init(&notes);
-	monitors_node_down(d->router->monitors, node, reason, &notes);
-	router_notes(d, &notes);
+	monitors_node_down(d->router->monitors, node, reason, &d->router->notes);
+	router_notes(d);
 	router_pending_sweep(d, 0, node, 0);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (strcmp(((struct call *)v)->node, node) == 0)
@@ -1320,14 +1313,11 @@ void router_member_removed(struct daemon *d, const char *node)
 	for (size_t i = 0; i < n; i++) {
 		PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 		PartisanIpc__AckLost al = PARTISAN_IPC__ACK_LOST__INIT;
-		char id[32];
-		struct session *s;
+		struct session *s = router_session(d, loss[i].owner);
 
-		snprintf(id, sizeof(id), "%llu", (unsigned long long)loss[i].owner);
-		s = strmap_get(&d->router->pids, id);
 		log_warnx("router", "%s left: %llu acknowledged messages will never be delivered",
 		          node, (unsigned long long)loss[i].count);
-		if (s == NULL || s->closing)
+		if (s == NULL)
 			continue;
 		al.to = (char *)node;
 		al.reason = "node left the cluster";
