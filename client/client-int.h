@@ -41,6 +41,7 @@ struct partisan {
 	uint64_t quiet_errors;            /* failed quiet requests */
 	int quiet_last;                   /* the last one's error */
 	int quiet_pending;                /* the first since the last partisan_flush() */
+	char quiet_msg[PC_ERRMSG_MAX];    /* the daemon's words for quiet_pending */
 	uint64_t stray;                   /* responses nobody waited for, events of unknown type */
 	uint64_t abandoned[PC_ABANDONED]; /* ids of requests that timed out */
 	unsigned abandoned_i;

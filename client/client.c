@@ -2,6 +2,7 @@
  * message, call and monitoring functions: check the arguments, build one
  * ipc.proto request, hand the answer back in the caller's terms. The
  * cluster-wide queries are in cluster.c, the I/O in conn.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -397,8 +398,10 @@ static int cl_opts(const partisan_send_opts_t *o, PartisanIpc__SendOpts *so)
 	return 0;
 }
 
-int partisan_send(partisan_t *c, const char *ref, const void *buf, size_t len,
-                  const partisan_send_opts_t *opts)
+/* anywhere: ref names a name on this node, to be taken wherever it is held
+ * in the cluster when it is not held here. */
+static int cl_send(partisan_t *c, const char *ref, const void *buf, size_t len,
+                   const partisan_send_opts_t *opts, bool anywhere)
 {
 	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
 	PartisanIpc__Send s = PARTISAN_IPC__SEND__INIT;
@@ -409,14 +412,21 @@ int partisan_send(partisan_t *c, const char *ref, const void *buf, size_t len,
 		return PARTISAN_EINVAL;
 	if (opts != NULL && cl_opts(opts, &so) < 0)
 		return PARTISAN_EINVAL;
+	so.has_anywhere = so.anywhere = anywhere;
 	s.to = (char *)ref;
 	s.payload.data = (uint8_t *)buf;
 	s.payload.len = len;
-	s.opts = opts != NULL ? &so : NULL;
+	s.opts = opts != NULL || anywhere ? &so : NULL;
 	req.has_quiet = req.quiet = 1;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_SEND;
 	req.send = &s;
 	return pc_conn_send(c, &req, opts != NULL && opts->nonblock, opts != NULL && opts->more);
+}
+
+int partisan_send(partisan_t *c, const char *ref, const void *buf, size_t len,
+                  const partisan_send_opts_t *opts)
+{
+	return cl_send(c, ref, buf, len, opts, false);
 }
 
 int partisan_send_name(partisan_t *c, const char *node, const char *name, const void *buf,
@@ -426,7 +436,7 @@ int partisan_send_name(partisan_t *c, const char *node, const char *name, const 
 
 	if (c == NULL || cl_name_ref(c, node, name, ref, sizeof(ref)) < 0)
 		return PARTISAN_EINVAL;
-	return partisan_send(c, ref, buf, len, opts);
+	return cl_send(c, ref, buf, len, opts, node == NULL);
 }
 
 int partisan_flush(partisan_t *c)
@@ -443,6 +453,8 @@ int partisan_flush(partisan_t *c)
 		return r;
 	r = c->quiet_pending;
 	c->quiet_pending = 0;
+	if (r != 0) /* partisan_last_error() gives the daemon's words for it */
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s", c->quiet_msg);
 	return r;
 }
 
@@ -498,19 +510,23 @@ static int cl_take_payload(const ProtobufCBinaryData *p, partisan_buf_t *out)
 	return 0;
 }
 
-int partisan_call(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
-                  partisan_buf_t *reply)
+static int cl_call(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
+                   const partisan_send_opts_t *opts, bool anywhere, partisan_buf_t *reply)
 {
 	PartisanIpc__Request rq = PARTISAN_IPC__REQUEST__INIT;
 	PartisanIpc__Call call = PARTISAN_IPC__CALL__INIT;
+	PartisanIpc__SendOpts so = PARTISAN_IPC__SEND_OPTS__INIT;
 	PartisanIpc__ServerMsg *m;
 	int r;
 
 	if (reply != NULL)
 		reply->data = NULL, reply->len = 0;
 	if (c == NULL || reply == NULL || (req == NULL && len > 0) || timeout_ms < 0 ||
-	    !pc_ref_ok(to, 1u << PARTISAN_REF_PID | 1u << PARTISAN_REF_NAME))
+	    !pc_ref_ok(to, 1u << PARTISAN_REF_PID | 1u << PARTISAN_REF_NAME) ||
+	    (opts != NULL && cl_opts(opts, &so) < 0))
 		return PARTISAN_EINVAL;
+	so.has_anywhere = so.anywhere = anywhere;
+	call.opts = opts != NULL || anywhere ? &so : NULL;
 	call.to = (char *)to;
 	call.payload.data = (uint8_t *)req;
 	call.payload.len = len;
@@ -526,8 +542,27 @@ int partisan_call(partisan_t *c, const char *to, const void *req, size_t len, in
 	return r;
 }
 
+int partisan_call(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
+                  partisan_buf_t *reply)
+{
+	return cl_call(c, to, req, len, timeout_ms, NULL, false, reply);
+}
+
+int partisan_call_opts(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
+                       const partisan_send_opts_t *opts, partisan_buf_t *reply)
+{
+	return cl_call(c, to, req, len, timeout_ms, opts, false, reply);
+}
+
 int partisan_call_name(partisan_t *c, const char *node, const char *name, const void *req,
                        size_t len, int timeout_ms, partisan_buf_t *reply)
+{
+	return partisan_call_name_opts(c, node, name, req, len, timeout_ms, NULL, reply);
+}
+
+int partisan_call_name_opts(partisan_t *c, const char *node, const char *name, const void *req,
+                            size_t len, int timeout_ms, const partisan_send_opts_t *opts,
+                            partisan_buf_t *reply)
 {
 	char ref[PARTISAN_REF_MAX];
 
@@ -535,7 +570,7 @@ int partisan_call_name(partisan_t *c, const char *node, const char *name, const 
 		reply->data = NULL, reply->len = 0;
 	if (c == NULL || cl_name_ref(c, node, name, ref, sizeof(ref)) < 0)
 		return PARTISAN_EINVAL;
-	return partisan_call(c, ref, req, len, timeout_ms, reply);
+	return cl_call(c, ref, req, len, timeout_ms, opts, node == NULL, reply);
 }
 
 int partisan_reply(partisan_t *c, const partisan_event_t *msg, const void *buf, size_t len)

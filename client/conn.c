@@ -288,8 +288,11 @@ static void conn_response(struct partisan *c, PartisanIpc__ServerMsg *m)
 	if (err != 0) {  /* a quiet request failed */
 		c->quiet_errors++;
 		c->quiet_last = err;
-		if (c->quiet_pending == 0)
+		if (c->quiet_pending == 0) {
 			c->quiet_pending = err;
+			snprintf(c->quiet_msg, sizeof(c->quiet_msg), "%s",
+			         m->response->error_msg ? m->response->error_msg : "");
+		}
 	} else {
 		c->stray++;
 	}

@@ -28,6 +28,9 @@ struct ctl_opts {
 	const char *channel; /* send --channel */
 	const char *key;     /* send --key */
 	bool ack;            /* send --ack */
+	bool transitive;     /* send/call --transitive */
+	const char *causal;  /* send --causal-label */
+	bool any;            /* call --any */
 	bool echo;           /* listen --echo */
 	int timeout_ms;      /* join/call --timeout */
 	bool timeout_set;    /* --timeout was given */
@@ -910,6 +913,11 @@ static int cmd_join(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_join(c, o->args[0], o->timeout_ms);
 	char *msg;
 
+	if (r == PARTISAN_EINVAL && partisan_last_error(c)[0] == '\0') {
+		fprintf(stderr, "partisanctl: join: %s: expected NAME@HOST:PORT or HOST:PORT\n",
+		        o->args[0]);
+		return CTL_EX_ERR;
+	}
 	if (r < 0)
 		return ctl_fail(c, "join", r);
 	msg = ctl_printf("joined %s", o->args[0]);
@@ -930,7 +938,10 @@ static int cmd_leave(partisan_t *c, const struct ctl_opts *o)
 
 static int cmd_send(partisan_t *c, const struct ctl_opts *o)
 {
-	partisan_send_opts_t so = {.channel = o->channel, .ack = o->ack};
+	partisan_send_opts_t so = {.channel = o->channel,
+	                           .ack = o->ack,
+	                           .transitive = o->transitive,
+	                           .causal_label = o->causal};
 	int r;
 
 	if (o->key != NULL) {
@@ -948,10 +959,22 @@ static int cmd_send(partisan_t *c, const struct ctl_opts *o)
 
 static int cmd_call(partisan_t *c, const struct ctl_opts *o)
 {
+	partisan_send_opts_t so = {.transitive = o->transitive};
 	partisan_buf_t reply;
-	int r = partisan_call_name(c, o->args[0], o->args[1], o->args[2], strlen(o->args[2]),
-	                           o->timeout_ms, &reply);
+	int r;
 
+	/* call NODE NAME MESSAGE, or call --any NAME MESSAGE */
+	if (o->nargs != (o->any ? 2 : 3)) {
+		fprintf(stderr, "partisanctl: call: expected %s\n",
+		        o->any ? "--any NAME MESSAGE" : "NODE NAME MESSAGE");
+		return CTL_EX_USAGE;
+	}
+	if (o->any)
+		r = partisan_call_name_opts(c, NULL, o->args[0], o->args[1], strlen(o->args[1]),
+		                            o->timeout_ms, &so, &reply);
+	else
+		r = partisan_call_name_opts(c, o->args[0], o->args[1], o->args[2],
+		                            strlen(o->args[2]), o->timeout_ms, &so, &reply);
 	if (r < 0)
 		return ctl_fail(c, "call", r);
 	out->reply(reply.data != NULL ? reply.data : "", reply.len);
@@ -1217,9 +1240,11 @@ static const struct ctl_cmd ctl_cmds[] = {
     {"join", NULL, 1, 1, "timeout=", NULL, "join NAME@HOST:PORT|HOST:PORT [--timeout MS]",
      cmd_join},
     {"leave", NULL, 0, 1, "", NULL, "leave [NODE]", cmd_leave},
-    {"send", NULL, 3, 3, "channel= ack key=", NULL,
-     "send NODE NAME MESSAGE [--channel C] [--ack] [--key K]", cmd_send},
-    {"call", NULL, 3, 3, "timeout=", NULL, "call NODE NAME MESSAGE [--timeout MS]", cmd_call},
+    {"send", NULL, 3, 3, "channel= ack key= transitive causal-label=", NULL,
+     "send NODE NAME MESSAGE [--channel C] [--ack] [--key K] [--transitive] [--causal-label L]",
+     cmd_send},
+    {"call", NULL, 2, 3, "timeout= transitive any", NULL,
+     "call NODE NAME MESSAGE [--timeout MS] [--transitive] | call --any NAME MESSAGE", cmd_call},
     {"listen", NULL, 1, 1, "echo", NULL, "listen NAME [--echo]", cmd_listen},
     {"monitor-nodes", NULL, 0, 0, "", NULL, "monitor-nodes", cmd_monitor_nodes},
     {"monitor", NULL, 1, 1, "", NULL, "monitor REF", cmd_monitor},
@@ -1305,6 +1330,12 @@ static int ctl_set_flag(struct ctl_opts *o, const char *name, const char *val)
 		o->key = val;
 	else if (strcmp(name, "ack") == 0)
 		o->ack = true;
+	else if (strcmp(name, "transitive") == 0)
+		o->transitive = true;
+	else if (strcmp(name, "causal-label") == 0)
+		o->causal = val;
+	else if (strcmp(name, "any") == 0)
+		o->any = true;
 	else if (strcmp(name, "echo") == 0)
 		o->echo = true;
 	return 0;

@@ -24,6 +24,7 @@
 
 #define CONFIG_INTERVAL_MAX     3600000
 #define CONFIG_NAME_MAX         255
+#define CONFIG_ADDRS_MAX        16 /* listen or advertised addresses: a node spec's limit */
 #define CONFIG_CLUSTER_NAME_MAX 128
 #define CONFIG_CHANNEL_NAME_MAX 64
 #define CONFIG_ID_MAX           4294967294LL /* (uid_t)-1 means "none" */
@@ -42,6 +43,8 @@
 #define CONFIG_WANT_IP_PORT "IP:PORT"
 #define CONFIG_WANT_CLUSTER "non-empty string of at most 128 bytes"
 #define CONFIG_WANT_LISTEN  "non-empty array of {\"ip\", \"port\"}"
+#define CONFIG_WANT_ADVERT  "array of {\"ip\", \"port\"}"
+#define CONFIG_WANT_ADV_IP  "numeric IPv4 or IPv6 address that peers can reach (not a wildcard)"
 #define CONFIG_WANT_IDS     "array of integers 0..4294967294"
 #define CONFIG_WANT_METRICS "null or \"IP:PORT\""
 #define CONFIG_WANT_STRINGS "array of strings"
@@ -257,6 +260,11 @@ static int config_parse_ip(const char *s, char *out, size_t outlen)
 	if (inet_pton(af, s, buf) != 1 || inet_ntop(af, buf, out, (socklen_t)outlen) == NULL)
 		return -1;
 	return af;
+}
+
+bool config_ip_wildcard(const char *ip)
+{
+	return strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0;
 }
 
 /* Decimal port, digits only, min..65535. */
@@ -533,26 +541,62 @@ static const struct config_field config_addr_fields[] = {
     CF_END,
 };
 
-static int config_apply_listen(void *base, json_t *v, struct config_ctx *x)
+/* An address array into *arr: listen_addrs (at least one) or advertise_addrs. */
+static int config_apply_addrs(struct config_addr **arr, size_t *n, json_t *v,
+                              const struct config_field *fields, bool empty_ok,
+                              struct config_ctx *x)
 {
-	struct config *c = base;
 	json_t *el;
 	size_t i, mark;
 
-	if (!json_is_array(v) || json_array_size(v) == 0)
-		return config_expected(x, v, CONFIG_WANT_LISTEN);
-	free(c->listen_addrs);
-	c->nlisten_addrs = json_array_size(v);
-	c->listen_addrs = config_xcalloc(c->nlisten_addrs, sizeof(*c->listen_addrs));
+	if (!json_is_array(v) || (json_array_size(v) == 0 && !empty_ok) ||
+	    json_array_size(v) > CONFIG_ADDRS_MAX)
+		return config_expected(x, v, empty_ok ? CONFIG_WANT_ADVERT : CONFIG_WANT_LISTEN);
+	free(*arr);
+	*n = json_array_size(v);
+	*arr = config_xcalloc(*n + 1, sizeof(**arr));
 	json_array_foreach(v, i, el)
 	{
 		mark = config_path_index(x, i);
-		if (config_apply_object(&c->listen_addrs[i], el, config_addr_fields, x) < 0 ||
-		    config_require(el, config_addr_fields, x) < 0)
+		if (config_apply_object(&(*arr)[i], el, fields, x) < 0 ||
+		    config_require(el, fields, x) < 0)
 			return -1;
 		config_path_pop(x, mark);
 	}
 	return 0;
+}
+
+static int config_apply_listen(void *base, json_t *v, struct config_ctx *x)
+{
+	struct config *c = base;
+
+	return config_apply_addrs(&c->listen_addrs, &c->nlisten_addrs, v, config_addr_fields, false,
+	                          x);
+}
+
+/* An advertised address: what peers dial, so never a wildcard. */
+static int config_apply_adv_ip(void *base, json_t *v, struct config_ctx *x)
+{
+	struct config_addr *a = base;
+
+	if (!json_is_string(v) || config_parse_ip(json_string_value(v), a->ip, sizeof(a->ip)) < 0 ||
+	    config_ip_wildcard(a->ip))
+		return config_expected(x, v, CONFIG_WANT_ADV_IP);
+	return 0;
+}
+
+static const struct config_field config_adv_fields[] = {
+    {.key = "ip", .kind = CK_FN, .fn = config_apply_adv_ip, .required = true},
+    {.key = "port", .kind = CK_FN, .fn = config_apply_addr_port, .required = true},
+    CF_END,
+};
+
+static int config_apply_advertise(void *base, json_t *v, struct config_ctx *x)
+{
+	struct config *c = base;
+
+	return config_apply_addrs(&c->advertise_addrs, &c->nadvertise_addrs, v, config_adv_fields,
+	                          true, x);
 }
 
 static int config_apply_manager(void *base, json_t *v, struct config_ctx *x)
@@ -832,6 +876,7 @@ static const struct config_field config_log_fields[] = {
 static const struct config_field config_root_fields[] = {
     CF_FN("name", config_apply_name),
     CF_FN("listen_addrs", config_apply_listen),
+    CF_FN("advertise_addrs", config_apply_advertise),
     CF_FN("peer_service_manager", config_apply_manager),
     CF_FN("join", config_apply_join),
     CF_FN("channels", config_apply_channels),
@@ -868,7 +913,9 @@ int config_defaults(struct config *c)
 	c->name = config_xstrdup(name);
 	c->listen_addrs = config_xcalloc(1, sizeof(*c->listen_addrs));
 	c->nlisten_addrs = 1;
-	snprintf(c->listen_addrs[0].ip, sizeof(c->listen_addrs[0].ip), "0.0.0.0");
+	/* Dual stack: IPv6 and IPv4 (v4-mapped) on one socket; peer_listen falls
+	 * back to 0.0.0.0 on a host without IPv6. */
+	snprintf(c->listen_addrs[0].ip, sizeof(c->listen_addrs[0].ip), "::");
 	c->listen_addrs[0].port = CONFIG_DEFAULT_PORT;
 	c->manager = MANAGER_FULL_MESH;
 	config_channels_reset(c, 0);
@@ -905,6 +952,8 @@ static void config_copy(struct config *dst, const struct config *src)
 	dst->name = config_xstrdup(src->name);
 	dst->listen_addrs =
 	    config_xmemdup(src->listen_addrs, src->nlisten_addrs, sizeof(*src->listen_addrs));
+	dst->advertise_addrs = config_xmemdup(src->advertise_addrs, src->nadvertise_addrs,
+	                                      sizeof(*src->advertise_addrs));
 	dst->join = config_xmemdup(src->join, src->njoin, sizeof(*src->join));
 	for (size_t i = 0; i < src->njoin; i++)
 		dst->join[i] = config_xstrdup(src->join[i]);
@@ -930,6 +979,7 @@ void config_free(struct config *c)
 		return;
 	free(c->name);
 	free(c->listen_addrs);
+	free(c->advertise_addrs);
 	config_join_free(c);
 	config_channels_free(c);
 	free(c->cluster_name);
@@ -1058,6 +1108,29 @@ int config_set_listen(struct config *c, const char *ip_port, char *err, size_t e
 	return 0;
 }
 
+int config_set_advertise(struct config *c, const char *ip_port, bool replace, char *err,
+                         size_t errlen)
+{
+	struct config_ctx x;
+	struct config_addr a, *v;
+
+	config_ctx_init(&x, "", "--advertise", err, errlen);
+	if (config_parse_ip_port(ip_port, &a) < 0 || config_ip_wildcard(a.ip))
+		return config_expected_str(&x, ip_port,
+		                           "IP:PORT that peers can reach (not a wildcard)");
+	if (replace)
+		c->nadvertise_addrs = 0;
+	if (c->nadvertise_addrs >= CONFIG_ADDRS_MAX)
+		return config_expected_str(&x, ip_port, "at most 16 advertised addresses");
+	v = config_xcalloc(c->nadvertise_addrs + 1, sizeof(*v));
+	if (c->nadvertise_addrs)
+		memcpy(v, c->advertise_addrs, c->nadvertise_addrs * sizeof(*v));
+	v[c->nadvertise_addrs++] = a;
+	free(c->advertise_addrs);
+	c->advertise_addrs = v;
+	return 0;
+}
+
 int config_set_socket(struct config *c, const char *path, char *err, size_t errlen)
 {
 	struct config_ctx x;
@@ -1146,19 +1219,28 @@ const char *config_log_level_name(enum log_level l)
 	return config_level_names[l];
 }
 
-static json_t *config_dump_listen(const struct config *c)
+static json_t *config_dump_addrs(const struct config_addr *v, size_t n)
 {
 	json_t *a = json_array(), *el;
 
-	for (size_t i = 0; a != NULL && i < c->nlisten_addrs; i++) {
-		el = json_pack("{s:s, s:i}", "ip", c->listen_addrs[i].ip, "port",
-		               (int)c->listen_addrs[i].port);
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		el = json_pack("{s:s, s:i}", "ip", v[i].ip, "port", (int)v[i].port);
 		if (json_array_append_new(a, el) < 0) {
 			json_decref(a);
 			return NULL;
 		}
 	}
 	return a;
+}
+
+static json_t *config_dump_listen(const struct config *c)
+{
+	return config_dump_addrs(c->listen_addrs, c->nlisten_addrs);
+}
+
+static json_t *config_dump_advertise(const struct config *c)
+{
+	return config_dump_addrs(c->advertise_addrs, c->nadvertise_addrs);
 }
 
 static json_t *config_dump_join(const struct config *c)
@@ -1305,6 +1387,7 @@ static const struct {
 	json_t *(*dump)(const struct config *c);
 } config_dump_sections[] = {
 	{"listen_addrs", config_dump_listen},
+	{"advertise_addrs", config_dump_advertise},
 	{"join", config_dump_join},
 	{"channels", config_dump_channels},
 	{"cluster", config_dump_cluster},

@@ -43,6 +43,8 @@ struct config {
 	char *name;                       /* NAME@HOST */
 	struct config_addr *listen_addrs; /* at least one */
 	size_t nlisten_addrs;
+	struct config_addr *advertise_addrs; /* what peers dial; none: derived (advertise.c) */
+	size_t nadvertise_addrs;             /* port 0: the port bound by the listener */
 	enum manager_kind manager;
 	char **join; /* NAME@HOST:PORT or HOST:PORT, each owned */
 	size_t njoin;
@@ -109,6 +111,9 @@ int config_load_string(struct config *c, const char *json, char *err, size_t err
  * config_set_listen replaces every listen address; config_add_join appends. */
 int config_set_name(struct config *c, const char *name, char *err, size_t errlen);
 int config_set_listen(struct config *c, const char *ip_port, char *err, size_t errlen);
+/* --advertise: replace the list with one address, or append to it. */
+int config_set_advertise(struct config *c, const char *ip_port, bool replace, char *err,
+                         size_t errlen);
 int config_set_socket(struct config *c, const char *path, char *err, size_t errlen);
 int config_add_join(struct config *c, const char *target, char *err, size_t errlen);
 
@@ -125,6 +130,9 @@ void config_free(struct config *c);
 
 const char *config_manager_name(enum manager_kind k);
 const char *config_log_level_name(enum log_level l);
+
+/* 0.0.0.0 or :: (normalised text). */
+bool config_ip_wildcard(const char *ip);
 
 /* Parse "IP:PORT" or "[IPv6]:PORT" (numeric, port 0..65535) into *out with the
  * address normalised by inet_ntop. Returns 0, or -1 leaving *out untouched. */

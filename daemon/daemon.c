@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "ack.h"
+#include "advertise.h"
 #include "causal.h"
 #include "ipc.h"
 #include "log.h"
@@ -36,12 +37,7 @@ static struct node_spec *daemon_self_spec(const struct config *cfg)
 	struct node_spec *s = xcalloc(1, sizeof(*s));
 
 	s->name = xstrdup(cfg->name);
-	s->naddrs = cfg->nlisten_addrs;
-	s->addrs = xcalloc(s->naddrs, sizeof(*s->addrs));
-	for (size_t i = 0; i < s->naddrs; i++) {
-		snprintf(s->addrs[i].ip, sizeof(s->addrs[i].ip), "%s", cfg->listen_addrs[i].ip);
-		s->addrs[i].port = cfg->listen_addrs[i].port;
-	}
+	s->addrs = xcalloc(ADVERTISE_MAX, sizeof(*s->addrs)); /* filled by daemon_advertise */
 	s->nchannels = cfg->nchannels;
 	s->channels = xcalloc(s->nchannels, sizeof(*s->channels));
 	for (size_t i = 0; i < s->nchannels; i++) {
@@ -52,6 +48,27 @@ static struct node_spec *daemon_self_spec(const struct config *cfg)
 	s->parallelism = cfg->channels[0].parallelism;
 	s->client = cfg->manager == MANAGER_CLIENT_SERVER && !cfg->client_server_is_server;
 	return s;
+}
+
+/* Once the listeners are bound: the addresses peers will dial us at. */
+static int daemon_advertise(struct daemon *d)
+{
+	struct advertise_host h;
+	char list[ADVERTISE_MAX * 72] = "";
+
+	advertise_host_read(&h, d->cfg->name);
+	d->self->naddrs = advertise_choose(d->cfg->advertise_addrs, d->cfg->nadvertise_addrs,
+	                                   d->bound, d->nlisteners, &h, d->self->addrs);
+	advertise_host_free(&h);
+	for (size_t i = 0; i < d->self->naddrs; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? " " : "",
+		         peer_addr_text(d->self->addrs[i].ip, d->self->addrs[i].port));
+	if (d->self->naddrs == 0) {
+		log_error("peer", "no address to advertise: set advertise_addrs");
+		return -1;
+	}
+	log_info("peer", "advertising %s", list);
+	return 0;
 }
 
 const struct manager_ops *daemon_manager_for(enum manager_kind k)
@@ -97,7 +114,7 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	d->splice = evbuffer_new();
 	d->base = event_base_new();
 	if (d->mops == NULL || d->base == NULL || d->splice == NULL || router_init(d) < 0 ||
-	    peer_listen(d) < 0 || ipc_listen(d) < 0)
+	    peer_listen(d) < 0 || daemon_advertise(d) < 0 || ipc_listen(d) < 0)
 		return -1;
 	daemon_reset_manager(d);
 	epoch = daemon_realtime_us(); /* tells this run's acks and broadcasts from the last */
@@ -243,13 +260,15 @@ void daemon_reset_manager(struct daemon *d)
 {
 	struct manager_params p;
 	struct timespec ts;
+	uint64_t inc;
 
 	if (d->mgr)
 		d->mops->destroy(d->mgr);
 	clock_gettime(CLOCK_REALTIME, &ts);
+	inc = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+	d->incarnation = inc > d->incarnation ? inc : d->incarnation + 1;
 	snprintf(d->actor, sizeof(d->actor), "%s/%llx", d->self->name,
-	         (unsigned long long)ts.tv_sec * 1000000ULL +
-	             (unsigned long long)ts.tv_nsec / 1000);
+	         (unsigned long long)d->incarnation);
 	daemon_manager_params(d, &p);
 	d->mgr = d->mops->create(&p);
 }
@@ -428,13 +447,18 @@ void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *
 	struct core_env env = daemon_env(d);
 	char node[300];
 
-	if (strcmp(topic, DAEMON_TOPIC_LEFT) != 0 || len == 0 || len >= sizeof(node) ||
-	    d->mops->forget == NULL)
+	if (strcmp(topic, ROUTER_TOPIC_REGISTRY) == 0) {
+		router_registry_news(d, payload, len);
+		return;
+	}
+	if (strcmp(topic, DAEMON_TOPIC_LEFT) != 0 || len == 0 || len >= sizeof(node))
 		return;
 	memcpy(node, payload, len);
 	node[len] = '\0';
 	log_info("membership", "%s left the cluster (news from %s)", node, origin);
-	d->mops->forget(d->mgr, node, &env, &d->acts);
+	router_node_left(d, node);
+	if (d->mops->forget)
+		d->mops->forget(d->mgr, node, &env, &d->acts);
 }
 
 int daemon_leave(struct daemon *d, const char *node, const char **why)

@@ -30,6 +30,7 @@ struct ack_core;
 struct causal_core;
 struct plumtree;
 struct session;
+struct advertise_listener;
 
 #define DAEMON_TICK_MS 100
 
@@ -45,6 +46,7 @@ struct daemon {
 	struct event_base *base;
 	struct node_spec *self; /* with the ports actually bound */
 	char actor[320];        /* NAME/INCARNATION for the membership set */
+	uint64_t incarnation;   /* the actor's INCARNATION: realtime us at (re)start */
 	const struct manager_ops *mops;
 	void *mgr;
 	struct rng rng;
@@ -54,6 +56,7 @@ struct daemon {
 	TAILQ_HEAD(, pconn) conns; /* every peer connection */
 	struct evconnlistener **listeners;
 	size_t nlisteners;
+	struct advertise_listener *bound; /* per listen address: what was bound */
 	struct event *tick_ev;
 	uint64_t start_ms, last_tick_ms;
 	uint64_t ticks;

@@ -100,6 +100,11 @@ static bool fm_is_member(void *mp, const char *node)
 	return orset_find(&((struct full_mesh *)mp)->set, node) != NULL;
 }
 
+static const struct node_spec *fm_spec_of(void *mp, const char *node)
+{
+	return orset_find(&((struct full_mesh *)mp)->set, node);
+}
+
 static void fm_send_set(const struct orset *set, bool farewell, const char *node,
                         struct actions *out)
 {
@@ -157,8 +162,9 @@ static void fm_connect_members(struct full_mesh *m, struct actions *out)
 	for (size_t i = 0; i < m->set.nentries; i++) {
 		const struct node_spec *s = m->set.entries[i].spec;
 
-		if (strcmp(s->name, m->self->name) == 0 || fm_is_up(m, s->name))
-			continue;
+		if (strcmp(s->name, m->self->name) == 0 || fm_is_up(m, s->name) ||
+		    orset_find(&m->set, s->name) != s)
+			continue; /* ourselves, linked already, or a stale twin */
 		if (m->client_server && m->self->client && s->client)
 			continue; /* clients talk through servers only */
 		actions_connect(out, s);
@@ -253,8 +259,9 @@ static void fm_stop(struct full_mesh *m, struct actions *out)
 	actions_event(out, EV_SELF_REMOVED, m->self->name);
 }
 
-/* Drop specs that carry our name but are not our current spec (a previous
- * incarnation on another address); and notice if we were removed. */
+/* Drop twins of older incarnations (a node that came back on another
+ * address) and specs that carry our name but are not our current spec; and
+ * notice if we were removed. */
 static void fm_check_self(struct full_mesh *m, struct actions *out)
 {
 	bool again;
@@ -263,6 +270,8 @@ static void fm_check_self(struct full_mesh *m, struct actions *out)
 		fm_stop(m, out);
 		return;
 	}
+	if (orset_prune_stale(&m->set))
+		m->dirty = true;
 	do {
 		again = false;
 		for (size_t i = 0; i < m->set.nentries; i++) {
@@ -406,18 +415,6 @@ static void fm_peer_up(void *mp, const struct node_spec *spec, const struct core
 	}
 	if (m->stopped)
 		return;
-	/* Prune stale specs: the node now lives at the address it just proved. */
-	if (orset_contains(&m->set, spec)) {
-		for (size_t i = 0; i < m->set.nentries; i++) {
-			const struct node_spec *s = m->set.entries[i].spec;
-
-			if (strcmp(s->name, spec->name) == 0 && node_spec_cmp(s, spec) != 0) {
-				orset_remove(&m->set, s);
-				m->dirty = true;
-				i = (size_t)-1;
-			}
-		}
-	}
 	/* A contact we are joining gets our state at once (it does not know us
 	 * yet, so it would not answer a digest): the join's gossip goes out
 	 * the moment the link is up, not at the next round. A node we were
@@ -468,6 +465,15 @@ static void fm_tick(void *mp, const struct core_env *env, struct actions *out)
 	}
 }
 
+/* client_server: a client sees the servers and itself (Partisan's
+ * client_server manager: "clients communicate with servers"); a server
+ * sees everyone. */
+static bool fm_visible(const struct full_mesh *m, const struct node_spec *s)
+{
+	return !m->client_server || !m->self->client || !s->client ||
+	       strcmp(s->name, m->self->name) == 0;
+}
+
 static size_t fm_members(void *mp, const struct node_spec *const **out)
 {
 	struct full_mesh *m = mp;
@@ -477,8 +483,9 @@ static size_t fm_members(void *mp, const struct node_spec *const **out)
 	for (size_t i = 0; i < m->set.nentries; i++) {
 		const struct node_spec *s = m->set.entries[i].spec;
 
-		if (n > 0 && strcmp(m->cache[n - 1]->name, s->name) == 0)
-			continue; /* a stale twin, sorted next to its live spec */
+		/* Each name once, at its current spec. */
+		if (orset_find(&m->set, s->name) != s || !fm_visible(m, s))
+			continue;
 		m->cache[n++] = s;
 	}
 	m->ncache = n;
@@ -504,6 +511,7 @@ const struct manager_ops full_mesh_ops = {
     .tick = fm_tick,
     .members = fm_members,
     .is_member = fm_is_member,
+    .spec_of = fm_spec_of,
     .active_view = fm_no_view,
     .passive_view = fm_no_view,
 };

@@ -408,10 +408,13 @@ static int ipc_start_join(struct daemon *d, struct session *s, uint64_t id, cons
 	struct pending_join *j = xcalloc(1, sizeof(*j));
 	char ip[64];
 	uint16_t port;
+	int r = peer_parse_target(target, j->expect, sizeof(j->expect), ip, sizeof(ip), &port);
 
-	if (peer_parse_target(target, j->expect, sizeof(j->expect), ip, sizeof(ip), &port) < 0) {
+	if (r < 0) {
 		free(j);
-		return *why = "expected NAME@HOST:PORT or HOST:PORT", -1;
+		return *why = r == -2 ? "cannot resolve its host"
+		                      : "expected NAME@HOST:PORT or HOST:PORT",
+		       -1;
 	}
 	j->s = s;
 	j->id = id;

@@ -52,7 +52,8 @@ static size_t nboot_joins;
 static void usage(FILE *f)
 {
 	fputs("usage: partisand [-c FILE] [-f|--foreground] [--name NAME@HOST] [--listen IP:PORT]\n"
-	      "                 [--socket PATH] [--join NAME@HOST:PORT|HOST:PORT]...\n"
+	      "                 [--advertise IP:PORT]... [--socket PATH]\n"
+	      "                 [--join NAME@HOST:PORT|HOST:PORT]...\n"
 	      "                 [--check-config] [--version] [-h]\n",
 	      f);
 }
@@ -63,13 +64,14 @@ static void die_config(const char *err)
 	exit(EX_CONFIG_);
 }
 
-enum { OPT_NAME = 256, OPT_LISTEN, OPT_SOCKET, OPT_JOIN, OPT_CHECK, OPT_VERSION };
+enum { OPT_NAME = 256, OPT_LISTEN, OPT_ADVERTISE, OPT_SOCKET, OPT_JOIN, OPT_CHECK, OPT_VERSION };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
     {"foreground", no_argument, NULL, 'f'},
     {"name", required_argument, NULL, OPT_NAME},
     {"listen", required_argument, NULL, OPT_LISTEN},
+    {"advertise", required_argument, NULL, OPT_ADVERTISE},
     {"socket", required_argument, NULL, OPT_SOCKET},
     {"join", required_argument, NULL, OPT_JOIN},
     {"check-config", no_argument, NULL, OPT_CHECK},
@@ -82,6 +84,7 @@ static const struct option long_opts[] = {
 static void load_config(int argc, char **argv, struct config *cfg, struct opts *o)
 {
 	char err[CONFIG_ERR_MAX];
+	bool advertised = false; /* the first --advertise replaces the file's list */
 	int ch;
 
 	memset(o, 0, sizeof(*o));
@@ -104,6 +107,7 @@ static void load_config(int argc, char **argv, struct config *cfg, struct opts *
 			exit(0);
 		case OPT_NAME:
 		case OPT_LISTEN:
+		case OPT_ADVERTISE:
 		case OPT_SOCKET:
 		case OPT_JOIN:
 			break;
@@ -131,7 +135,10 @@ static void load_config(int argc, char **argv, struct config *cfg, struct opts *
 			r = config_set_name(cfg, optarg, err, sizeof(err));
 		else if (ch == OPT_LISTEN)
 			r = config_set_listen(cfg, optarg, err, sizeof(err));
-		else if (ch == OPT_SOCKET)
+		else if (ch == OPT_ADVERTISE) {
+			r = config_set_advertise(cfg, optarg, !advertised, err, sizeof(err));
+			advertised = true;
+		} else if (ch == OPT_SOCKET)
 			r = config_set_socket(cfg, optarg, err, sizeof(err));
 		else if (ch == OPT_JOIN)
 			r = config_add_join(cfg, optarg, err, sizeof(err));

@@ -41,6 +41,9 @@ struct manager_ops {
 	 * valid until the next call into the manager. */
 	size_t (*members)(void *m, const struct node_spec *const **out);
 	bool (*is_member)(void *m, const char *node);
+	/* The current spec of a member, or NULL (also when the manager keeps no
+	 * specs of nodes it is not linked to). May be NULL. */
+	const struct node_spec *(*spec_of)(void *m, const char *node);
 	/* node left the cluster (news from the overlay): forget it everywhere,
 	 * passive candidates included. May be NULL. */
 	void (*forget)(void *m, const char *node, const struct core_env *env, struct actions *out);

@@ -248,12 +248,76 @@ bool orset_merge(struct orset *s, const struct orset *o)
 }
 
 /* Entries sort by name first: the first of name's, by binary search. */
-const struct node_spec *orset_find(const struct orset *s, const char *name)
+uint64_t actor_incarnation(const char *actor)
+{
+	const char *slash = actor ? strrchr(actor, '/') : NULL;
+
+	return slash ? strtoull(slash + 1, NULL, 16) : 0;
+}
+
+uint64_t orset_entry_incarnation(const struct orset_entry *e)
+{
+	const char *name = e->spec->name;
+	size_t n = strlen(name);
+	uint64_t best = 0;
+
+	for (size_t i = 0; i < e->ndots; i++) {
+		const char *a = e->dots[i].actor;
+
+		if (strncmp(a, name, n) == 0 && a[n] == '/' && actor_incarnation(a) > best)
+			best = actor_incarnation(a);
+	}
+	return best;
+}
+
+const struct orset_entry *orset_newest(const struct orset *s, const char *name)
 {
 	size_t i = lower_bound(s->entries, s->nentries, sizeof(*s->entries), name, entry_name_cmp);
+	const struct orset_entry *best = NULL;
+	uint64_t best_inc = 0;
 
-	return i < s->nentries && strcmp(s->entries[i].spec->name, name) == 0 ? s->entries[i].spec
-	                                                                      : NULL;
+	/* Entries are sorted by name first: a name's twins sit together. */
+	for (; i < s->nentries && strcmp(s->entries[i].spec->name, name) == 0; i++) {
+		uint64_t inc = orset_entry_incarnation(&s->entries[i]);
+
+		if (best == NULL || inc > best_inc) {
+			best = &s->entries[i];
+			best_inc = inc;
+		}
+	}
+	return best;
+}
+
+const struct node_spec *orset_find(const struct orset *s, const char *name)
+{
+	const struct orset_entry *e = orset_newest(s, name);
+
+	return e ? e->spec : NULL;
+}
+
+size_t orset_prune_stale(struct orset *s)
+{
+	size_t removed = 0, i = 0;
+
+	while (i < s->nentries) {
+		const char *name = s->entries[i].spec->name;
+		uint64_t newest;
+		size_t end = i;
+
+		while (end < s->nentries && strcmp(s->entries[end].spec->name, name) == 0)
+			end++;
+		newest = orset_entry_incarnation(orset_newest(s, name));
+		/* Backwards within the group, so removals do not move what is left. */
+		for (size_t j = end; j-- > i;) {
+			if (orset_entry_incarnation(&s->entries[j]) < newest) {
+				orset_remove_at(s, j);
+				removed++;
+				end--;
+			}
+		}
+		i = end;
+	}
+	return removed;
 }
 
 bool orset_contains(const struct orset *s, const struct node_spec *spec)

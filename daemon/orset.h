@@ -50,6 +50,18 @@ bool orset_remove(struct orset *s, const struct node_spec *spec);
 /* Merge other into s. Returns true when s changed. */
 bool orset_merge(struct orset *s, const struct orset *other);
 
+/* A node that restarts on another address adds a second element with its
+ * name (a twin) under a newer incarnation: the element whose own dots
+ * (actor "NAME/INC") carry the highest INC is the node's current spec. */
+uint64_t actor_incarnation(const char *actor);
+uint64_t orset_entry_incarnation(const struct orset_entry *e);
+/* The current element named name, or NULL. */
+const struct orset_entry *orset_newest(const struct orset *s, const char *name);
+/* Remove every twin older than its name's current element (anyone may: the
+ * old incarnation never speaks again). Returns how many went. */
+size_t orset_prune_stale(struct orset *s);
+
+/* The current spec named name, or NULL. */
 const struct node_spec *orset_find(const struct orset *s, const char *name);
 bool orset_contains(const struct orset *s, const struct node_spec *spec);
 /* A hash of the whole state (clock and entries): equal states, equal hashes. */

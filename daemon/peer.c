@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -24,6 +25,7 @@
 #include <event2/listener.h>
 #include <mbedtls/md.h>
 
+#include "advertise.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -74,6 +76,7 @@ struct pconn {
 	struct probe *probe; /* join-by-address dial */
 	uint64_t id;         /* for pause / resume by id */
 	bool paused;         /* reading stopped: a local receiver is full */
+	bool from_loopback;  /* accepted from a loopback address */
 	char addr[80];       /* for logs */
 	char refusal[160];   /* why the other side refused our hello */
 	TAILQ_ENTRY(pconn) entry;
@@ -91,6 +94,7 @@ struct pnode {
 	uint64_t suspect_at; /* two watchers said silent, but we heard it lately */
 	struct pconn ***out; /* out[chan][idx] */
 	uint64_t last_rx_ms, last_tx_ms, next_try_ms;
+	uint64_t incarnation; /* as its last hello said; 0: unknown */
 	unsigned backoff_ms;
 	unsigned attempt;
 };
@@ -497,6 +501,8 @@ static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch
 	h.has_nonce = 1;
 	h.nonce.data = c->nonce;
 	h.nonce.len = PEER_NONCE;
+	h.has_incarnation = 1;
+	h.incarnation = d->incarnation;
 	if (d->secret_len) {
 		peer_mac(d, "dial", ch->nonce.data, ch->nonce.len, d->self->name, mac);
 		h.has_mac = 1;
@@ -512,6 +518,31 @@ static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch
 	return 0;
 }
 
+/* The node behind keep speaks as incarnation inc. A newer one than we knew
+ * means it restarted: the links of the old one go now (they lead to a dead
+ * process, or to one about to die) and it is dialled afresh at the spec it
+ * just gave. An older one is refused. 0, or -1 with *why. */
+static int pnode_incarnation(struct daemon *d, struct pnode *n, struct pconn *keep, uint64_t inc,
+                             const char **why)
+{
+	struct pnode *kept = keep->node;
+
+	if (inc == 0 || inc == n->incarnation)
+		return 0;
+	if (inc < n->incarnation)
+		return *why = "an older incarnation of that node", -1;
+	if (n->incarnation != 0 && (n->up || pnode_has_conns(d, n))) {
+		log_notice("peer", "%s: restarted (new incarnation): its old links close", n->name);
+		keep->node = NULL; /* spared by pnode_down */
+		pnode_down(d, n, "restarted", true);
+		keep->node = kept;
+		n->backoff_ms = PEER_BACKOFF_MIN_MS;
+		n->next_try_ms = 0;
+	}
+	n->incarnation = inc;
+	return 0;
+}
+
 static void pconn_refuse(struct pconn *c, const char *reason)
 {
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
@@ -521,6 +552,19 @@ static void pconn_refuse(struct pconn *c, const char *reason)
 	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_REFUSE;
 	m.refuse = &r;
 	pconn_write_msg(c, &m);
+}
+
+/* Why a hello's spec is refused: it gives no address we could dial back. */
+static const char *pconn_unusable(struct pconn *c, const struct node_spec *s)
+{
+	const struct ns_addr *a = &s->addrs[0];
+
+	snprintf(c->refusal, sizeof(c->refusal),
+	         "hello: %s advertises no address other nodes can dial (%s%s): set its "
+	         "advertise_addrs",
+	         s->name, peer_addr_text(a->ip, a->port), s->naddrs > 1 ? ", ..." : "");
+	log_warnx("peer", "%s: refused: %s", c->addr, c->refusal);
+	return c->refusal;
 }
 
 static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const char **why)
@@ -544,6 +588,8 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		;
 	else if (strcmp(their->name, d->self->name) == 0)
 		*why = "hello: node has our own name";
+	else if (!advertise_spec_usable(their, c->from_loopback))
+		*why = pconn_unusable(c, their);
 	else if (peer_partitioned(d, their->name))
 		*why = "hello: node is behind an injected partition";
 	else if (d->stopped)
@@ -554,6 +600,11 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		return -1;
 	}
 	n = pnode_get(d, their->name, true);
+	if (pnode_incarnation(d, n, c, h->has_incarnation ? h->incarnation : 0, why) < 0) {
+		node_spec_free(their);
+		pconn_refuse(c, *why);
+		return -1;
+	}
 	if (n->spec == NULL || !node_spec_equal(n->spec, their)) {
 		node_spec_free(n->spec);
 		n->spec = their;
@@ -564,6 +615,8 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 	n->last_rx_ms = daemon_now_ms();
 	node_spec_to_pb(d->self, &spec);
 	ack.spec = &spec;
+	ack.has_incarnation = 1;
+	ack.incarnation = d->incarnation;
 	if (d->secret_len && h->has_nonce) {
 		peer_mac(d, "acpt", h->nonce.data, h->nonce.len, d->self->name, mac);
 		ack.has_mac = 1;
@@ -617,6 +670,10 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 		return *why = "node is behind an injected partition", -1;
 	}
 	n = pnode_get(d, their->name, true);
+	if (pnode_incarnation(d, n, c, ack->has_incarnation ? ack->incarnation : 0, why) < 0) {
+		node_spec_free(their);
+		return -1;
+	}
 	node_spec_free(n->spec);
 	n->spec = their;
 	n->last_rx_ms = daemon_now_ms();
@@ -850,6 +907,14 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- dialing and accepting ---- */
 
+const char *peer_addr_text(const char *ip, uint16_t port)
+{
+	static char buf[80];
+
+	snprintf(buf, sizeof(buf), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
+	return buf;
+}
+
 static int peer_sockaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -885,7 +950,7 @@ static struct pconn *peer_dial(struct daemon *d, const char *ip, uint16_t port)
 		return NULL;
 	c = pconn_new(d, bev, true);
 	c->state = PC_CONNECTING;
-	snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, port);
+	snprintf(c->addr, sizeof(c->addr), "%s", peer_addr_text(ip, port));
 	return c;
 }
 
@@ -895,7 +960,7 @@ static void pnode_dial_slot(struct daemon *d, struct pnode *n, size_t chan, unsi
 	struct pconn *c = peer_dial(d, a->ip, a->port);
 
 	if (c == NULL) {
-		log_warn("peer", "%s: cannot dial %s:%u", n->name, a->ip, a->port);
+		log_warn("peer", "%s: cannot dial %s", n->name, peer_addr_text(a->ip, a->port));
 		return;
 	}
 	c->node = n;
@@ -948,13 +1013,47 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 		return;
 	}
 	c = pconn_new(d, bev, false); /* keepalive and nodelay: from the listener */
-	if (sa->sa_family == AF_INET)
+	if (sa->sa_family == AF_INET) {
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
-	snprintf(c->addr, sizeof(c->addr), "%s:%u", host,
-	         ntohs(((struct sockaddr_in *)sa)->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((struct sockaddr_in6 *)sa)->sin6_addr;
+
+		/* IPv4 on a dual-stack socket comes as ::ffff:a.b.c.d. */
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], host, sizeof(host));
+		else
+			inet_ntop(AF_INET6, a6, host, sizeof(host));
+	}
+	c->from_loopback = advertise_loopback(host);
+	snprintf(c->addr, sizeof(c->addr), "%s",
+	         peer_addr_text(host, ntohs(((struct sockaddr_in *)sa)->sin_port)));
 	pconn_send_challenge(c);
+}
+
+/* A listening socket for ip:port; a wildcard IPv6 one takes IPv4 too (dual
+ * stack). -1 with errno on failure. */
+static int peer_listen_socket(const char *ip, uint16_t port, bool *dual)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int fd, one = 1, zero = 0;
+
+	*dual = false;
+	if (peer_sockaddr(ip, port, &ss, &sslen) < 0)
+		return errno = EINVAL, -1;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6 && config_ip_wildcard(ip))
+		*dual = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0;
+	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 512) < 0) {
+		int e = errno;
+
+		close(fd);
+		return errno = e, -1;
+	}
+	return fd;
 }
 
 int peer_listen(struct daemon *d)
@@ -963,31 +1062,45 @@ int peer_listen(struct daemon *d)
 	int one = 1;
 
 	d->listeners = xcalloc(cfg->nlisten_addrs, sizeof(*d->listeners));
+	d->bound = xcalloc(cfg->nlisten_addrs, sizeof(*d->bound));
 	for (size_t i = 0; i < cfg->nlisten_addrs; i++) {
+		struct advertise_listener *b = &d->bound[i];
 		struct sockaddr_storage ss;
-		socklen_t sslen;
+		socklen_t sslen = sizeof(ss);
 		struct evconnlistener *l;
+		int fd;
 
-		if (peer_sockaddr(cfg->listen_addrs[i].ip, cfg->listen_addrs[i].port, &ss, &sslen) <
-		    0)
+		snprintf(b->ip, sizeof(b->ip), "%s", cfg->listen_addrs[i].ip);
+		fd = peer_listen_socket(b->ip, cfg->listen_addrs[i].port, &b->dual_stack);
+		if (fd < 0 && strcmp(b->ip, "::") == 0 &&
+		    (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
+			/* A host without IPv6: the wildcard means IPv4 alone. */
+			log_notice("peer", "no IPv6 here (%s): listening on 0.0.0.0 instead of ::",
+			           strerror(errno));
+			snprintf(b->ip, sizeof(b->ip), "0.0.0.0");
+			fd = peer_listen_socket(b->ip, cfg->listen_addrs[i].port, &b->dual_stack);
+		}
+		if (fd < 0) {
+			log_error("peer", "cannot listen on %s: %s",
+			          peer_addr_text(b->ip, cfg->listen_addrs[i].port),
+			          strerror(errno));
 			return -1;
-		l = evconnlistener_new_bind(d->base, peer_accept_cb, d,
-		                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-		                            (struct sockaddr *)&ss, (int)sslen);
+		}
+		l = evconnlistener_new(d->base, peer_accept_cb, d, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 		if (l == NULL) {
-			log_warn("peer", "cannot listen on %s:%u", cfg->listen_addrs[i].ip,
-			         cfg->listen_addrs[i].port);
+			close(fd);
+			log_error("peer", "cannot listen on %s: out of memory",
+			          peer_addr_text(b->ip, cfg->listen_addrs[i].port));
 			return -1;
 		}
 		d->listeners[d->nlisteners++] = l;
 		/* Accepted sockets inherit these: no system calls per accept. */
-		setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		pconn_keepalive(d, (int)evconnlistener_get_fd(l));
-		sslen = sizeof(ss);
-		getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sslen);
-		d->self->addrs[i].port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		log_info("peer", "listening on %s:%u", d->self->addrs[i].ip,
-		         d->self->addrs[i].port);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pconn_keepalive(d, fd);
+		getsockname(fd, (struct sockaddr *)&ss, &sslen);
+		b->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		log_info("peer", "listening on %s%s", peer_addr_text(b->ip, b->port),
+		         b->dual_stack ? " (IPv6 and IPv4)" : "");
 	}
 	return 0;
 }
@@ -1002,6 +1115,8 @@ void peer_shutdown(struct daemon *d)
 	free(d->listeners);
 	d->listeners = NULL;
 	d->nlisteners = 0;
+	free(d->bound);
+	d->bound = NULL;
 	while (!TAILQ_EMPTY(&d->conns)) {
 		struct pconn *c = TAILQ_FIRST(&d->conns);
 
@@ -1550,7 +1665,8 @@ void peer_probe_cancel(struct daemon *d, void *arg)
 	}
 }
 
-/* Split NAME@HOST:PORT or HOST:PORT ([v6]:PORT). Returns 0 or -1. */
+/* Split NAME@HOST:PORT or HOST:PORT ([v6]:PORT), resolving HOST. Returns
+ * 0, -1 when t is malformed, -2 when HOST does not resolve. */
 int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn, uint16_t *port)
 {
 	const char *at = strchr(t, '@'), *host = at ? at + 1 : t;
@@ -1582,7 +1698,7 @@ int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn
 	hints.ai_flags = AI_NUMERICSERV;
 	hints.ai_socktype = SOCK_STREAM;
 	if (getaddrinfo(hostbuf, NULL, &hints, &res) != 0 || res == NULL)
-		return -1;
+		return -2;
 	getnameinfo(res->ai_addr, res->ai_addrlen, ip, (socklen_t)ipn, NULL, 0, NI_NUMERICHOST);
 	freeaddrinfo(res);
 	return 0;

@@ -23,7 +23,11 @@ enum peer_send_result {
 
 /* Bind every listen address (port 0: the kernel picks; the bound port is
  * written back into d->self). Returns 0 or -1 with a logged reason. */
+/* Bind every listen address (d->bound gets what was bound). 0, or -1 after
+ * logging why. */
 int peer_listen(struct daemon *d);
+/* "IP:PORT" or "[IPv6]:PORT", in a static buffer. */
+const char *peer_addr_text(const char *ip, uint16_t port);
 void peer_shutdown(struct daemon *d);
 
 /* Keep connections to spec's node open (idempotent). */
@@ -83,7 +87,8 @@ int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb
 void peer_probe_cancel(struct daemon *d, void *arg);
 
 /* Split NAME@HOST:PORT or HOST:PORT ([v6]:PORT) and resolve HOST to a
- * numeric ip. name gets NAME or "". Returns 0 or -1. */
+ * numeric ip. name gets NAME or "". Returns 0, -1 when t is malformed, -2
+ * when HOST does not resolve. */
 int peer_parse_target(const char *t, char *name, size_t nn, char *ip, size_t ipn, uint16_t *port);
 
 #endif

@@ -62,6 +62,8 @@ struct router {
 	struct strmap calls;     /* call ref -> call (calls made here) */
 	struct strmap pending;   /* call ref -> pending (calls answered here) */
 	struct registry *remote; /* names registered on other nodes */
+	uint64_t reg_version;    /* of our own record: counts our names' changes */
+	uint64_t next_digest_ms; /* registry anti-entropy round */
 	uint64_t next_ref;
 	uint64_t next_relay;
 	struct strmap relay_seen;     /* "origin/id" of relayed messages seen */
@@ -211,40 +213,215 @@ static void router_push_node(struct session *s, const char *node, bool up, const
 
 /* ---- the distributed registry ---- */
 
-/* Send every name registered here to node (NULL: to every connected node). */
-static void router_registry_push(struct daemon *d, const char *node)
+/* This node's names as a record: pointers into the router; release with
+ * router_own_release. */
+static void router_own_record(struct daemon *d, PartisanPeer__RegistryRecord *rec)
 {
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
-	PartisanPeer__Registry reg = PARTISAN_PEER__REGISTRY__INIT;
-	size_t n = 0;
 	const char *k;
 	void *v;
 
-	reg.names = xcalloc(d->router->names.len + 1, sizeof(*reg.names));
+	partisan_peer__registry_record__init(rec);
+	rec->node = d->self->name;
+	rec->epoch = d->incarnation;
+	rec->version = d->router->reg_version;
+	rec->names = xcalloc(d->router->names.len + 1, sizeof(*rec->names));
 	for (size_t i = 0; strmap_next(&d->router->names, &i, &k, &v);) {
 		PartisanPeer__RegistryName *rn = xmalloc(sizeof(*rn));
 
 		partisan_peer__registry_name__init(rn);
 		rn->name = (char *)k;
 		rn->ref = ((struct session *)v)->ref;
-		reg.names[n++] = rn;
+		rec->names[rec->n_names++] = rn;
 	}
-	reg.n_names = n;
+}
+
+static void router_own_release(PartisanPeer__RegistryRecord *rec)
+{
+	for (size_t i = 0; i < rec->n_names; i++)
+		free(rec->names[i]);
+	free(rec->names);
+}
+
+/* Tell the whole cluster through the overlay (Plumtree): one record, ours
+ * (rec NULL) or a tombstone. */
+static void router_registry_broadcast(struct daemon *d, PartisanPeer__RegistryRecord *rec)
+{
+	PartisanPeer__RegistryRecord own;
+	PartisanPeer__Registry reg = PARTISAN_PEER__REGISTRY__INIT;
+	struct core_env env = daemon_env(d);
+	uint8_t *buf;
+	size_t len;
+
+	if (rec == NULL)
+		router_own_record(d, rec = &own);
+	reg.n_records = 1;
+	reg.records = &rec;
+	len = partisan_peer__registry__get_packed_size(&reg);
+	buf = xmalloc(len + 1);
+	partisan_peer__registry__pack(&reg, buf);
+	plumtree_broadcast(d->plumtree, ROUTER_TOPIC_REGISTRY, buf, len, &env, &d->acts,
+	                   router_broadcast_deliver, d);
+	free(buf);
+	if (rec == &own)
+		router_own_release(&own);
+	daemon_drain(d);
+}
+
+/* Our names changed. */
+static void router_registry_changed(struct daemon *d)
+{
+	d->router->reg_version++;
+	router_registry_broadcast(d, NULL);
+}
+
+/* Where not everyone is linked to everyone, records travel through others. */
+static bool router_registry_relayed(const struct daemon *d)
+{
+	return d->cfg->manager == MANAGER_HYPARVIEW || d->cfg->manager == MANAGER_CLIENT_SERVER;
+}
+
+/* Send node our record, and with table every record we hold. */
+static void router_registry_send(struct daemon *d, const char *node, bool table, bool want_reply)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Registry reg;
+	PartisanPeer__RegistryRecord own;
+
+	router_own_record(d, &own);
+	if (table) {
+		registry_to_pb(d->router->remote, &own, &reg);
+	} else {
+		partisan_peer__registry__init(&reg);
+		reg.records = xcalloc(1, sizeof(*reg.records));
+		reg.records[reg.n_records++] = &own;
+	}
+	reg.has_want_reply = reg.want_reply = want_reply;
 	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_REGISTRY;
 	m.registry = &reg;
-	if (node) {
-		peer_send_msg(d, node, NULL, NULL, 0, &m);
-	} else {
-		const char **up;
-		size_t nup = peer_up_nodes(d, &up);
+	peer_send_msg(d, node, NULL, NULL, 0, &m);
+	registry_pb_release(&reg);
+	router_own_release(&own);
+}
 
-		for (size_t i = 0; i < nup; i++)
-			peer_send_msg(d, up[i], NULL, NULL, 0, &m);
-		free(up);
+/* Have we anything to tell (our names ever changed, or records held)? */
+static bool router_registry_any(const struct daemon *d)
+{
+	return d->router->reg_version > 0 || d->router->names.len > 0 ||
+	       (router_registry_relayed(d) && registry_count(d->router->remote) > 0);
+}
+
+/* A link to node came up: it gets our record, and, where records travel
+ * through others, every record we hold. */
+static void router_registry_greet(struct daemon *d, const char *node)
+{
+	if (router_registry_any(d))
+		router_registry_send(d, node, router_registry_relayed(d), false);
+}
+
+static uint64_t router_registry_hash(struct daemon *d)
+{
+	PartisanPeer__RegistryRecord own;
+	uint64_t h;
+
+	router_own_record(d, &own);
+	h = registry_hash(d->router->remote, &own);
+	router_own_release(&own);
+	return h;
+}
+
+/* Anti-entropy, once a gossip round: our table's hash to one linked node
+ * at random, which answers with its records if its hash differs. Repairs
+ * what a broadcast missed (a link that came and went mid-flight). */
+static void router_registry_round(struct daemon *d, uint64_t now)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__RegistryDigest dg = PARTISAN_PEER__REGISTRY_DIGEST__INIT;
+	const char **up;
+	size_t n;
+
+	if (!router_registry_relayed(d) || now < d->router->next_digest_ms)
+		return;
+	d->router->next_digest_ms = now + d->cfg->gossip_interval_ms;
+	if (!router_registry_any(d))
+		return;
+	n = peer_up_nodes(d, &up);
+	if (n > 0) {
+		dg.hash = router_registry_hash(d);
+		m.body_case = PARTISAN_PEER__PEER_MSG__BODY_REGISTRY_DIGEST;
+		m.registry_digest = &dg;
+		peer_send_msg(d, up[rng_next(&d->rng) % n], NULL, NULL, 0, &m);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(reg.names[i]);
-	free(reg.names);
+	free(up);
+}
+
+/* Records from a peer or the overlay. A record about us that says we are
+ * gone (a false suspicion) or that carries an older incarnation's names is
+ * answered with our own, newer one. */
+static int router_registry_in(struct daemon *d, const PartisanPeer__Registry *reg, const char **why)
+{
+	struct router *r = d->router;
+	bool answer = false;
+	uint64_t now = daemon_now_ms();
+
+	for (size_t i = 0; i < reg->n_records; i++) {
+		const PartisanPeer__RegistryRecord *rec = reg->records[i];
+		bool gone = rec->has_gone && rec->gone;
+
+		if (strcmp(rec->node, d->self->name) != 0) {
+			if (registry_merge(r->remote, rec, now, why) < 0)
+				return -1;
+			continue;
+		}
+		if (rec->epoch == d->incarnation && gone && rec->version >= r->reg_version) {
+			r->reg_version = rec->version + 1;
+			answer = true;
+		} else if (rec->epoch < d->incarnation && !gone) {
+			answer = true;
+		}
+	}
+	if (answer)
+		router_registry_broadcast(d, NULL);
+	return 0;
+}
+
+static int router_registry_from(struct daemon *d, const char *from,
+                                const PartisanPeer__Registry *reg, const char **why)
+{
+	if (router_registry_in(d, reg, why) < 0)
+		return -1;
+	if (reg->has_want_reply && reg->want_reply)
+		router_registry_send(d, from, true, false);
+	return 0;
+}
+
+void router_registry_news(struct daemon *d, const uint8_t *payload, size_t len)
+{
+	PartisanPeer__Registry *reg = partisan_peer__registry__unpack(NULL, len, payload);
+	const char *why = NULL;
+
+	if (reg == NULL || router_registry_in(d, reg, &why) < 0)
+		log_warnx("router", "registry news refused: %s", why ? why : "does not decode");
+	if (reg)
+		partisan_peer__registry__free_unpacked(reg, NULL);
+}
+
+/* node left or failed: its names go. Where others may not see it for
+ * themselves (its overlay neighbours are all that do in hyparview, and
+ * only servers see clients in client_server), they are told. */
+static void router_registry_gone(struct daemon *d, const char *node, bool tell)
+{
+	const PartisanPeer__RegistryRecord *tomb;
+
+	if (!registry_gone(d->router->remote, node, daemon_now_ms(), &tomb) || !tell)
+		return;
+	if (d->cfg->manager == MANAGER_HYPARVIEW ||
+	    (d->cfg->manager == MANAGER_CLIENT_SERVER && !d->self->client))
+		router_registry_broadcast(d, (PartisanPeer__RegistryRecord *)tomb);
+}
+
+void router_node_left(struct daemon *d, const char *node)
+{
+	router_registry_gone(d, node, false); /* everyone hears the news itself */
 }
 
 static void router_pending_sweep(struct daemon *d, uint64_t sid, const char *node, uint64_t now);
@@ -361,7 +538,7 @@ void router_session_close(struct session *s, bool killed)
 	}
 	free(rs->names);
 	if (rs->nnames)
-		router_registry_push(d, NULL);
+		router_registry_changed(d);
 	snprintf(id, sizeof(id), "%llu", (unsigned long long)s->id);
 	strmap_del(&d->router->pids, id);
 	monitors_session_gone(d->router->monitors, s->id, killed ? "killed" : "normal",
@@ -414,7 +591,7 @@ void router_register(struct session *s, const PartisanIpc__Request *rq)
 	strmap_put(&r->names, name, s);
 	rs->names = xrealloc(rs->names, (rs->nnames + 1) * sizeof(*rs->names));
 	rs->names[rs->nnames++] = xstrdup(name);
-	router_registry_push(s->d, NULL);
+	router_registry_changed(s->d);
 	ipc_respond_ok(s, rq->id);
 }
 
@@ -428,7 +605,7 @@ void router_unregister(struct session *s, const PartisanIpc__Request *rq)
 			strmap_del(&s->d->router->names, name);
 			free(rs->names[i]);
 			rs->names[i] = rs->names[--rs->nnames];
-			router_registry_push(s->d, NULL);
+			router_registry_changed(s->d);
 			ipc_respond_ok(s, rq->id);
 			return;
 		}
@@ -452,7 +629,7 @@ void router_whereis(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	const PartisanIpc__Whereis *w = rq->whereis;
-	char ref[300];
+	const char *ref;
 
 	if (strcmp(w->node, d->self->name) == 0) {
 		struct session *t = strmap_get(&d->router->names, w->name);
@@ -464,14 +641,15 @@ void router_whereis(struct session *s, const PartisanIpc__Request *rq)
 			router_respond_ref(s, rq->id, t->ref);
 		return;
 	}
-	/* A remote name resolves to its name ref; delivery resolves it there. */
-	if (ref_make(REF_NAME, w->node, w->name, ref, sizeof(ref)) < 0) {
-		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "whereis: bad name");
+	/* A remote name: the registry knows whether it exists, and where. */
+	if (!node_name_valid(w->node)) {
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "whereis: bad node name");
 		return;
 	}
-	if (!peer_is_up(d, w->node))
-		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOCONNECTION,
-		                  "%s: not connected", w->node);
+	ref = registry_find(d->router->remote, w->node, w->name);
+	if (ref == NULL)
+		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOPROC, "%s: no such name on %s",
+		                  w->name, w->node);
 	else
 		router_respond_ref(s, rq->id, ref);
 }
@@ -661,10 +839,27 @@ static PartisanIpc__Error router_forward_acked(struct session *s, const struct r
 	return PARTISAN_IPC__ERROR__OK;
 }
 
-static const char *router_why(PartisanIpc__Error err)
+/* client_server: a client has no links to other clients (Partisan's star:
+ * clients talk to servers), so only a transitive send reaches one. */
+static bool router_client_to_client(struct daemon *d, const char *node)
 {
-	return err == PARTISAN_IPC__ERROR__EPARTITION ? "behind an injected partition"
-	                                              : "not connected";
+	const struct node_spec *s;
+
+	if (d->cfg->manager != MANAGER_CLIENT_SERVER || !d->self->client ||
+	    d->mops->spec_of == NULL)
+		return false;
+	s = d->mops->spec_of(d->mgr, node);
+	return s != NULL && s->client;
+}
+
+static const char *router_why(struct daemon *d, const char *node, PartisanIpc__Error err)
+{
+	if (err == PARTISAN_IPC__ERROR__EPARTITION)
+		return "behind an injected partition";
+	if (router_client_to_client(d, node))
+		return "not connected: a client reaches another client only through a server; send "
+		       "it transitive";
+	return "not connected";
 }
 
 /* Send data to r's node once, fire and forget. */
@@ -707,6 +902,10 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	const void *key = s->ref;
 	size_t keylen = strlen(s->ref);
 
+	bool transitive = opts && opts->has_transitive && opts->transitive;
+
+	if (!transitive && router_client_to_client(d, r->node))
+		return PARTISAN_IPC__ERROR__ENOCONNECTION; /* fail fast, with router_why's hint */
 	if (opts && opts->has_partition_key && opts->partition_key.len) {
 		key = opts->partition_key.data;
 		keylen = opts->partition_key.len;
@@ -731,7 +930,7 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	}
 	if (opts && opts->has_ack && opts->ack)
 		return router_forward_acked(s, r, &data, key, keylen);
-	if (opts && opts->has_transitive && opts->transitive && !peer_is_up(d, r->node))
+	if (transitive && !peer_is_up(d, r->node))
 		return router_relay_start(s, &data);
 	return router_transmit(s, r, &data, key, keylen, big);
 }
@@ -762,14 +961,72 @@ static void router_send_local(struct session *s, const PartisanIpc__Send *snd)
 static void router_send_remote(struct session *s, const PartisanIpc__Request *rq,
                                const struct ref *r, struct evbuffer *big);
 
+struct holders {
+	const char **nodes;
+	size_t n;
+};
+
+static void router_holder_add(void *arg, const char *node, const char *name, const char *ref)
+{
+	struct holders *h = arg;
+
+	h->nodes = xrealloc(h->nodes, (h->n + 1) * sizeof(*h->nodes));
+	h->nodes[h->n++] = node;
+}
+
+/* opts.anywhere (partisan_send_name / call_name with no node): the name r
+ * wherever it is held, here first, else at a holder picked at random. r
+ * and to become the holder's name ref, and *opts a copy that goes
+ * transitive when the holder is not linked to us. Returns false (after
+ * answering ENOPROC) when nobody holds it. */
+static bool router_anywhere(struct session *s, uint64_t id, struct ref *r, char *to, size_t tolen,
+                            const PartisanIpc__SendOpts **opts, PartisanIpc__SendOpts *copy)
+{
+	struct daemon *d = s->d;
+	struct holders h = {0};
+
+	if (*opts == NULL || !((*opts)->has_anywhere && (*opts)->anywhere) || r->kind != REF_NAME ||
+	    strmap_get(&d->router->names, r->id))
+		return true;
+	registry_each(d->router->remote, r->id, router_holder_add, &h);
+	if (h.n == 0) {
+		ipc_respond_error(s, id, PARTISAN_IPC__ERROR__ENOPROC, "%s: nobody holds that name",
+		                  r->id);
+		return false;
+	}
+	snprintf(r->node, sizeof(r->node), "%s", h.nodes[rng_next(&d->rng) % h.n]);
+	free(h.nodes);
+	ref_make(REF_NAME, r->node, r->id, to, tolen);
+	*copy = **opts;
+	copy->has_transitive = 1;
+	copy->transitive = copy->transitive || !peer_is_up(d, r->node);
+	*opts = copy;
+	return true;
+}
+
 void router_send(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	const PartisanIpc__Send *snd = rq->send;
+	PartisanIpc__Request rq2;
+	PartisanIpc__Send snd2;
+	PartisanIpc__SendOpts opts2;
+	char to[sizeof("partisan:name::") + REF_NODE_MAX + REF_ID_MAX];
 	struct ref r;
 
 	if (router_parse_to(s, rq->id, snd->to, &r) < 0)
 		return;
+	snd2 = *snd;
+	if (!router_anywhere(s, rq->id, &r, to, sizeof(to),
+	                     (const PartisanIpc__SendOpts **)&snd2.opts, &opts2))
+		return;
+	if (snd2.opts != snd->opts) {
+		snd2.to = to;
+		rq2 = *rq;
+		rq2.send = &snd2;
+		rq = &rq2;
+		snd = &snd2;
+	}
 	if (strcmp(r.node, d->self->name) == 0) {
 		router_send_local(s, snd);
 		if (!rq->quiet)
@@ -792,7 +1049,7 @@ static void router_send_remote(struct session *s, const PartisanIpc__Request *rq
 			ipc_respond_ok(s, rq->id);
 		return;
 	}
-	ipc_respond_error(s, rq->id, err, "%s: %s", r->node, router_why(err));
+	ipc_respond_error(s, rq->id, err, "%s: %s", r->node, router_why(s->d, r->node, err));
 }
 
 bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct evbuffer *big)
@@ -805,7 +1062,7 @@ bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct e
 	if (ref_parse(rq->send->to, &r) < 0 || r.kind == REF_REF ||
 	    strcmp(r.node, s->d->self->name) == 0 ||
 	    (o && ((o->has_ack && o->ack) || (o->causal_label && o->causal_label[0]) ||
-	           (o->has_transitive && o->transitive))))
+	           (o->has_transitive && o->transitive) || (o->has_anywhere && o->anywhere))))
 		return false;
 	router_send_remote(s, rq, &r, big);
 	return true;
@@ -825,12 +1082,23 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	const PartisanIpc__Call *cl = rq->call;
+	PartisanIpc__Call cl2;
+	PartisanIpc__SendOpts opts2;
+	char to[sizeof("partisan:name::") + REF_NODE_MAX + REF_ID_MAX];
 	struct call *c;
 	struct ref r;
 	PartisanIpc__Error err;
 
 	if (router_parse_to(s, rq->id, cl->to, &r) < 0)
 		return;
+	cl2 = *cl;
+	if (!router_anywhere(s, rq->id, &r, to, sizeof(to),
+	                     (const PartisanIpc__SendOpts **)&cl2.opts, &opts2))
+		return;
+	if (cl2.opts != cl->opts) {
+		cl2.to = to;
+		cl = &cl2;
+	}
 	c = xcalloc(1, sizeof(*c));
 	router_new_ref(d, c->cref, sizeof(c->cref));
 	c->s = s;
@@ -855,7 +1123,7 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref, cl->timeout_ms, NULL);
 	if (err != PARTISAN_IPC__ERROR__OK && err != PARTISAN_IPC__ERROR__EAGAIN) {
 		free(c);
-		ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(err));
+		ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(s->d, r.node, err));
 		return;
 	}
 	strmap_put(&d->router->calls, c->cref, c);
@@ -904,8 +1172,11 @@ void router_reply(struct session *s, const PartisanIpc__Request *rq)
 		data.has_is_reply = data.is_reply = 1;
 		m.body_case = PARTISAN_PEER__PEER_MSG__BODY_DATA;
 		m.data = &data;
+		/* The caller's node may be one we have no link to (a transitive
+		 * call): then the reply takes the overlay too. */
 		if (peer_send_msg(d, cref.node, NULL, rp->to, strlen(rp->to), &m) ==
-		    PEER_NOT_CONNECTED) {
+		        PEER_NOT_CONNECTED &&
+		    router_relay_start(s, &data) != PARTISAN_IPC__ERROR__OK) {
 			if (!rq->quiet)
 				ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOCONNECTION,
 				                  "%s: not connected", cref.node);
@@ -996,7 +1267,7 @@ struct reg_reply {
 	struct strmap index; /* name -> entry index + 1 */
 };
 
-static void router_reg_add(void *arg, const char *name, const char *ref)
+static void router_reg_add(void *arg, const char *node, const char *name, const char *ref)
 {
 	struct reg_reply *rp = arg;
 	uintptr_t at = (uintptr_t)strmap_get(&rp->index, name);
@@ -1030,7 +1301,7 @@ void router_registry(struct session *s, const PartisanIpc__Request *rq)
 	strmap_init(&rp.index);
 	for (size_t i = 0; strmap_next(&d->router->names, &i, &k, &v);)
 		if (want[0] == '\0' || strcmp(want, k) == 0)
-			router_reg_add(&rp, k, ((struct session *)v)->ref);
+			router_reg_add(&rp, d->self->name, k, ((struct session *)v)->ref);
 	registry_each(d->router->remote, want, router_reg_add, &rp);
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_REGISTRY;
 	r.registry = &rp.rr;
@@ -1172,11 +1443,6 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 {
 	struct ref r;
 
-	if (data->has_is_reply && data->is_reply) {
-		if (data->call_ref)
-			router_call_reply(d, data->call_ref, data->from, &data->payload);
-		return 0;
-	}
 	if (ref_parse(data->to, &r) < 0)
 		return *why = "data: bad target ref", -1;
 	if (data->has_relay_id) {
@@ -1186,6 +1452,11 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 			router_forward_relay(d, from, data, r.node);
 			return 0;
 		}
+	}
+	if (data->has_is_reply && data->is_reply) {
+		if (data->call_ref)
+			router_call_reply(d, data->call_ref, data->from, &data->payload);
+		return 0;
 	}
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return 0; /* a retransmission we already delivered */
@@ -1254,7 +1525,10 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 		router_on_down(d, from, m->down);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_REGISTRY:
-		registry_replace(d->router->remote, from, m->registry);
+		return router_registry_from(d, from, m->registry, why);
+	case PARTISAN_PEER__PEER_MSG__BODY_REGISTRY_DIGEST:
+		if (m->registry_digest->hash != router_registry_hash(d))
+			router_registry_send(d, from, true, true);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
 		if (ack_on_ack(d->ack, from, m->ack) &&
@@ -1271,8 +1545,7 @@ void router_node_up(struct daemon *d, const char *node)
 	struct core_env env = daemon_env(d);
 
 	ack_node_up(d->ack, node, &env, &d->acts);
-	if (d->router->names.len)
-		router_registry_push(d, node);
+	router_registry_greet(d, node);
 	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
 		struct rt_session *rs = s->rt;
 
@@ -1287,7 +1560,10 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	void *v;
 
 	ack_node_down(d->ack, node);
-	registry_drop(d->router->remote, node);
+	/* A link we closed ourselves (a view change) says nothing of the node;
+	 * any other end (a crash, a timeout, a restart) means its names went. */
+	if (strcmp(reason, "disconnected") != 0)
+		router_registry_gone(d, node, true);
 	monitors_node_down(d->router->monitors, node, reason, &d->router->notes);
 	router_notes(d);
 	router_pending_sweep(d, 0, node, 0);
@@ -1308,6 +1584,8 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 void router_member_removed(struct daemon *d, const char *node)
 {
 	struct ack_loss *loss;
+
+	router_node_left(d, node);
 	size_t n = ack_node_removed(d->ack, node, &loss);
 
 	for (size_t i = 0; i < n; i++) {
@@ -1338,6 +1616,8 @@ void router_tick(struct daemon *d, uint64_t now)
 
 	ack_tick(d->ack, &env, &d->acts);
 	plumtree_tick(d->plumtree, &env, &d->acts);
+	registry_tick(d->router->remote, now);
+	router_registry_round(d, now);
 	router_pending_sweep(d, 0, NULL, now);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (now >= ((struct call *)v)->deadline)

@@ -7,6 +7,9 @@
 #include "daemon.h"
 #include "ipc.h"
 
+/* The internal broadcast topic of registry records (router_registry_news). */
+#define ROUTER_TOPIC_REGISTRY "$partisan:registry"
+
 int router_init(struct daemon *d);
 void router_free(struct daemon *d);
 
@@ -54,6 +57,10 @@ void router_node_down(struct daemon *d, const char *node, const char *reason);
 void router_tick(struct daemon *d, uint64_t now);
 /* node left the membership: what is outstanding to it is lost; say so. */
 void router_member_removed(struct daemon *d, const char *node);
+/* node left the cluster (news from the overlay). */
+void router_node_left(struct daemon *d, const char *node);
+/* A registry broadcast arrived (a packed peer Registry). */
+void router_registry_news(struct daemon *d, const uint8_t *payload, size_t len);
 /* A session's output drained below its bound: resume what was paused. */
 void router_session_drained(struct session *s);
 /* A peer link drained: resume sessions paused on a full link. */

@@ -55,8 +55,9 @@ class Daemon:
         self.port = None
 
     def start(self):
-        args = self.prefix + [PARTISAND, "-f", "--name", self.name, "--listen", self.listen,
-                              "--socket", self.sock]
+        args = self.prefix + [PARTISAND, "-f", "--name", self.name, "--socket", self.sock]
+        if self.listen is not None:  # None: the daemon's default, as an operator runs it
+            args += ["--listen", self.listen]
         if self.config is not None:
             path = os.path.join(self.cluster.dir, self.name.split("@")[0] + ".json")
             with open(path, "w") as f:
@@ -123,8 +124,11 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="partisan-test-")
         self.daemons = []
 
-    def add(self, short, config=None, extra_args=(), start=True, host="127.0.0.1", prefix=()):
-        d = Daemon(self, "%s@%s" % (short, host), config, extra_args, prefix, "%s:0" % host)
+    def add(self, short, config=None, extra_args=(), start=True, host="127.0.0.1", prefix=(),
+            listen=""):
+        """listen: "" for HOST:0, None for the daemon's default, else IP:PORT."""
+        d = Daemon(self, "%s@%s" % (short, host), config, extra_args, prefix,
+                   "%s:0" % host if listen == "" else listen)
         self.daemons.append(d)
         if start:
             d.start()

@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Cluster, PARTISAND, frame, wait_for
+from harness import Cluster, PARTISAND, PARTISANCTL, frame, wait_for
 
 FAILURE_TIMEOUT_MS = 2000
 
@@ -220,13 +220,29 @@ class ClientServerManagerTest(unittest.TestCase):
             for d in (s2, c1, c2):
                 d.ctl("join", s1.addr)
             everyone = sorted(d.name for d in (s1, s2, c1, c2))
-            for d in (s1, s2, c1, c2):
-                wait_for(lambda: d.members() == everyone, 10, "%s to see everyone" % d.name)
             for s in (s1, s2):
+                wait_for(lambda: s.members() == everyone, 10, "%s to see everyone" % s.name)
                 wait_for(lambda: len(s.nodes()) == 3, 10, "%s connected to all" % s.name)
+            # Partisan's client_server: a client's view is the servers and itself.
             for cl in (c1, c2):
+                wait_for(lambda: cl.members() == sorted([s1.name, s2.name, cl.name]), 10,
+                         "%s to see the servers and itself" % cl.name)
                 wait_for(lambda: cl.nodes() == sorted([s1.name, s2.name]), 10, "%s on servers" % cl.name)
             self.assertEqual(c1.ctl_json("status")["manager"], "client_server")
+            # A client reaches another client only through a server, when asked to.
+            listener = subprocess.Popen([PARTISANCTL, "-s", c2.sock, "listen", "inbox"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                wait_for(lambda: any("inbox" in e["names"] for e in c2.ctl_json("status")["endpoints"]),
+                         5, "inbox")
+                r = c1.ctl("send", c2.name, "inbox", "direct", check=False)
+                self.assertEqual(r.returncode, 1)
+                self.assertIn("only through a server", r.stderr)
+                c1.ctl("send", c2.name, "inbox", "via-a-server", "--transitive")
+                self.assertIn("via-a-server", listener.stdout.readline())
+            finally:
+                listener.kill()
+                listener.wait()
 
 
 class ConfigTest(unittest.TestCase):

@@ -88,8 +88,9 @@ START_TEST(test_defaults_follow_spec)
 
 	config_defaults(&c);
 	ck_assert_uint_eq(c.nlisten_addrs, 1);
-	ck_assert_str_eq(c.listen_addrs[0].ip, "0.0.0.0");
+	ck_assert_str_eq(c.listen_addrs[0].ip, "::"); /* dual stack */
 	ck_assert_uint_eq(c.listen_addrs[0].port, 10200);
+	ck_assert_uint_eq(c.nadvertise_addrs, 0);
 	ck_assert_int_eq(c.manager, MANAGER_FULL_MESH);
 	ck_assert_uint_eq(c.njoin, 0);
 	ck_assert_uint_eq(c.nchannels, 1);
@@ -320,6 +321,46 @@ START_TEST(test_node_name_longer_than_255_bytes_is_refused)
 	name[256] = '\0';
 	ck_assert_int_eq(config_set_name(&c, name, err, sizeof(err)), -1);
 	ck_assert(strncmp(err, "--name: expected NAME@HOST", 26) == 0);
+	config_free(&c);
+}
+END_TEST
+
+START_TEST(test_advertise_addrs_are_reachable_addresses)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX];
+
+	load_ok(&c, "{\"advertise_addrs\": [{\"ip\": \"10.0.0.1\", \"port\": 10200},"
+	            " {\"ip\": \"FD00::1\", \"port\": 0}]}");
+	ck_assert_uint_eq(c.nadvertise_addrs, 2);
+	ck_assert_str_eq(c.advertise_addrs[1].ip, "fd00::1");
+	ck_assert_uint_eq(c.advertise_addrs[1].port, 0);
+	config_free(&c);
+	load_fails(
+	    "{\"advertise_addrs\": [{\"ip\": \"0.0.0.0\", \"port\": 1}]}",
+	    "config: advertise_addrs[0].ip: expected numeric IPv4 or IPv6 address that peers "
+	    "can reach (not a wildcard), got \"0.0.0.0\"");
+	load_fails(
+	    "{\"advertise_addrs\": [{\"ip\": \"10.0.0.1\", \"port\": 1},"
+	    " {\"ip\": \"host.example\", \"port\": 1}]}",
+	    "config: advertise_addrs[1].ip: expected numeric IPv4 or IPv6 address that peers "
+	    "can reach (not a wildcard), got \"host.example\"");
+	load_fails(
+	    "{\"advertise_addrs\": [{\"ip\": \"::\", \"port\": 1}]}",
+	    "config: advertise_addrs[0].ip: expected numeric IPv4 or IPv6 address that peers "
+	    "can reach (not a wildcard), got \"::\"");
+	load_fails("{\"advertise_addrs\": [{\"ip\": \"10.0.0.1\", \"port\": 70000}]}",
+	           "config: advertise_addrs[0].port: expected integer 0..65535, got 70000");
+	config_defaults(&c);
+	ck_assert_int_eq(config_set_advertise(&c, "[fd00::2]:10300", true, err, sizeof(err)), 0);
+	ck_assert_int_eq(config_set_advertise(&c, "10.0.0.2:10300", false, err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.nadvertise_addrs, 2);
+	ck_assert_int_eq(config_set_advertise(&c, "0.0.0.0:1", false, err, sizeof(err)), -1);
+	ck_assert_str_eq(err,
+	                 "--advertise: expected IP:PORT that peers can reach (not a wildcard), "
+	                 "got \"0.0.0.0:1\"");
+	ck_assert_int_eq(config_set_advertise(&c, "10.0.0.1:99999", true, err, sizeof(err)), -1);
+	ck_assert_uint_eq(c.nadvertise_addrs, 2);
 	config_free(&c);
 }
 END_TEST
@@ -843,6 +884,7 @@ static Suite *config_suite(void)
 	TCase *tc = tcase_create("config");
 
 	tcase_add_test(tc, test_defaults_follow_spec);
+	tcase_add_test(tc, test_advertise_addrs_are_reachable_addresses);
 	tcase_add_test(tc, test_defaults_of_nested_sections_follow_spec);
 	tcase_add_test(tc, test_default_name_is_partisan_at_hostname);
 	tcase_add_test(tc, test_defaults_pass_finish);

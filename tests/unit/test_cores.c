@@ -280,35 +280,78 @@ START_TEST(test_strmap_survives_growth_and_deletes_while_iterating)
 }
 END_TEST
 
-static void count_refs(void *arg, const char *name, const char *ref)
+static void count_refs(void *arg, const char *node, const char *name, const char *ref)
 {
 	(*(int *)arg)++;
 }
 
-START_TEST(test_registry_replaces_a_nodes_names_and_forgets_a_dropped_node)
+static int registry_names(struct registry *r, const char *name)
 {
-	struct registry *r = registry_create();
-	PartisanPeer__Registry snap = PARTISAN_PEER__REGISTRY__INIT;
-	PartisanPeer__RegistryName n1 = PARTISAN_PEER__REGISTRY_NAME__INIT, *v[1] = {&n1};
 	int count = 0;
 
-	n1.name = "svc";
-	n1.ref = "partisan:pid:b@h:1";
-	snap.n_names = 1;
-	snap.names = v;
-	registry_replace(r, "b@h", &snap);
-	registry_replace(r, "c@h", &snap);
-	registry_each(r, "svc", count_refs, &count);
-	ck_assert_int_eq(count, 2);
-	snap.n_names = 0;
-	registry_replace(r, "c@h", &snap);
-	count = 0;
-	registry_each(r, "", count_refs, &count);
-	ck_assert_int_eq(count, 1);
-	registry_drop(r, "b@h");
-	count = 0;
-	registry_each(r, "", count_refs, &count);
-	ck_assert_int_eq(count, 0);
+	registry_each(r, name, count_refs, &count);
+	return count;
+}
+
+/* A record of node at (epoch, version) with names svc.. (n of them). */
+static int merge(struct registry *r, const char *node, uint64_t epoch, uint64_t version, bool gone,
+                 size_t n, uint64_t now)
+{
+	PartisanPeer__RegistryRecord rec = PARTISAN_PEER__REGISTRY_RECORD__INIT;
+	PartisanPeer__RegistryName names[4], *v[4];
+	const char *why = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		partisan_peer__registry_name__init(&names[i]);
+		names[i].name = i ? "db" : "svc";
+		names[i].ref = "partisan:pid:b@h:1";
+		v[i] = &names[i];
+	}
+	rec.node = (char *)node;
+	rec.epoch = epoch;
+	rec.version = version;
+	rec.has_gone = rec.gone = gone;
+	rec.n_names = n;
+	rec.names = v;
+	return registry_merge(r, &rec, now, &why);
+}
+
+START_TEST(test_registry_keeps_the_newest_record_and_a_tombstone_wins_its_version)
+{
+	struct registry *r = registry_create();
+	const PartisanPeer__RegistryRecord *tomb;
+	PartisanPeer__Registry all;
+
+	ck_assert_int_eq(merge(r, "b@h", 5, 2, false, 2, 0), 1);
+	ck_assert_int_eq(merge(r, "c@h", 7, 1, false, 1, 0), 1);
+	ck_assert_int_eq(registry_names(r, "svc"), 2);
+	ck_assert_int_eq(merge(r, "b@h", 5, 1, false, 0, 0), 0); /* older: ignored */
+	ck_assert_int_eq(merge(r, "b@h", 5, 2, false, 1, 0), 0); /* the same version */
+	ck_assert_int_eq(registry_names(r, ""), 3);
+	ck_assert_str_eq(registry_find(r, "b@h", "db"), "partisan:pid:b@h:1");
+	/* b fails: a tombstone at its version, which the live record cannot undo. */
+	ck_assert(registry_gone(r, "b@h", 100, &tomb));
+	ck_assert(tomb->gone && tomb->version == 2 && tomb->epoch == 5);
+	ck_assert(!registry_gone(r, "b@h", 100, &tomb));
+	ck_assert_int_eq(merge(r, "b@h", 5, 2, false, 2, 0), 0);
+	ck_assert_ptr_null(registry_find(r, "b@h", "db"));
+	/* b was alive after all: it answers with a higher version; or it restarted. */
+	ck_assert_int_eq(merge(r, "b@h", 5, 3, false, 1, 200), 1);
+	ck_assert_int_eq(registry_names(r, "svc"), 2);
+	ck_assert_int_eq(merge(r, "b@h", 6, 0, false, 0, 200), 1);
+	ck_assert_int_eq(registry_names(r, ""), 1);
+	/* A tombstone received is merged, and forgotten after REGISTRY_TOMB_MS. */
+	ck_assert_int_eq(merge(r, "c@h", 7, 1, true, 0, 300), 1);
+	ck_assert_int_eq(registry_names(r, ""), 0);
+	registry_to_pb(r, NULL, &all);
+	ck_assert_uint_eq(all.n_records, 2);
+	registry_pb_release(&all);
+	registry_tick(r, 300 + REGISTRY_TOMB_MS - 1);
+	ck_assert_uint_eq(registry_count(r), 2);
+	registry_tick(r, 300 + REGISTRY_TOMB_MS);
+	ck_assert_uint_eq(registry_count(r), 1);
+	ck_assert_int_eq(merge(r, "bad name", 1, 1, false, 0, 0), -1);
+	ck_assert_int_eq(merge(r, "d@h", 1, 1, true, 1, 0), -1); /* a tombstone with names */
 	registry_destroy(r);
 }
 END_TEST
@@ -362,7 +405,7 @@ static Suite *cores_suite(void)
 	tcase_add_test(t, test_causal_labels_are_independent);
 	tcase_add_test(t, test_vclock_merge_is_pointwise_max_and_leq_is_descent);
 	tcase_add_test(t, test_strmap_survives_growth_and_deletes_while_iterating);
-	tcase_add_test(t, test_registry_replaces_a_nodes_names_and_forgets_a_dropped_node);
+	tcase_add_test(t, test_registry_keeps_the_newest_record_and_a_tombstone_wins_its_version);
 	tcase_add_test(t, test_frame_length_is_checked_before_anything_is_allocated);
 	tcase_add_test(t, test_ref_uris_parse_and_bad_ones_are_refused);
 	suite_add_tcase(s, t);

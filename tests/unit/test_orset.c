@@ -56,6 +56,36 @@ static void merged(struct orset *out, const struct orset *x, const struct orset 
 	orset_merge(out, y);
 }
 
+/* A node restarted on a lower port: its new spec sorts before the old one,
+ * and must still be the one found, and the old one pruned by anyone. */
+START_TEST(test_the_newest_incarnation_is_the_current_spec_whatever_its_port)
+{
+	struct orset a, b;
+
+	orset_init(&a);
+	add(&a, "x@h/10", "x@h", 20000);
+	add(&a, "y@h/5", "y@h", 1);
+	orset_init(&b);
+	copy(&b, &a);
+	add(&b, "x@h/2a", "x@h", 15000); /* the restart, seen by b only */
+	orset_merge(&a, &b);
+	ck_assert_uint_eq(a.nentries, 3);
+	ck_assert_uint_eq(actor_incarnation("x@h/2a"), 42);
+	ck_assert_uint_eq(orset_find(&a, "x@h")->addrs[0].port, 15000);
+	ck_assert_uint_eq(orset_entry_incarnation(orset_newest(&a, "x@h")), 42);
+	ck_assert_uint_eq(orset_prune_stale(&a), 1);
+	ck_assert_uint_eq(a.nentries, 2);
+	ck_assert_uint_eq(orset_find(&a, "x@h")->addrs[0].port, 15000);
+	ck_assert_uint_eq(orset_prune_stale(&a), 0);
+	/* The prune travels: b, merging a's state, loses the old twin too. */
+	orset_merge(&b, &a);
+	ck_assert_uint_eq(b.nentries, 2);
+	ck_assert(same(&a, &b));
+	orset_free(&a);
+	orset_free(&b);
+}
+END_TEST
+
 START_TEST(test_merge_is_commutative)
 {
 	struct orset a, b, ab, ba;
@@ -339,6 +369,7 @@ static Suite *orset_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_merge_is_commutative);
+	tcase_add_test(tc, test_the_newest_incarnation_is_the_current_spec_whatever_its_port);
 	tcase_add_test(tc, test_merge_is_idempotent);
 	tcase_add_test(tc, test_merge_is_associative);
 	tcase_add_test(tc, test_remove_wins_over_observed_add);

@@ -104,7 +104,8 @@ int partisan_fd(partisan_t *c);
  * events can still be received). */
 int partisan_dispatch(partisan_t *c);
 
-/* The daemon's detail text for the last error a request got back, or "";
+/* The daemon's detail text for the last error a request got back (for a
+ * quiet send or reply: the first failure partisan_flush() returned), or "";
  * owned by the handle, valid until the next call on it. NULL for NULL c. */
 const char *partisan_last_error(partisan_t *c);
 
@@ -202,7 +203,11 @@ typedef struct partisan_send_opts {
  * ended the connection (EPROTO). */
 int partisan_send(partisan_t *c, const char *ref, const void *buf, size_t len,
                   const partisan_send_opts_t *opts);
-/* The same to the name registered on node (NULL: this node). */
+/* The same to the name registered on node. node NULL: the name wherever it
+ * is registered in the cluster (seed 003's "send to the name"): here if it
+ * is held here, else at a holder the daemon picks at random from the
+ * registry, routed transitive when not linked; the send fails with ENOPROC
+ * (reported by partisan_flush) when nobody holds it. */
 int partisan_send_name(partisan_t *c, const char *node, const char *name, const void *buf,
                        size_t len, const partisan_send_opts_t *opts);
 /* Wait until the daemon has handled every request sent so far. Returns 0,
@@ -282,9 +287,19 @@ void partisan_buf_free(partisan_buf_t *b); /* frees data, zeroes *b */
  * call), ETIMEDOUT; also EPARTITION, EINVAL, ETOOBIG, EIO. */
 int partisan_call(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
                   partisan_buf_t *reply);
-/* The same to the name registered on node (NULL: this node). */
+/* partisan_call with send options: opts->transitive routes the call (and
+ * its reply) through the overlay when the callee's node is not linked;
+ * channel and partition_key choose the connection. ack, causal_label,
+ * nonblock and more do not apply to calls. opts may be NULL. */
+int partisan_call_opts(partisan_t *c, const char *to, const void *req, size_t len, int timeout_ms,
+                       const partisan_send_opts_t *opts, partisan_buf_t *reply);
+/* The same to the name registered on node. node NULL: the name wherever it
+ * is held, here first, as partisan_send_name; ENOPROC when nobody holds it. */
 int partisan_call_name(partisan_t *c, const char *node, const char *name, const void *req,
                        size_t len, int timeout_ms, partisan_buf_t *reply);
+int partisan_call_name_opts(partisan_t *c, const char *node, const char *name, const void *req,
+                            size_t len, int timeout_ms, const partisan_send_opts_t *opts,
+                            partisan_buf_t *reply);
 /* Answer a call: msg must be a PARTISAN_EV_MESSAGE with call_ref set
  * (EINVAL otherwise). Quiet, like partisan_send(). */
 int partisan_reply(partisan_t *c, const partisan_event_t *msg, const void *buf, size_t len);

@@ -1,0 +1,300 @@
+"""Multi-host tests: daemons on separate test hosts (network namespaces with
+their own IPv4 and IPv6 addresses on one bridge, tests/hosts/bed.py), each
+started on its defaults as an operator would (`--name` and `--socket` only:
+listening on [::]:10200, advertising what peers can reach), and driven
+through partisanctl."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "integration"))
+sys.path.insert(0, here)
+from harness import PARTISANCTL, Cluster, Daemon, kill_all, wait_for  # noqa: E402
+import bed  # noqa: E402
+
+REASON = bed.available()
+PORT = 10200
+
+
+class HostsTestCase(unittest.TestCase):
+    """A bed of N hosts per test class; daemons per test."""
+    N = 5
+    IPV4 = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bed = bed.Bed(cls.N, ipv4=cls.IPV4)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bed.close()
+
+    def setUp(self):
+        self.c = Cluster()
+        self.procs = []
+
+    def tearDown(self):
+        kill_all(self.procs)
+        self.bed.heal()
+        self.c.close()
+
+    def host(self, i):
+        return self.bed.ip[i] if self.IPV4 else "[%s]" % self.bed.ip6[i]
+
+    def start(self, i, config=None, listen=None, short=None):
+        """The daemon of host i on its defaults (listen None), named after the host."""
+        return self.c.add(short or "n%d" % i, config, host=self.host(i), prefix=self.bed.prefix(i),
+                          listen=listen)
+
+    def contact(self, i, port=PORT):
+        return "n%d@%s:%d" % (i, self.host(i), port)
+
+    def listen(self, d, name, *extra):
+        """partisanctl listen NAME on daemon d, as a program of that host."""
+        p = subprocess.Popen([PARTISANCTL, "-s", d.sock, "--json", "listen", name] + list(extra),
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.procs.append(p)
+        wait_for(lambda: any(name in e["names"] for e in d.ctl_json("status")["endpoints"]), 5,
+                 "%s registered on %s" % (name, d.name))
+        return p
+
+    def mesh(self, ds, what="full mesh"):
+        names = sorted(d.name for d in ds)
+        for d in ds:
+            wait_for(lambda: d.nodes() == sorted(set(names) - {d.name}), 20, "%s: %s" % (d.name, what))
+
+
+@unittest.skipIf(REASON is not None, "multi-host tests skipped: %s" % REASON)
+class FullMeshHostsTest(HostsTestCase):
+    def test_five_hosts_on_defaults_join_by_host_address_and_all_pairs_connect(self):
+        ds = [self.start(i) for i in range(self.N)]
+        spec = ds[0].ctl_json("spec")
+        addrs = [a["ip"] for a in spec["listen_addrs"]]
+        self.assertEqual(addrs, [self.bed.ip[0], self.bed.ip6[0]], "advertised: the name's host, then IPv6")
+        for a in spec["listen_addrs"]:
+            self.assertEqual(a["port"], PORT)
+        t0 = time.monotonic()
+        for d in ds[1:]:
+            d.ctl("join", self.contact(0))
+        self.mesh(ds)
+        took = time.monotonic() - t0
+        members = ds[3].ctl_json("members")["members"]
+        self.assertEqual(sorted(m["name"] for m in members), sorted(d.name for d in ds))
+        for m in members:
+            for a in m["listen_addrs"]:
+                self.assertNotIn(a["ip"], ("0.0.0.0", "::", "127.0.0.1", "::1"), m)
+        print("  5 hosts, defaults, joined by host address: full mesh in %.2fs" % took)
+
+    def test_a_node_restarted_on_a_lower_port_is_reachable_again_and_its_old_spec_pruned(self):
+        ds = [self.start(i) for i in range(2)] + [self.start(2, listen="0.0.0.0:20000")]
+        for d in ds[1:]:
+            d.ctl("join", self.contact(0))
+        self.mesh(ds)
+        inbox = self.listen(ds[1], "inbox")
+        ds[2].kill()
+        ds[2].listen = "0.0.0.0:15000"
+        ds[2].start()
+        t0 = time.monotonic()
+        ds[2].ctl("join", self.contact(0), "--timeout", "5000")
+        self.mesh(ds, "reconnected to the restarted node")
+        took = time.monotonic() - t0
+        for d in ds:
+            wait_for(lambda: [m["listen_addrs"][0]["port"] for m in d.ctl_json("members")["members"]
+                              if m["name"] == ds[2].name] == [15000], 10,
+                     "%s: one spec of the restarted node, the new one" % d.name)
+        ds[2].ctl("send", ds[1].name, "inbox", "after-restart")
+        self.assertEqual(json.loads(inbox.stdout.readline())["message"], "after-restart")
+        print("  restart on a lower port: every member linked again %.2fs after its join" % took)
+
+    def test_a_node_restarted_on_another_port_without_rejoining_comes_back_by_gossip(self):
+        ds = [self.start(i) for i in range(3)]
+        for d in ds[1:]:
+            d.ctl("join", self.contact(0))
+        self.mesh(ds)
+        ds[1].kill()
+        ds[1].listen = "[::]:12000"
+        ds[1].extra_args = ["--join", self.contact(2)]  # as a config's join list would
+        ds[1].start()
+        t0 = time.monotonic()
+        self.mesh(ds, "the restarted node back")
+        print("  restart on another port, join from its config: mesh again in %.2fs"
+              % (time.monotonic() - t0))
+
+    def test_a_node_restarted_before_the_others_noticed_it_died_replaces_the_old_one(self):
+        ds = [self.start(i) for i in range(2)] + [self.start(2, listen="0.0.0.0:20000")]
+        for d in ds[1:]:
+            d.ctl("join", self.contact(0))
+        self.mesh(ds)
+        inbox = self.listen(ds[1], "inbox")
+        ds[2].signal(signal.SIGSTOP)  # hung, its links still open: nobody has noticed yet
+        new = Daemon(self.c, ds[2].name, None, (), self.bed.prefix(2), "0.0.0.0:15000")
+        new.sock = ds[2].sock + ".new"
+        new.log = ds[2].log + ".new"
+        self.c.daemons.append(new)
+        new.start()
+        t0 = time.monotonic()
+        new.ctl("join", self.contact(0))
+        self.mesh([ds[0], ds[1], new], "the new incarnation linked")
+        took = time.monotonic() - t0
+        self.assertLess(took, 2.0, "the old incarnation's links closed at the new one's hello, "
+                        "not after failure_timeout_ms")
+        new.ctl("send", ds[1].name, "inbox", "from-the-new-one")
+        self.assertEqual(json.loads(inbox.stdout.readline())["message"], "from-the-new-one")
+        # The old one wakes up: refused as an older incarnation; the new one stays.
+        ds[2].signal(signal.SIGCONT)
+        wait_for(lambda: "older incarnation" in ds[0].logtext() + ds[1].logtext() + ds[2].logtext(),
+                 10, "the old incarnation refused")
+        ds[2].kill()
+        self.mesh([ds[0], ds[1], new], "still linked to the new incarnation")
+        print("  restart before the old process was found dead: linked again in %.2fs" % took)
+
+    def test_a_partition_between_two_groups_heals_with_membership_and_messaging(self):
+        ds = [self.start(i) for i in range(self.N)]
+        for d in ds[1:]:
+            d.ctl("join", self.contact(0))
+        self.mesh(ds)
+        inbox = self.listen(ds[4], "inbox")
+        self.bed.partition([0, 1], [2, 3, 4])
+        wait_for(lambda: ds[0].nodes() == [ds[1].name], 15, "the partition seen from n0")
+        wait_for(lambda: ds[4].nodes() == sorted([ds[2].name, ds[3].name]), 15, "and from n4")
+        r = ds[0].ctl("send", ds[4].name, "inbox", "cut", check=False)
+        self.assertEqual(r.returncode, 1, "no link across the partition")
+        t0 = time.monotonic()
+        self.bed.heal()
+        self.mesh(ds, "healed")
+        took = time.monotonic() - t0
+        for d in ds:
+            self.assertEqual(len(d.members()), self.N)
+        ds[0].ctl("send", ds[4].name, "inbox", "healed")
+        self.assertEqual(json.loads(inbox.stdout.readline())["message"], "healed")
+        print("  partition 2|3 healed: full mesh again in %.2fs" % took)
+
+    def test_a_spec_with_no_usable_address_is_refused_at_join_with_a_clear_error(self):
+        a = self.start(0)
+        # A node that advertises only loopback, dialling from its host address.
+        b = self.start(1, listen="0.0.0.0:10200")
+        b.stop()
+        b.extra_args = ["--advertise", "127.0.0.1:10200"]
+        b.start()
+        r = b.ctl("join", self.contact(0), "--timeout", "3000", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("advertises no address other nodes can dial", r.stderr)
+        self.assertIn("advertise_addrs", r.stderr)
+        self.assertIn("advertises no address", a.logtext())
+        self.assertEqual(a.nodes(), [])
+
+
+@unittest.skipIf(REASON is not None, "multi-host tests skipped: %s" % REASON)
+class Ipv6OnlyHostsTest(HostsTestCase):
+    N = 5
+    IPV4 = False
+
+    def test_five_ipv6_only_hosts_join_by_address_and_carry_messages(self):
+        ds = [self.start(i) for i in range(self.N)]
+        self.assertEqual([a["ip"] for a in ds[0].ctl_json("spec")["listen_addrs"]], [self.bed.ip6[0]])
+        t0 = time.monotonic()
+        for d in ds[1:3]:
+            d.ctl("join", self.contact(0))
+        for d in ds[3:]:
+            d.ctl("join", "[%s]:%d" % (self.bed.ip6[1], PORT))  # by address alone
+        self.mesh(ds)
+        took = time.monotonic() - t0
+        inbox = self.listen(ds[4], "inbox")
+        ds[0].ctl("send", ds[4].name, "inbox", "over-ipv6", "--ack")
+        self.assertEqual(json.loads(inbox.stdout.readline())["message"], "over-ipv6")
+        print("  5 IPv6-only hosts: full mesh in %.2fs" % took)
+
+
+@unittest.skipIf(REASON is not None, "multi-host tests skipped: %s" % REASON)
+class HyParViewHostsTest(HostsTestCase):
+    N = 10
+    HV = {"peer_service_manager": "hyparview", "hyparview": {"active_max_size": 3, "passive_max_size": 6}}
+
+    def overlay(self):
+        ds = [self.start(i, self.HV) for i in range(self.N)]
+        for i, d in enumerate(ds[1:], 1):
+            d.ctl("join", self.contact((i - 1) // 2))  # a tree of contacts
+        for d in ds:
+            wait_for(lambda: len(d.nodes()) >= 1, 10, "%s linked" % d.name)
+        return ds
+
+    def test_ten_hosts_form_an_overlay_and_a_broadcast_reaches_all(self):
+        ds = self.overlay()
+        subs = []
+        for d in ds:
+            p = subprocess.Popen([PARTISANCTL, "-s", d.sock, "--json", "subscribe", "news"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.procs.append(p)
+            subs.append(p)
+            # the subscriber's session is open (status counts it) once it subscribed
+            wait_for(lambda: d.ctl_json("status").get("sessions", 0) >= 2, 5, "subscriber on " + d.name)
+        ds[7].ctl("broadcast", "news", "hello-all")
+        for p in subs:
+            self.assertEqual(json.loads(p.stdout.readline())["message"], "hello-all")
+
+    def test_the_registry_is_cluster_wide_and_a_dead_nodes_names_go_everywhere(self):
+        ds = self.overlay()
+        self.listen(ds[9], "svc", "--echo")
+        t0 = time.monotonic()
+        for d in ds:
+            wait_for(lambda: d.ctl_json("registry", "svc").get("registry"), 10,
+                     "%s sees svc" % d.name)
+        seen = time.monotonic() - t0
+        self.assertEqual(ds[0].ctl_json("registry", "svc")["registry"][0]["refs"][0].split(":")[2],
+                         ds[9].name)
+        # Calls to "the name wherever it is", and transitive calls and sends.
+        self.assertEqual(ds[0].ctl("call", "--any", "svc", "ping").stdout.strip(), "ping")
+        far = [d for d in ds[:9] if ds[9].name not in d.nodes()][0]
+        self.assertEqual(far.ctl("call", ds[9].name, "svc", "hop", "--transitive").stdout.strip(), "hop")
+        r = far.ctl("call", "--any", "nobody", "x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("nobody holds that name", r.stderr)
+        # A node that dies takes its names with it, everywhere.
+        ds[9].kill()
+        t1 = time.monotonic()
+        for d in ds[:9]:
+            wait_for(lambda: d.ctl_json("registry", "svc").get("registry") == [], 10,
+                     "%s forgets svc" % d.name)
+        gone = time.monotonic() - t1
+        print("  hyparview, 10 hosts: a name seen everywhere in %.2fs, gone everywhere %.2fs "
+              "after kill -9" % (seen, gone))
+
+
+@unittest.skipIf(REASON is not None, "multi-host tests skipped: %s" % REASON)
+class ClientServerHostsTest(HostsTestCase):
+    N = 6
+
+    def test_two_servers_four_clients_views_and_transitive_messages(self):
+        srv = {"peer_service_manager": "client_server", "client_server": {"role": "server"}}
+        cli = {"peer_service_manager": "client_server", "client_server": {"role": "client"}}
+        ds = [self.start(i, srv if i < 2 else cli) for i in range(self.N)]
+        for d in ds[1:]:
+            d.ctl("join", self.contact(0))
+        servers = sorted(d.name for d in ds[:2])
+        everyone = sorted(d.name for d in ds)
+        for s in ds[:2]:
+            wait_for(lambda: s.members() == everyone, 15, "%s sees everyone" % s.name)
+            wait_for(lambda: s.nodes() == sorted(set(everyone) - {s.name}), 15, "%s linked to all" % s.name)
+        for c in ds[2:]:
+            wait_for(lambda: c.members() == sorted(servers + [c.name]), 15,
+                     "%s sees the servers and itself" % c.name)
+            wait_for(lambda: c.nodes() == servers, 15, "%s linked to the servers" % c.name)
+        inbox = self.listen(ds[5], "inbox", "--echo")
+        wait_for(lambda: ds[2].ctl_json("registry", "inbox").get("registry"), 10, "a client sees it")
+        # Until gossip has told n2 that n5 is a client, a send fails as "not connected".
+        r = wait_for(lambda: (lambda r: r if "only through a server" in r.stderr else None)(
+            ds[2].ctl("send", ds[5].name, "inbox", "direct", check=False)), 10,
+            "a client-to-client send to fail with the hint")
+        self.assertEqual(r.returncode, 1)
+        ds[2].ctl("send", ds[5].name, "inbox", "via-server", "--transitive")
+        self.assertEqual(json.loads(inbox.stdout.readline())["message"], "via-server")
+        self.assertEqual(ds[3].ctl("call", ds[5].name, "inbox", "rt", "--transitive").stdout.strip(), "rt")
+
+
+if __name__ == "__main__":
+    unittest.main()
