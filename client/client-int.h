@@ -92,6 +92,8 @@ struct pc_event *pc_conv_event(PartisanIpc__ServerMsg *m);
 void pc_conv_event_free(struct pc_event *e);
 int pc_conv_strlist(char *const *v, size_t n, partisan_strlist_t *out);
 int pc_conv_spec(const PartisanIpc__NodeSpec *s, partisan_node_spec_t *out);
+/* The library's static copy of a member status name, or NULL if s is none. */
+const char *pc_status_name(const char *s);
 void pc_conv_spec_clear(partisan_node_spec_t *s);
 /* The list converters take NULL (a response without body) as empty. */
 int pc_conv_members(const PartisanIpc__MemberList *l, partisan_spec_list_t *out);

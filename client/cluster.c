@@ -39,17 +39,23 @@ int partisan_nodes(partisan_t *c, partisan_node_type_t type, partisan_strlist_t 
 
 int partisan_members(partisan_t *c, partisan_spec_list_t *out)
 {
+	return partisan_members_status(c, NULL, out);
+}
+
+int partisan_members_status(partisan_t *c, const char *status, partisan_spec_list_t *out)
+{
 	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
+	PartisanIpc__MembersRequest mr = PARTISAN_IPC__MEMBERS_REQUEST__INIT;
 	PartisanIpc__ServerMsg *m;
 	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
-	if (c == NULL || out == NULL)
+	if (c == NULL || out == NULL || (status != NULL && pc_status_name(status) == NULL))
 		return PARTISAN_EINVAL;
+	mr.status = (char *)status;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_MEMBERS;
-	req.members = &empty;
+	req.members = &mr;
 	r = pc_request(c, &req, pc_wait(c, 0), -PARTISAN_IPC__RESPONSE__BODY_MEMBERS, &m);
 	if (r < 0)
 		return r;

@@ -177,12 +177,24 @@ static int conv_channels(const PartisanIpc__NodeSpec *s, partisan_node_spec_t *o
 	return 0;
 }
 
+const char *pc_status_name(const char *s)
+{
+	static const char *const names[] = {"alive", "suspect", "down", "left"};
+
+	for (size_t i = 0; s != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0)
+			return names[i];
+	return NULL;
+}
+
 int pc_conv_spec(const PartisanIpc__NodeSpec *s, partisan_node_spec_t *out)
 {
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	out->parallelism = s->has_parallelism ? s->parallelism : 0;
+	out->status = pc_status_name(s->status);
+	out->since_ms = s->has_since_ms ? s->since_ms : 0;
 	if ((out->name = strdup(s->name)) == NULL)
 		r = PARTISAN_ENOMEM;
 	else if ((r = conv_addrs(s, out)) == 0)
@@ -259,6 +271,24 @@ static void conv_counters(const PartisanIpc__StatusReply *s, partisan_status_t *
 	out->messages_in = s->has_messages_in ? s->messages_in : 0;
 	out->messages_out = s->has_messages_out ? s->messages_out : 0;
 	out->partitions = s->has_partitions ? s->partitions : 0;
+	if (s->counters != NULL) {
+		const PartisanIpc__Counters *k = s->counters;
+		partisan_counters_t *c = &out->counters;
+
+		c->bytes_in = k->bytes_in;
+		c->bytes_out = k->bytes_out;
+		c->retransmits = k->retransmits;
+		c->dropped_no_proc = k->dropped_no_proc;
+		c->dropped_monotonic = k->dropped_monotonic;
+		c->peer_frames_bad = k->peer_frames_bad;
+		c->connections_opened = k->connections_opened;
+		c->connections_failed = k->connections_failed;
+		c->fd_timeouts = k->fd_timeouts;
+		c->fd_silent = k->fd_silent;
+		c->fd_suspicions = k->fd_suspicions;
+		c->messages_in = k->messages_in;
+		c->messages_out = k->messages_out;
+	}
 }
 
 int pc_conv_status(const PartisanIpc__StatusReply *s, partisan_status_t *out)

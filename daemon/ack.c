@@ -36,6 +36,7 @@ struct ack_peer {
 struct ack_core {
 	uint64_t epoch;
 	unsigned retransmit_ms;
+	uint64_t retransmits; /* resent at their interval (not counting reconnects) */
 	struct strmap peers; /* node -> ack_peer */
 	size_t outstanding;
 	bool unflushed; /* some peer has ids to acknowledge */
@@ -273,9 +274,15 @@ void ack_tick(struct ack_core *a, const struct core_env *env, struct actions *ou
 			if (env->now_ms < m->due_ms)
 				continue;
 			m->due_ms = env->now_ms + a->retransmit_ms;
+			a->retransmits++;
 			ack_transmit(p, m, out);
 		}
 	}
+}
+
+uint64_t ack_retransmits(const struct ack_core *a)
+{
+	return a->retransmits;
 }
 
 void ack_node_up(struct ack_core *a, const char *node, const struct core_env *env,

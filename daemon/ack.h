@@ -43,4 +43,7 @@ size_t ack_node_removed(struct ack_core *a, const char *node, struct ack_loss **
 
 size_t ack_outstanding(const struct ack_core *a);
 
+/* Messages resent because no Ack came in time. */
+uint64_t ack_retransmits(const struct ack_core *a);
+
 #endif

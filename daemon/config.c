@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -835,6 +836,7 @@ static const struct config_field config_tls_fields[] = {
 static const struct config_field config_ipc_fields[] = {
     CF_FN("socket", config_apply_socket),
     CF_FN("mode", config_apply_mode),
+    CF_PATH("group", ipc.group),
     CF_FN("allow_uids", config_apply_uids),
     CF_FN("allow_gids", config_apply_gids),
     CF_END,
@@ -966,6 +968,7 @@ static void config_copy(struct config *dst, const struct config *src)
 	dst->tls.key = config_xstrdup(src->tls.key);
 	dst->tls.ca = config_xstrdup(src->tls.ca);
 	dst->ipc.socket = config_xstrdup(src->ipc.socket);
+	dst->ipc.group = config_xstrdup(src->ipc.group);
 	dst->ipc.allow_uids =
 	    config_xmemdup(src->ipc.allow_uids, src->ipc.nallow_uids, sizeof(uid_t));
 	dst->ipc.allow_gids =
@@ -988,6 +991,7 @@ void config_free(struct config *c)
 	free(c->tls.key);
 	free(c->tls.ca);
 	free(c->ipc.socket);
+	free(c->ipc.group);
 	free(c->ipc.allow_uids);
 	free(c->ipc.allow_gids);
 	free(c->metrics_listen);
@@ -1190,6 +1194,23 @@ static int config_finish_tls(const struct config *c, struct config_ctx *x)
 	return 0;
 }
 
+/* ipc.group: a group name, or a number, that exists. */
+static int config_finish_group(struct config *c, struct config_ctx *x)
+{
+	const struct group *g = getgrnam(c->ipc.group);
+	char *end;
+	unsigned long n = strtoul(c->ipc.group, &end, 10);
+
+	if (g == NULL && *end == '\0' && end != c->ipc.group)
+		g = getgrgid((gid_t)n);
+	if (g == NULL) {
+		config_path_push(x, "ipc.group");
+		return config_fail(x, "no such group \"%s\"", c->ipc.group);
+	}
+	c->ipc.gid = g->gr_gid;
+	return 0;
+}
+
 int config_finish(struct config *c, char *err, size_t errlen)
 {
 	struct config_ctx x;
@@ -1199,6 +1220,8 @@ int config_finish(struct config *c, char *err, size_t errlen)
 		return -1;
 	if (c->secret_file != NULL &&
 	    config_check_readable(&x, "cluster.secret_file", c->secret_file) < 0)
+		return -1;
+	if (c->ipc.group != NULL && config_finish_group(c, &x) < 0)
 		return -1;
 	return 0;
 }
@@ -1305,9 +1328,10 @@ static json_t *config_dump_ipc(const struct config *c)
 	char mode[8];
 
 	snprintf(mode, sizeof(mode), "%04o", c->ipc.mode & 0777);
-	return json_pack("{s:s?, s:s, s:o, s:o}",
+	return json_pack("{s:s?, s:s, s:s?, s:o, s:o}",
 	                 "socket", c->ipc.socket,
 	                 "mode", mode,
+	                 "group", c->ipc.group,
 	                 "allow_uids", config_dump_uids(c),
 	                 "allow_gids", config_dump_gids(c));
 }
@@ -1435,4 +1459,18 @@ char *config_dump(const struct config *c)
 	out[n] = '\n';
 	out[n + 1] = '\0';
 	return out;
+}
+
+void config_diff(const struct config *a, const struct config *b, config_diff_fn fn, void *arg)
+{
+	json_t *ja = config_dump_root(a), *jb = config_dump_root(b), *va;
+	const char *key;
+
+	json_object_foreach(ja, key, va)
+	{
+		if (!json_equal(va, json_object_get(jb, key)))
+			fn(arg, key);
+	}
+	json_decref(ja);
+	json_decref(jb);
 }

@@ -68,6 +68,8 @@ struct config {
 	struct {
 		char *socket;  /* default CONFIG_DEFAULT_SOCKET */
 		unsigned mode; /* default 0660 */
+		char *group;   /* NULL: the daemon's own group; else the socket's group */
+		gid_t gid;     /* group, resolved by config_finish */
 		uid_t *allow_uids;
 		size_t nallow_uids;
 		gid_t *allow_gids;
@@ -124,6 +126,11 @@ int config_finish(struct config *c, char *err, size_t errlen);
 /* The normalised config as JSON text with sorted keys, SPEC's shape, ending
  * in a newline; loading it gives the same dump. Caller free()s; NULL on OOM. */
 char *config_dump(const struct config *c);
+
+/* Call fn with each top-level key ("log", "join", "failure_timeout_ms", ...)
+ * whose value differs between a and b, in sorted order. */
+typedef void (*config_diff_fn)(void *arg, const char *key);
+void config_diff(const struct config *a, const struct config *b, config_diff_fn fn, void *arg);
 
 /* Release everything *c owns and zero it; safe twice and on NULL. */
 void config_free(struct config *c);

@@ -21,6 +21,7 @@
 #include "causal.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "peer.h"
 #include "plumtree.h"
 #include "router.h"
@@ -29,6 +30,8 @@
 
 #define DAEMON_ARENA_BYTES (16 * 1024) /* decode space; bigger frames malloc */
 #define PLUMTREE_STORE     1024        /* broadcasts kept for repair and anti-entropy */
+
+static void daemon_status_free(struct daemon *d);
 
 /* ---- start and stop ---- */
 
@@ -95,6 +98,11 @@ static uint64_t daemon_realtime_us(void)
 	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
 }
 
+uint64_t daemon_realtime_ms(void)
+{
+	return daemon_realtime_us() / 1000;
+}
+
 int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 {
 	uint64_t epoch;
@@ -107,6 +115,7 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	TAILQ_INIT(&d->conns);
 	strmap_init(&d->nodes);
 	strmap_init(&d->partitions);
+	strmap_init(&d->mstatus);
 	actions_init(&d->acts);
 	rng_seed(&d->rng, seed);
 	arena_init(&d->peer_arena, DAEMON_ARENA_BYTES);
@@ -114,7 +123,8 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	d->splice = evbuffer_new();
 	d->base = event_base_new();
 	if (d->mops == NULL || d->base == NULL || d->splice == NULL || router_init(d) < 0 ||
-	    peer_listen(d) < 0 || daemon_advertise(d) < 0 || ipc_listen(d) < 0)
+	    peer_listen(d) < 0 || daemon_advertise(d) < 0 || ipc_listen(d) < 0 ||
+	    metrics_start(d) < 0)
 		return -1;
 	daemon_reset_manager(d);
 	epoch = daemon_realtime_us(); /* tells this run's acks and broadcasts from the last */
@@ -127,6 +137,7 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 
 void daemon_close(struct daemon *d)
 {
+	metrics_stop(d);
 	ipc_shutdown(d);
 	peer_shutdown(d);
 	arena_free(&d->peer_arena);
@@ -146,6 +157,7 @@ void daemon_close(struct daemon *d)
 	if (d->base)
 		event_base_free(d->base);
 	node_spec_free(d->self);
+	daemon_status_free(d);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -159,7 +171,7 @@ uint64_t daemon_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg)
+size_t daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg)
 {
 	size_t len = protobuf_c_message_get_packed_size(msg);
 	struct evbuffer_iovec v;
@@ -172,6 +184,7 @@ void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg)
 	protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + FRAME_HEADER);
 	v.iov_len = FRAME_HEADER + len;
 	evbuffer_commit_space(out, &v, 1);
+	return FRAME_HEADER + len;
 }
 
 /* libevent 2.1 reads at most 4096 bytes per readiness event
@@ -273,6 +286,72 @@ void daemon_reset_manager(struct daemon *d)
 	d->mgr = d->mops->create(&p);
 }
 
+/* ---- member status: alive, suspect, down, left, and since when ---- */
+
+struct member_status {
+	enum member_state state;
+	uint64_t since_ms; /* monotonic */
+};
+
+static void daemon_status_set(struct daemon *d, const char *node, enum member_state st)
+{
+	struct member_status *m = strmap_get(&d->mstatus, node);
+
+	if (m == NULL) {
+		m = xcalloc(1, sizeof(*m));
+		strmap_put(&d->mstatus, node, m);
+	} else if (m->state == st) {
+		return;
+	}
+	m->state = st;
+	m->since_ms = daemon_now_ms();
+}
+
+enum member_state daemon_member_status(struct daemon *d, const char *node, uint64_t *since_ms)
+{
+	struct member_status *m = strmap_get(&d->mstatus, node);
+	enum member_state st = m ? m->state : MEMBER_DOWN;
+
+	*since_ms = m ? m->since_ms : d->start_ms;
+	if (strcmp(node, d->self->name) == 0) {
+		*since_ms = d->start_ms;
+		return MEMBER_ALIVE;
+	}
+	if (st == MEMBER_ALIVE && peer_suspect(d, node, since_ms))
+		return MEMBER_SUSPECT;
+	return st;
+}
+
+const char *daemon_member_state_name(enum member_state st)
+{
+	static const char *const names[] = {"alive", "suspect", "down", "left"};
+
+	return names[st];
+}
+
+size_t daemon_left(struct daemon *d, const char ***out)
+{
+	const char *k;
+	void *v;
+	size_t n = 0;
+
+	*out = xcalloc(d->mstatus.len + 1, sizeof(**out));
+	for (size_t i = 0; strmap_next(&d->mstatus, &i, &k, &v);)
+		if (((struct member_status *)v)->state == MEMBER_LEFT)
+			(*out)[n++] = k;
+	return n;
+}
+
+static void daemon_status_free(struct daemon *d)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->mstatus, &i, &k, &v);)
+		free(v);
+	strmap_free(&d->mstatus);
+}
+
 /* This node was removed from the cluster: say so, close everything and stop
  * taking part (peers are refused) until it is told to join again. */
 static void daemon_self_removed(struct daemon *d)
@@ -312,14 +391,18 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 			*self_removed = true;
 		} else if (a->event == EV_MEMBER_ADDED) {
 			log_info("membership", "%s joined", a->node);
+			daemon_status_set(d, a->node,
+			                  peer_is_up(d, a->node) ? MEMBER_ALIVE : MEMBER_DOWN);
 			if (peer_is_up(d, a->node))
 				plumtree_neighbor_up(d->plumtree, a->node);
 		} else if (a->event == EV_MEMBER_REMOVED) {
 			log_info("membership", "%s left", a->node);
 			plumtree_neighbor_down(d->plumtree, a->node);
 			/* In HyParView this only means "out of the active view". */
-			if (d->cfg->manager != MANAGER_HYPARVIEW)
+			if (d->cfg->manager != MANAGER_HYPARVIEW) {
 				router_member_removed(d, a->node);
+				daemon_status_set(d, a->node, MEMBER_LEFT);
+			}
 		}
 		break;
 	}
@@ -349,6 +432,7 @@ void daemon_node_up(struct daemon *d, const struct node_spec *spec)
 {
 	struct core_env env = daemon_env(d);
 
+	daemon_status_set(d, spec->name, MEMBER_ALIVE);
 	d->mops->peer_up(d->mgr, spec, &env, &d->acts);
 	/* Broadcast runs over the manager's neighbors: every connected member
 	 * in a full mesh, the active view in HyParView. */
@@ -362,6 +446,8 @@ void daemon_node_down(struct daemon *d, const char *node, const char *reason)
 {
 	struct core_env env = daemon_env(d);
 
+	if (strcmp(reason, "disconnected") != 0 || d->cfg->manager != MANAGER_HYPARVIEW)
+		daemon_status_set(d, node, MEMBER_DOWN);
 	d->mops->peer_down(d->mgr, node, &env, &d->acts);
 	plumtree_neighbor_down(d->plumtree, node);
 	router_node_down(d, node, reason);
@@ -456,6 +542,7 @@ void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *
 	memcpy(node, payload, len);
 	node[len] = '\0';
 	log_info("membership", "%s left the cluster (news from %s)", node, origin);
+	daemon_status_set(d, node, MEMBER_LEFT);
 	router_node_left(d, node);
 	if (d->mops->forget)
 		d->mops->forget(d->mgr, node, &env, &d->acts);

@@ -24,6 +24,7 @@ struct event;
 struct pconn;
 struct pnode;
 struct ipc;
+struct metrics;
 struct router;
 struct transport_ops;
 struct ack_core;
@@ -32,13 +33,21 @@ struct plumtree;
 struct session;
 struct advertise_listener;
 
-#define DAEMON_TICK_MS 100
+#define DAEMON_TICK_MS      100
+#define DAEMON_CALL_RESULTS 32
 
 struct daemon_stats {
 	uint64_t messages_in, messages_out; /* app data frames over the network */
 	uint64_t dropped_no_proc;           /* data for endpoints that did not exist */
 	uint64_t dropped_monotonic;         /* shed on monotonic channels */
 	uint64_t peer_frames_bad;           /* peer connections closed for bad input */
+	uint64_t bytes_in, bytes_out;       /* framed bytes on peer links */
+	uint64_t conns_opened;              /* peer connections whose hello completed */
+	uint64_t conns_failed;              /* dials that failed or closed before their hello */
+	uint64_t fd_timeouts;   /* nodes taken down: nothing heard for failure_timeout */
+	uint64_t fd_silent;     /* nodes taken down on a watcher's Silent report */
+	uint64_t fd_suspicions; /* Silent reports doubted: we heard it lately */
+	uint64_t calls[DAEMON_CALL_RESULTS]; /* calls made here, by result (an ipc error code) */
 };
 
 struct daemon {
@@ -71,11 +80,14 @@ struct daemon {
 	uint64_t peer_ticks;
 	struct pnode **watch; /* peer.c: the ring neighbours watched */
 	size_t nwatch;
-	bool stopped; /* this node left or was removed */
+	bool stopped;          /* this node left or was removed */
+	struct strmap mstatus; /* member -> struct member_status (daemon.c) */
 	uint8_t secret[256];
 	size_t secret_len; /* 0: no cluster secret */
 	const struct transport_ops *transport;
 	struct ipc *ipc;
+	struct metrics *metrics; /* metrics.c; NULL without metrics.listen */
+	uint16_t metrics_port;   /* as bound */
 	struct router *router;
 	struct ack_core *ack;       /* acknowledged delivery */
 	struct causal_core *causal; /* causal order per label */
@@ -96,11 +108,14 @@ const struct manager_ops *daemon_manager_for(enum manager_kind k);
 
 /* Monotonic milliseconds. */
 uint64_t daemon_now_ms(void);
+/* Wall-clock milliseconds (Unix time), for what is shown to people. */
+uint64_t daemon_realtime_ms(void);
 /* Append msg to out as one frame (length, then the message), packed in place
- * in the queue: no copy. Aborts only when out of memory, as xmalloc. */
+ * in the queue: no copy; returns the frame's length. Aborts only when out of
+ * memory, as xmalloc. */
 struct evbuffer;
 struct bufferevent;
-void daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg);
+size_t daemon_frame_add(struct evbuffer *out, const ProtobufCMessage *msg);
 /* Read up to cap more bytes into bev's input now, if the last read filled
  * libevent's small bite (see daemon.c). */
 void daemon_read_more(struct bufferevent *bev, size_t cap);
@@ -115,6 +130,14 @@ void daemon_node_down(struct daemon *d, const char *node, const char *reason);
 /* A post-hello message from node. Returns -1 with *why to close the link. */
 int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__PeerMsg *msg,
                     const char **why);
+
+/* A member's status as this node sees it (SPEC: members), and since when
+ * (monotonic ms). A node never heard of is down since the start. */
+enum member_state { MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DOWN, MEMBER_LEFT };
+enum member_state daemon_member_status(struct daemon *d, const char *node, uint64_t *since_ms);
+const char *daemon_member_state_name(enum member_state st);
+/* The nodes seen leaving (and not back since); free() the array only. */
+size_t daemon_left(struct daemon *d, const char ***out);
 
 /* Start the manager afresh: a membership of this node alone, with a new
  * incarnation. */

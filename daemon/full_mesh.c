@@ -35,6 +35,7 @@ struct full_mesh {
 	struct node_spec **joining; /* contacts we joined through, not yet members */
 	size_t njoining;
 	struct strmap seen; /* nodes that were connected before: a new link is a reconnect */
+	struct manager_stats stats;
 };
 
 static void *fm_create(const struct manager_params *p)
@@ -106,7 +107,7 @@ static const struct node_spec *fm_spec_of(void *mp, const char *node)
 }
 
 static void fm_send_set(const struct orset *set, bool farewell, const char *node,
-                        struct actions *out)
+                        struct manager_stats *stats, struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Membership pb;
@@ -116,12 +117,14 @@ static void fm_send_set(const struct orset *set, bool farewell, const char *node
 	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP;
 	msg.membership = &pb;
 	actions_send(out, node, NULL, &msg);
+	stats->states_sent++;
+	stats->state_bytes += partisan_peer__membership__get_packed_size(&pb);
 	orset_pb_release(&pb);
 }
 
 static void fm_send_state(struct full_mesh *m, const char *node, struct actions *out)
 {
-	fm_send_set(&m->set, false, node, out);
+	fm_send_set(&m->set, false, node, &m->stats, out);
 }
 
 static void fm_send_digest(struct full_mesh *m, const char *node, struct actions *out)
@@ -375,7 +378,7 @@ static int fm_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 		     !msg->membership->farewell) ||
 		    msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_DIGEST)
 			if (m->farewell.nentries > 0)
-				fm_send_set(&m->farewell, true, from, out);
+				fm_send_set(&m->farewell, true, from, &m->stats, out);
 		return 0;
 	}
 	switch (msg->body_case) {
@@ -458,6 +461,7 @@ static void fm_tick(void *mp, const struct core_env *env, struct actions *out)
 	}
 	if (env->now_ms >= m->next_gossip_ms) {
 		m->next_gossip_ms = env->now_ms + m->gossip_interval_ms;
+		m->stats.rounds++;
 		fm_joining_tick(m, out);
 		fm_each_random(m, m->fanout, env, out, fm_send_digest);
 		fm_connect_members(m, out);
@@ -493,6 +497,11 @@ static size_t fm_members(void *mp, const struct node_spec *const **out)
 	return n;
 }
 
+static void fm_stats(void *mp, struct manager_stats *out)
+{
+	*out = ((struct full_mesh *)mp)->stats;
+}
+
 static size_t fm_no_view(void *mp, const char *const **out)
 {
 	*out = NULL;
@@ -512,6 +521,7 @@ const struct manager_ops full_mesh_ops = {
     .members = fm_members,
     .is_member = fm_is_member,
     .spec_of = fm_spec_of,
+    .stats = fm_stats,
     .active_view = fm_no_view,
     .passive_view = fm_no_view,
 };

@@ -221,28 +221,60 @@ static void ipc_spec(struct session *s, const PartisanIpc__Request *rq)
 	node_spec_ipc_release(&spec);
 }
 
+/* SPEC members: each with its status and since when (as Unix time). */
+static void ipc_member_add(struct daemon *d, PartisanIpc__MemberList *ml,
+                           const struct node_spec *spec, const char *name, const char *want)
+{
+	uint64_t since, now = daemon_now_ms();
+	enum member_state st = daemon_member_status(d, name, &since);
+	const char *stname = daemon_member_state_name(st);
+	PartisanIpc__NodeSpec *m;
+
+	if (want && want[0] && strcmp(want, stname) != 0)
+		return;
+	m = xmalloc(sizeof(*m));
+	if (spec) {
+		node_spec_to_ipc(spec, m);
+	} else {
+		partisan_ipc__node_spec__init(m);
+		m->name = (char *)name;
+	}
+	m->status = (char *)stname;
+	m->has_since_ms = 1;
+	m->since_ms = daemon_realtime_ms() - (now > since ? now - since : 0);
+	ml->members[ml->n_members++] = m;
+}
+
 static void ipc_members(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	PartisanIpc__MemberList ml = PARTISAN_IPC__MEMBER_LIST__INIT;
+	const char *want = rq->members->status;
 	const struct node_spec *const *v;
-	size_t n = d->mops->members(d->mgr, &v);
+	const char **left = NULL;
+	size_t n;
 
-	ml.n_members = n;
-	ml.members = xcalloc(n, sizeof(*ml.members));
-	for (size_t i = 0; i < n; i++) {
-		ml.members[i] = xmalloc(sizeof(**ml.members));
-		node_spec_to_ipc(v[i], ml.members[i]);
+	if (want && want[0] && strcmp(want, "left") == 0) {
+		n = daemon_left(d, &left);
+		ml.members = xcalloc(n + 1, sizeof(*ml.members));
+		for (size_t i = 0; i < n; i++)
+			ipc_member_add(d, &ml, NULL, left[i], want);
+	} else {
+		n = d->mops->members(d->mgr, &v);
+		ml.members = xcalloc(n + 1, sizeof(*ml.members));
+		for (size_t i = 0; i < n; i++)
+			ipc_member_add(d, &ml, v[i], v[i]->name, want);
 	}
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_MEMBERS;
 	r.members = &ml;
 	ipc_respond(s, rq->id, &r);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < ml.n_members; i++) {
 		node_spec_ipc_release(ml.members[i]);
 		free(ml.members[i]);
 	}
 	free(ml.members);
+	free(left);
 }
 
 static void ipc_nodes(struct session *s, const PartisanIpc__Request *rq)
@@ -316,11 +348,34 @@ static void ipc_connections(struct session *s, const PartisanIpc__Request *rq)
 	free(cl.connections);
 }
 
+static void ipc_counters(struct daemon *d, PartisanIpc__Counters *c)
+{
+	const struct daemon_stats *st = &d->stats;
+
+	partisan_ipc__counters__init(c);
+#define IPC_COUNT(field, value) (c->has_##field = 1, c->field = (value))
+	IPC_COUNT(bytes_in, st->bytes_in);
+	IPC_COUNT(bytes_out, st->bytes_out);
+	IPC_COUNT(retransmits, ack_retransmits(d->ack));
+	IPC_COUNT(dropped_no_proc, st->dropped_no_proc);
+	IPC_COUNT(dropped_monotonic, st->dropped_monotonic);
+	IPC_COUNT(peer_frames_bad, st->peer_frames_bad);
+	IPC_COUNT(connections_opened, st->conns_opened);
+	IPC_COUNT(connections_failed, st->conns_failed);
+	IPC_COUNT(fd_timeouts, st->fd_timeouts);
+	IPC_COUNT(fd_silent, st->fd_silent);
+	IPC_COUNT(fd_suspicions, st->fd_suspicions);
+	IPC_COUNT(messages_in, st->messages_in);
+	IPC_COUNT(messages_out, st->messages_out);
+#undef IPC_COUNT
+}
+
 static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 {
 	struct daemon *d = s->d;
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	PartisanIpc__StatusReply st = PARTISAN_IPC__STATUS_REPLY__INIT;
+	PartisanIpc__Counters ct;
 	PartisanIpc__NodeSpec spec;
 	const struct node_spec *const *v;
 	const char *const *view;
@@ -354,6 +409,8 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	st.has_messages_in = st.has_messages_out = 1;
 	st.messages_in = d->stats.messages_in;
 	st.messages_out = d->stats.messages_out;
+	ipc_counters(d, &ct);
+	st.counters = &ct;
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_STATUS;
 	r.status = &st;
 	ipc_respond(s, rq->id, &r);
@@ -792,9 +849,26 @@ static bool ipc_socket_live(const struct sockaddr_un *sun)
 	return live;
 }
 
+/* The socket's directory, when missing (a plain start on a fresh install,
+ * with no systemd RuntimeDirectory= or tmpfiles.d yet): made if we can. */
+static void ipc_make_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0755) == 0)
+		log_notice("ipc", "made the socket directory %s", dir);
+}
+
 int ipc_listen(struct daemon *d)
 {
 	struct ipc *ipc = xcalloc(1, sizeof(*ipc));
+	mode_t mask;
+	int err;
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	const char *path = d->cfg->ipc.socket;
 
@@ -808,17 +882,31 @@ int ipc_listen(struct daemon *d)
 		return -1;
 	}
 	unlink(path);
+	ipc_make_dir(path);
+	/* Bound under a umask that leaves it to us alone, then opened up to
+	 * ipc.mode: never, even for an instant, wider than asked. */
+	mask = umask(0177);
 	ipc->listener = evconnlistener_new_bind(d->base, ipc_accept_cb, d,
 	                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
 	                                        (struct sockaddr *)&sun, sizeof(sun));
+	err = errno;
+	umask(mask);
 	if (ipc->listener == NULL) {
-		log_warn("ipc", "cannot listen on %s", path);
+		log_error("ipc", "cannot listen on %s: %s", path, strerror(err));
 		ipc->path[0] = '\0';
 		return -1;
 	}
-	if (chmod(path, d->cfg->ipc.mode) < 0)
-		log_warn("ipc", "chmod %s", path);
-	log_info("ipc", "listening on %s", path);
+	if (d->cfg->ipc.group != NULL && chown(path, (uid_t)-1, d->cfg->ipc.gid) < 0) {
+		log_error("ipc", "ipc.group: cannot give %s to group %s: %s", path,
+		          d->cfg->ipc.group, strerror(errno));
+		return -1;
+	}
+	if (chmod(path, d->cfg->ipc.mode) < 0) {
+		log_error("ipc", "ipc.mode: chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("ipc", "listening on %s (mode %04o%s%s)", path, d->cfg->ipc.mode,
+	         d->cfg->ipc.group ? ", group " : "", d->cfg->ipc.group ? d->cfg->ipc.group : "");
 	return 0;
 }
 

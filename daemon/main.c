@@ -80,11 +80,48 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+static struct config *running_cfg; /* what d->cfg points to, for a reload */
+static int saved_argc;
+static char **saved_argv;
+static const char *config_path; /* NULL: defaults and flags only */
+
+/* The defaults, then the file, then the flags over it; validated whole.
+ * 0, or -1 with the reason in err and *cfg released. */
+static int build_config(int argc, char **argv, const char *file, struct config *cfg, char *err,
+                        size_t errlen)
+{
+	bool advertised = false; /* the first --advertise replaces the file's list */
+	int ch, r = 0;
+
+	config_defaults(cfg);
+	if (file && config_load_file(cfg, file, err, errlen) < 0)
+		r = -1;
+	optind = 1;
+	while (r == 0 && (ch = getopt_long(argc, argv, "c:fh", long_opts, NULL)) != -1) {
+		if (ch == OPT_NAME) {
+			r = config_set_name(cfg, optarg, err, errlen);
+		} else if (ch == OPT_LISTEN) {
+			r = config_set_listen(cfg, optarg, err, errlen);
+		} else if (ch == OPT_ADVERTISE) {
+			r = config_set_advertise(cfg, optarg, !advertised, err, errlen);
+			advertised = true;
+		} else if (ch == OPT_SOCKET) {
+			r = config_set_socket(cfg, optarg, err, errlen);
+		} else if (ch == OPT_JOIN) {
+			r = config_add_join(cfg, optarg, err, errlen);
+		}
+	}
+	if (r == 0)
+		r = config_finish(cfg, err, errlen);
+	if (r < 0)
+		config_free(cfg);
+	return r;
+}
+
 /* Read the config file, then apply the flags over it (a second pass). */
 static void load_config(int argc, char **argv, struct config *cfg, struct opts *o)
 {
 	char err[CONFIG_ERR_MAX];
-	bool advertised = false; /* the first --advertise replaces the file's list */
 	int ch;
 
 	memset(o, 0, sizeof(*o));
@@ -121,34 +158,14 @@ static void load_config(int argc, char **argv, struct config *cfg, struct opts *
 		usage(stderr);
 		exit(EX_USAGE_);
 	}
-	if (config_defaults(cfg) < 0)
-		die_config("config: cannot build the defaults");
 	if (o->config_file == NULL && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
 		o->config_file = CONFIG_DEFAULT_PATH;
-	if (o->config_file && config_load_file(cfg, o->config_file, err, sizeof(err)) < 0)
+	if (build_config(argc, argv, o->config_file, cfg, err, sizeof(err)) < 0)
 		die_config(err);
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:fh", long_opts, NULL)) != -1) {
-		int r = 0;
-
-		if (ch == OPT_NAME)
-			r = config_set_name(cfg, optarg, err, sizeof(err));
-		else if (ch == OPT_LISTEN)
-			r = config_set_listen(cfg, optarg, err, sizeof(err));
-		else if (ch == OPT_ADVERTISE) {
-			r = config_set_advertise(cfg, optarg, !advertised, err, sizeof(err));
-			advertised = true;
-		} else if (ch == OPT_SOCKET)
-			r = config_set_socket(cfg, optarg, err, sizeof(err));
-		else if (ch == OPT_JOIN)
-			r = config_add_join(cfg, optarg, err, sizeof(err));
-		if (r < 0)
-			die_config(err);
-	}
-	if (config_finish(cfg, err, sizeof(err)) < 0)
-		die_config(err);
+	saved_argc = argc;
+	saved_argv = argv;
+	config_path = o->config_file;
 }
-
 static int read_secret(struct daemon *d, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -185,6 +202,16 @@ static void boot_join_probed(struct daemon *d, void *arg, const struct node_spec
 	j->done = true;
 	log_info("main", "joining %s through %s", spec->name, j->target);
 	daemon_join_spec(d, spec);
+}
+
+/* A contact to join, tried until one answers (unless it is there already). */
+static void boot_join_add(struct daemon *d, const char *target)
+{
+	for (size_t i = 0; i < nboot_joins; i++)
+		if (strcmp(boot_joins[i].target, target) == 0)
+			return;
+	boot_joins = xrealloc(boot_joins, (nboot_joins + 1) * sizeof(*boot_joins));
+	boot_joins[nboot_joins++] = (struct boot_join){.target = xstrdup(target), .d = d};
 }
 
 static void boot_joins_run(struct daemon *d, uint64_t now)
@@ -277,13 +304,74 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	boot_joins_run(d, now);
 }
 
+/* What a reload found changed. */
+struct reload {
+	char applied[256], restart[512];
+};
+
+static bool reload_safe(const char *key)
+{
+	static const char *const keys[] = {"log", "join", "failure_timeout_ms",
+	                                   "connect_timeout_ms"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static void reload_note(void *arg, const char *key)
+{
+	struct reload *r = arg;
+	char *list = reload_safe(key) ? r->applied : r->restart;
+	size_t n = reload_safe(key) ? sizeof(r->applied) : sizeof(r->restart);
+
+	snprintf(list + strlen(list), n - strlen(list), "%s%s", list[0] ? ", " : "", key);
+}
+
+/* SIGHUP: read the config again. A config that does not validate is
+ * refused whole; of a valid one, the keys that can change safely take
+ * effect (log.level, join: new contacts are tried, failure_timeout_ms,
+ * connect_timeout_ms) and the others are named as needing a restart. */
+static void reload(struct daemon *d, struct config *cfg)
+{
+	struct config fresh;
+	struct reload r;
+	char err[CONFIG_ERR_MAX];
+	char **join;
+	size_t njoin;
+
+	memset(&r, 0, sizeof(r));
+	if (build_config(saved_argc, saved_argv, config_path, &fresh, err, sizeof(err)) < 0) {
+		log_error("main", "reload refused, the running config stays: %s", err);
+		return;
+	}
+	config_diff(cfg, &fresh, reload_note, &r);
+	cfg->log_level = fresh.log_level;
+	log_set_level(cfg->log_level);
+	cfg->failure_timeout_ms = fresh.failure_timeout_ms;
+	cfg->connect_timeout_ms = fresh.connect_timeout_ms;
+	join = cfg->join, njoin = cfg->njoin;
+	cfg->join = fresh.join, cfg->njoin = fresh.njoin;
+	fresh.join = join, fresh.njoin = njoin; /* freed with fresh */
+	for (size_t i = 0; i < cfg->njoin; i++)
+		boot_join_add(d, cfg->join[i]);
+	config_free(&fresh);
+	log_notice("main", "reloaded %s: %s", config_path ? config_path : "(no config file)",
+	           r.applied[0] ? r.applied : "nothing changed");
+	if (r.restart[0])
+		log_warnx("main", "reload: %s changed but take effect only at a restart",
+		          r.restart);
+	boot_joins_run(d, daemon_now_ms());
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 
 	if (sig == SIGHUP) {
 		log_reopen();
-		log_info("main", "SIGHUP: logs reopened");
+		reload(d, running_cfg);
 		return;
 	}
 	log_info("main", "signal %d: shutting down", (int)sig);
@@ -356,10 +444,8 @@ static int run(struct daemon *d, const struct opts *o)
 	d->tick_ev = evtimer_new(d->base, on_tick, d);
 	tick_schedule(d);
 	d->start_ms = d->last_tick_ms = daemon_now_ms();
-	for (size_t i = 0; i < d->cfg->njoin; i++) {
-		boot_joins = xrealloc(boot_joins, (nboot_joins + 1) * sizeof(*boot_joins));
-		boot_joins[nboot_joins++] = (struct boot_join){.target = d->cfg->join[i], .d = d};
-	}
+	for (size_t i = 0; i < d->cfg->njoin; i++)
+		boot_join_add(d, d->cfg->join[i]);
 	boot_joins_run(d, d->start_ms);
 	log_notice("main", "%s running (%s, cluster %s)", d->self->name,
 	           config_manager_name(d->cfg->manager), d->cfg->cluster_name);
@@ -371,6 +457,8 @@ static int run(struct daemon *d, const struct opts *o)
 		event_free(sigs[i]);
 	event_free(d->tick_ev);
 	d->tick_ev = NULL;
+	for (size_t i = 0; i < nboot_joins; i++)
+		free(boot_joins[i].target);
 	free(boot_joins);
 	return 0;
 }
@@ -403,9 +491,6 @@ int main(int argc, char **argv)
 	}
 	if (cfg.tls.enabled)
 		unsupported(&cfg, "tls.enabled: TLS is not available in this build");
-	if (cfg.metrics_listen)
-		unsupported(&cfg,
-		            "metrics.listen: the metrics endpoint is not available in this build");
 	if (daemon_manager_for(cfg.manager) == NULL) {
 		fprintf(stderr,
 		        "partisand: config: peer_service_manager: %s is not available in "
@@ -417,6 +502,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	log_init(cfg.log_level);
+	running_cfg = &cfg;
 	seed = daemon_now_ms() ^ ((uint64_t)getpid() << 32);
 	rc = daemon_open(&d, &cfg, seed) == 0 ? run(&d, &o) : 1;
 	daemon_close(&d);

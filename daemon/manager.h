@@ -18,6 +18,12 @@ struct manager_params {
 	unsigned promotion_interval_ms;
 };
 
+struct manager_stats {
+	uint64_t rounds;      /* gossip rounds */
+	uint64_t states_sent; /* full membership states sent */
+	uint64_t state_bytes; /* their packed size */
+};
+
 struct manager_ops {
 	const char *name;
 	void *(*create)(const struct manager_params *p);
@@ -47,6 +53,8 @@ struct manager_ops {
 	/* node left the cluster (news from the overlay): forget it everywhere,
 	 * passive candidates included. May be NULL. */
 	void (*forget)(void *m, const char *node, const struct core_env *env, struct actions *out);
+	/* Counters for /metrics. May be NULL. */
+	void (*stats)(void *m, struct manager_stats *out);
 	/* Overlay views for status (may return 0). */
 	size_t (*active_view)(void *m, const char *const **out);
 	size_t (*passive_view)(void *m, const char *const **out);

@@ -95,6 +95,8 @@ struct pnode {
 	struct pconn ***out; /* out[chan][idx] */
 	uint64_t last_rx_ms, last_tx_ms, next_try_ms;
 	uint64_t incarnation; /* as its last hello said; 0: unknown */
+	uint64_t hb_asked_ms; /* our last heartbeat request, until its reply */
+	struct peer_rtt rtt;  /* heartbeat round trips */
 	unsigned backoff_ms;
 	unsigned attempt;
 };
@@ -211,9 +213,11 @@ static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* Something of ours went on c: it proves us alive to the node. */
-static void pconn_sent(struct pconn *c)
+/* Something of ours (bytes long, framed) went on c: it proves us alive to
+ * the node. */
+static void pconn_sent(struct pconn *c, size_t bytes)
 {
+	c->d->stats.bytes_out += bytes;
 	c->last_send_ms = daemon_now_ms();
 	if (c->node)
 		c->node->last_tx_ms = c->last_send_ms;
@@ -234,7 +238,7 @@ static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, b
 
 		evbuffer_add(out, buf + skip, len - skip);
 	}
-	pconn_sent(c);
+	pconn_sent(c, FRAME_HEADER + len);
 }
 
 static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *msg, bool now)
@@ -249,8 +253,7 @@ static void pconn_write_msg_now(struct pconn *c, const PartisanPeer__PeerMsg *ms
 		pconn_write_frame(c, stackbuf, len, now);
 		return;
 	}
-	daemon_frame_add(bufferevent_get_output(c->bev), &msg->base);
-	pconn_sent(c);
+	pconn_sent(c, daemon_frame_add(bufferevent_get_output(c->bev), &msg->base));
 }
 
 /* The first frame of a turn goes out at once (latency: no extra loop pass
@@ -374,6 +377,8 @@ static void pconn_close_how(struct pconn *c, const char *why, bool broken)
 	if (c->state == PC_CLOSING)
 		return;
 	log_debug("peer", "%s: closing connection (%s)", pconn_who(c), why);
+	if (!was_open)
+		d->stats.conns_failed++;
 	pconn_detach(c);
 	c->state = PC_CLOSING;
 	c->since_ms = daemon_now_ms();
@@ -628,6 +633,7 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 	pconn_write_msg(c, &m);
 	node_spec_pb_release(&spec);
 	c->state = PC_OPEN;
+	d->stats.conns_opened++;
 	log_debug("peer", "%s: accepted %s connection %u", n->name, h->channel, h->index);
 	return 0;
 }
@@ -678,6 +684,7 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 	n->spec = their;
 	n->last_rx_ms = daemon_now_ms();
 	c->state = PC_OPEN;
+	d->stats.conns_opened++;
 	if (c->node == NULL) {
 		/* A probe: keep the link as the node's first default connection. */
 		c->node = n;
@@ -698,8 +705,21 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 	return 0;
 }
 
+const double peer_rtt_bounds_ms[PEER_RTT_BUCKETS] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000};
+
+static void pnode_rtt(struct pnode *n, uint64_t ms)
+{
+	for (size_t i = 0; i < PEER_RTT_BUCKETS; i++)
+		if ((double)ms <= peer_rtt_bounds_ms[i])
+			n->rtt.buckets[i]++;
+	n->rtt.count++;
+	n->rtt.sum_ms += ms;
+}
+
 static void pconn_heartbeat(struct pconn *c, bool reply)
 {
+	if (!reply && c->node)
+		c->node->hb_asked_ms = daemon_now_ms();
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Heartbeat hb = PARTISAN_PEER__HEARTBEAT__INIT;
 
@@ -750,9 +770,13 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	case PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT:
 		/* It refreshed last_rx_ms. A request wants an answer unless we
 		 * already sent this node something this round. */
-		if (!(m->heartbeat->has_reply && m->heartbeat->reply) &&
-		    c->node->last_tx_ms < c->d->hb_round * hb_round_ms(c->d))
+		if (m->heartbeat->has_reply && m->heartbeat->reply) {
+			if (c->node->hb_asked_ms) /* the coarse clock: a few ms of grain */
+				pnode_rtt(c->node, daemon_now_ms() - c->node->hb_asked_ms);
+			c->node->hb_asked_ms = 0;
+		} else if (c->node->last_tx_ms < c->d->hb_round * hb_round_ms(c->d)) {
 			pconn_heartbeat(c, true);
+		}
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_SILENT:
 		pnode_reported_silent(c->d, c->node, m->silent);
@@ -816,6 +840,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
+		d->stats.bytes_in += FRAME_HEADER + (size_t)len;
 		al = arena_begin(&d->peer_arena);
 		/* Only an open link carries data. */
 		m = (PartisanPeer__PeerMsg *)splice_unpack(
@@ -1223,6 +1248,7 @@ static void pnode_reported_silent(struct daemon *d, struct pnode *from,
 		if (n->suspect_at == 0) {
 			struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
 
+			d->stats.fd_suspicions++;
 			log_info("peer",
 			         "%s: silent says %s, but heard here %llu ms ago; asking it",
 			         n->name, from->name, (unsigned long long)(now - n->last_rx_ms));
@@ -1236,6 +1262,7 @@ static void pnode_reported_silent(struct daemon *d, struct pnode *from,
 	log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms", n->name,
 	          (unsigned long long)sl->silent_ms, from->name,
 	          (unsigned long long)(now - n->last_rx_ms));
+	d->stats.fd_silent++;
 	pnode_down(d, n, "timeout", true);
 	n->next_try_ms = now + n->backoff_ms;
 }
@@ -1334,6 +1361,7 @@ static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now, uint64_
 
 		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
 		          (unsigned long long)silent);
+		d->stats.fd_timeouts++;
 		pnode_down(d, n, "timeout", true);
 		n->next_try_ms = now + n->backoff_ms;
 		if (n->watched)
@@ -1494,11 +1522,15 @@ enum peer_send_result peer_send_data_big(struct daemon *d, const char *node, con
 	static const uint32_t wrap[] = {PARTISAN_PEER__PEER_MSG__BODY_DATA};
 	struct pconn *c = NULL;
 	enum peer_send_result r = peer_link(d, node, channel, key, keylen, &c);
+	struct evbuffer *out;
+	size_t before;
 
 	if (r < 0)
 		return r;
-	splice_frame_add(bufferevent_get_output(c->bev), wrap, 1, &data->base, 3, big);
-	pconn_sent(c);
+	out = bufferevent_get_output(c->bev);
+	before = evbuffer_get_length(out);
+	splice_frame_add(out, wrap, 1, &data->base, 3, big);
+	pconn_sent(c, evbuffer_get_length(out) - before);
 	return peer_queued(d, c);
 }
 
@@ -1511,8 +1543,7 @@ enum peer_send_result peer_send_msg(struct daemon *d, const char *node, const ch
 
 	if (r < 0)
 		return r;
-	daemon_frame_add(bufferevent_get_output(c->bev), &msg->base);
-	pconn_sent(c);
+	pconn_sent(c, daemon_frame_add(bufferevent_get_output(c->bev), &msg->base));
 	return peer_queued(d, c);
 }
 
@@ -1593,6 +1624,33 @@ void peer_resume(struct daemon *d, uint64_t id)
 const char *peer_channel_name(struct daemon *d, const char *channel)
 {
 	return d->cfg->channels[peer_chan_index(d->cfg, channel)].name;
+}
+
+void peer_each_node(struct daemon *d, peer_node_fn fn, void *arg)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
+		struct pnode *n = v;
+		size_t out = 0;
+		struct pconn *c;
+
+		TAILQ_FOREACH(c, &d->conns, entry)
+		if (c->node == n && c->bev)
+			out += evbuffer_get_length(bufferevent_get_output(c->bev));
+		fn(arg, n->name, n->up, &n->rtt, out);
+	}
+}
+
+bool peer_suspect(struct daemon *d, const char *node, uint64_t *since_ms)
+{
+	struct pnode *n = pnode_get(d, node, false);
+
+	if (n == NULL || !n->up || n->suspect_at == 0)
+		return false;
+	*since_ms = n->suspect_at;
+	return true;
 }
 
 bool peer_is_up(struct daemon *d, const char *node)

@@ -65,6 +65,21 @@ int peer_partition_inject(struct daemon *d, const char *node, const char *ref, c
 int peer_partition_resolve(struct daemon *d, const char *ref);
 bool peer_partitioned(struct daemon *d, const char *node);
 
+/* Heartbeat round trips of one node: a Prometheus histogram, buckets
+ * cumulative (upper bounds in peer_rtt_bounds_ms). */
+#define PEER_RTT_BUCKETS 10
+struct peer_rtt {
+	uint64_t buckets[PEER_RTT_BUCKETS];
+	uint64_t count, sum_ms;
+};
+extern const double peer_rtt_bounds_ms[PEER_RTT_BUCKETS];
+/* Call fn for every node the peer layer knows: up or not, its round trips,
+ * the bytes queued toward it. */
+typedef void (*peer_node_fn)(void *arg, const char *node, bool up, const struct peer_rtt *rtt,
+                             size_t queued);
+void peer_each_node(struct daemon *d, peer_node_fn fn, void *arg);
+/* Up, but a watcher said it went silent and we are asking it (since when). */
+bool peer_suspect(struct daemon *d, const char *node, uint64_t *since_ms);
 bool peer_is_up(struct daemon *d, const char *node);
 /* The configured channel called channel (the default one if none is), as
  * a string that lives as long as the daemon. */

@@ -701,6 +701,12 @@ static void router_pending_add(struct daemon *d, struct session *t, const char *
 static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
                              const char *msg);
 
+/* A call of this node ended with err (OK: a reply). */
+static void router_call_counted(struct daemon *d, PartisanIpc__Error err)
+{
+	d->stats.calls[(size_t)err < DAEMON_CALL_RESULTS ? (size_t)err : 0]++;
+}
+
 /* Drop what is pending for session sid (0: none), for node (NULL: none),
  * or has expired by now (0: never); when the callee went away before
  * replying, fail its caller's call with ENOPROC. */
@@ -1073,6 +1079,7 @@ bool router_send_big(struct session *s, const PartisanIpc__Request *rq, struct e
 static void router_call_done(struct daemon *d, struct call *c, PartisanIpc__Error err,
                              const char *msg)
 {
+	router_call_counted(d, err);
 	ipc_respond_error(c->s, c->id, err, "%s", msg);
 	strmap_del(&d->router->calls, c->cref);
 	free(c);
@@ -1111,6 +1118,7 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 		if (t == NULL) {
 			free(c);
 			d->stats.dropped_no_proc++;
+			router_call_counted(d, PARTISAN_IPC__ERROR__ENOPROC);
 			ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__ENOPROC,
 			                  "%s: no such endpoint", cl->to);
 			return;
@@ -1123,6 +1131,7 @@ void router_call(struct session *s, const PartisanIpc__Request *rq)
 	err = router_forward(s, &r, cl->to, &cl->payload, cl->opts, c->cref, cl->timeout_ms, NULL);
 	if (err != PARTISAN_IPC__ERROR__OK && err != PARTISAN_IPC__ERROR__EAGAIN) {
 		free(c);
+		router_call_counted(d, err);
 		ipc_respond_error(s, rq->id, err, "%s: %s", r.node, router_why(s->d, r.node, err));
 		return;
 	}
@@ -1143,6 +1152,7 @@ static void router_call_reply(struct daemon *d, const char *cref, const char *fr
 	cr.from = (char *)from;
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_CALL;
 	r.call = &cr;
+	router_call_counted(d, PARTISAN_IPC__ERROR__OK);
 	ipc_respond(c->s, c->id, &r);
 	strmap_del(&d->router->calls, cref);
 	free(c);

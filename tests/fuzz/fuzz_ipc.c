@@ -52,6 +52,7 @@ size_t fuzz_seeds(struct fuzz_buf *v, size_t max)
 	PartisanIpc__Join jo = PARTISAN_IPC__JOIN__INIT;
 	PartisanIpc__Broadcast bc = PARTISAN_IPC__BROADCAST__INIT;
 	PartisanIpc__Empty em = PARTISAN_IPC__EMPTY__INIT;
+	PartisanIpc__MembersRequest mr = PARTISAN_IPC__MEMBERS_REQUEST__INIT;
 	size_t n = 0;
 
 #define SEED(kind, field, value)                                                                   \
@@ -87,7 +88,7 @@ size_t fuzz_seeds(struct fuzz_buf *v, size_t max)
 	bc.payload = sd.payload;
 	SEED(PARTISAN_IPC__REQUEST__BODY_BROADCAST, broadcast, bc);
 	SEED(PARTISAN_IPC__REQUEST__BODY_STATUS, status, em);
-	SEED(PARTISAN_IPC__REQUEST__BODY_MEMBERS, members, em);
+	SEED(PARTISAN_IPC__REQUEST__BODY_MEMBERS, members, mr);
 	SEED(PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST, partition_list, em);
 #undef SEED
 	return n;

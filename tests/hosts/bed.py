@@ -9,32 +9,26 @@ nftables rules (this kernel has no netem) make partitions and loss on the
 receiving side's input."""
 import itertools
 import os
-import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fault"))
+import netns  # noqa: E402
+from netns import run  # noqa: E402
 
 _beds = itertools.count()
 
 
-def run(*args, check=True, input=None):
-    r = subprocess.run(list(args), capture_output=True, text=True, input=input)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.strip()))
-    return r
-
-
 def available():
     """None if the bed can be built here, else the reason it can't."""
-    if os.geteuid() != 0:
-        return "network namespaces need root"
+    reason = netns.available()
+    if reason is not None:
+        return reason
     probe = "pthprobe%d" % os.getpid()
-    r = run("ip", "netns", "add", probe, check=False)
-    if r.returncode != 0:
-        return "cannot create a network namespace: " + r.stderr.strip()
+    run("ip", "netns", "add", probe)
     r = run("ip", "-n", probe, "link", "add", "br0", "type", "bridge", check=False)
     run("ip", "netns", "del", probe, check=False)
     if r.returncode != 0:
         return "cannot create a bridge: " + r.stderr.strip()
-    if run("sh", "-c", "command -v nft", check=False).returncode != 0:
-        return "nft is not installed"
     return None
 
 

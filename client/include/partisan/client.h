@@ -129,6 +129,9 @@ typedef struct partisan_node_spec {
 	size_t n_channels;
 	partisan_channel_t *channels;
 	unsigned parallelism; /* 0: not set */
+	const char *status;   /* members: "alive", "suspect", "down" or "left" (static
+	                       * strings); NULL elsewhere */
+	uint64_t since_ms;    /* members: in that status since (Unix time, ms) */
 } partisan_node_spec_t;
 
 /* This node's name (NAME@HOST), from the session's hello. */
@@ -349,6 +352,10 @@ void partisan_spec_list_free(partisan_spec_list_t *l);
 
 /* The membership as this node sees it, this node included. */
 int partisan_members(partisan_t *c, partisan_spec_list_t *out);
+/* The members in one status ("alive", "suspect", "down"), or with "left"
+ * the nodes seen leaving the cluster (no members any more); NULL: every
+ * member, as partisan_members. EINVAL for another status. */
+int partisan_members_status(partisan_t *c, const char *status, partisan_spec_list_t *out);
 /* 1 when node is connected on some channel, 0 when not, or an error. */
 int partisan_is_connected(partisan_t *c, const char *node);
 /* 1 when every channel to node has all its connections, 0 when not. */
@@ -415,6 +422,17 @@ typedef struct partisan_endpoint {
 	partisan_strlist_t names;
 } partisan_endpoint_t;
 
+/* What the daemon counted since it started (also served on /metrics). */
+typedef struct partisan_counters {
+	uint64_t bytes_in, bytes_out;                    /* framed bytes on peer links */
+	uint64_t retransmits;                            /* ack messages resent */
+	uint64_t dropped_no_proc, dropped_monotonic;     /* refused: no endpoint; shed */
+	uint64_t peer_frames_bad;                        /* peer links closed for bad input */
+	uint64_t connections_opened, connections_failed; /* hello done; failed before it */
+	uint64_t fd_timeouts, fd_silent, fd_suspicions;  /* failure detector verdicts */
+	uint64_t messages_in, messages_out;
+} partisan_counters_t;
+
 typedef struct partisan_status {
 	char *name;
 	partisan_node_spec_t spec;
@@ -433,6 +451,7 @@ typedef struct partisan_status {
 	uint64_t messages_in;
 	uint64_t messages_out;
 	unsigned partitions;
+	partisan_counters_t counters;
 } partisan_status_t;
 
 /* The daemon's status. *out is allocated; free with partisan_status_free(). */
