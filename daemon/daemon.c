@@ -428,6 +428,25 @@ void daemon_drain(struct daemon *d)
 	}
 }
 
+void daemon_tick(struct daemon *d, uint64_t now)
+{
+	struct core_env env = {.now_ms = now, .rng = &d->rng};
+
+	/* A tick far later than due means this process was paused (SIGSTOP,
+	 * swapped out): what we did not hear meanwhile is not the peers' fault. */
+	if (now > d->last_tick_ms + d->cfg->failure_timeout_ms / 2)
+		peer_forgive(d, now);
+	d->last_tick_ms = now;
+	peer_tick(d, now);
+	d->mops->tick(d->mgr, &env, &d->acts);
+	daemon_drain(d);
+	ipc_tick(d, now);
+	router_tick(d, now);
+	/* What the router's cores queued (ack retransmits, Plumtree's IHave
+	 * and grafts) goes now, not at the next event. */
+	daemon_drain(d);
+}
+
 void daemon_node_up(struct daemon *d, const struct node_spec *spec)
 {
 	struct core_env env = daemon_env(d);

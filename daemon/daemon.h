@@ -124,6 +124,12 @@ struct core_env daemon_env(struct daemon *d);
 /* Carry out (and clear) every action the cores queued in d->acts. */
 void daemon_drain(struct daemon *d);
 
+/* The periodic tick, in this order: the peer layer (failure detection,
+ * dialling), the manager, the IPC server (join deadlines), the router
+ * (ack, Plumtree, registry, call deadlines); every action they queue is
+ * carried out before it returns. */
+void daemon_tick(struct daemon *d, uint64_t now);
+
 /* Called by the peer layer. */
 void daemon_node_up(struct daemon *d, const struct node_spec *spec);
 void daemon_node_down(struct daemon *d, const char *node, const char *reason);

@@ -285,22 +285,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	uint64_t now = daemon_now_ms();
-	struct core_env env = daemon_env(d);
 
 	tick_schedule(d);
-
-	/* A tick far later than due means this process was paused (SIGSTOP,
-	 * swapped out): what we did not hear meanwhile is not the peers' fault. */
-	if (now > d->last_tick_ms + d->cfg->failure_timeout_ms / 2)
-		peer_forgive(d, now);
-	d->last_tick_ms = now;
 	if (++d->ticks % DAEMON_TRIM_TICKS == 0)
 		malloc_trim(0);
-	peer_tick(d, now);
-	d->mops->tick(d->mgr, &env, &d->acts);
-	daemon_drain(d);
-	ipc_tick(d, now);
-	router_tick(d, now);
+	daemon_tick(d, now);
 	boot_joins_run(d, now);
 }
 

@@ -1622,7 +1622,7 @@ void router_tick(struct daemon *d, uint64_t now)
 {
 	const char *k;
 	void *v;
-	struct core_env env = daemon_env(d);
+	struct core_env env = {.now_ms = now, .rng = &d->rng};
 
 	ack_tick(d->ack, &env, &d->acts);
 	plumtree_tick(d->plumtree, &env, &d->acts);

@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "ack.h"
 #include "daemon.h"
 #include "ipc.pb-c.h"
 #include "log.h"
@@ -507,6 +508,27 @@ START_TEST(test_a_callee_that_goes_away_fails_the_call_with_enoproc)
 }
 END_TEST
 
+/* An ack retransmission falls due: the tick that finds it sends it, rather
+ * than leaving it queued for whatever event comes next. */
+START_TEST(test_a_tick_carries_out_what_the_router_tick_queues)
+{
+	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
+	struct core_env env = {.now_ms = daemon_now_ms(), .rng = &d.rng};
+
+	data.from = "partisan:pid:" ME ":1";
+	data.to = "partisan:name:x@127.0.0.1:svc";
+	data.payload.data = (uint8_t *)"m";
+	data.payload.len = 1;
+	ack_node_up(d.ack, "x@127.0.0.1", &env, &d.acts);
+	ack_track(d.ack, "x@127.0.0.1", &data, "default", "k", 1, 1, &env, &d.acts);
+	daemon_drain(&d);
+	ck_assert_uint_eq(d.acts.n, 0);
+	daemon_tick(&d, env.now_ms + cfg.retransmit_interval_ms + 1);
+	ck_assert_uint_eq(ack_retransmits(d.ack), 1);
+	ck_assert_uint_eq(d.acts.n, 0);
+}
+END_TEST
+
 static Suite *router_suite(void)
 {
 	Suite *s = suite_create("router");
@@ -526,6 +548,7 @@ static Suite *router_suite(void)
 	tcase_add_test(t, test_a_call_gets_its_reply_and_fails_fast_without_a_callee);
 	tcase_add_test(t, test_a_call_past_its_deadline_times_out_and_a_late_reply_is_dropped);
 	tcase_add_test(t, test_a_callee_that_goes_away_fails_the_call_with_enoproc);
+	tcase_add_test(t, test_a_tick_carries_out_what_the_router_tick_queues);
 	suite_add_tcase(s, t);
 	return s;
 }
