@@ -1,4 +1,4 @@
-"""The peer controller (client/peer.c) through `partisanctl peer start/stop/list`:
+"""The peer controller (client/spawn.c) through `partisanctl peer start/stop/list`:
 detached peers recorded and listed, a foreground peer that stops with its
 controller, boot failures (invalid config, a wrapper that never starts the
 daemon). Every test has its own state directory (PARTISAN_PEER_DIR) and

@@ -1,4 +1,4 @@
-/* peer.c: the peer controller, after Erlang's peer module (otpbp_peer):
+/* spawn.c: the peer controller (partisan_peer_*), after Erlang's peer module (otpbp_peer):
  * start extra partisand daemons on this host, wait for them to boot, read
  * their node name and port through their control socket, stop them, and
  * keep records of detached ones so that other processes (partisanctl peer
@@ -23,19 +23,19 @@
 
 #include "partisan/client.h"
 
-#define PEER_BOOT_MS      10000 /* default boot timeout */
-#define PEER_SHUTDOWN_MS  5000  /* default graceful deadline */
-#define PEER_KILL_WAIT_MS 5000  /* how long SIGKILL may take */
-#define PEER_PROBE_MS     1000  /* longest one connect attempt may wait */
-#define PEER_STATE_PROBE  100   /* connect attempt of partisan_peer_state() */
-#define PEER_POLL_MS      10    /* between probes and exit checks */
-#define PEER_NAME_LEN     64
-#define PEER_HOST_LEN     63
-#define PEER_SUN_MAX      108 /* sizeof(sockaddr_un.sun_path) */
-#define PEER_REC_MAX      65536
-#define PEER_EX_USAGE     64
-#define PEER_EX_CONFIG    78
-#define PEER_EXEC_FAILED  127
+#define SPAWN_BOOT_MS      10000 /* default boot timeout */
+#define SPAWN_SHUTDOWN_MS  5000  /* default graceful deadline */
+#define SPAWN_KILL_WAIT_MS 5000  /* how long SIGKILL may take */
+#define SPAWN_PROBE_MS     1000  /* longest one connect attempt may wait */
+#define SPAWN_STATE_PROBE  100   /* connect attempt of partisan_peer_state() */
+#define SPAWN_POLL_MS      10    /* between probes and exit checks */
+#define SPAWN_NAME_LEN     64
+#define SPAWN_HOST_LEN     63
+#define SPAWN_SUN_MAX      108 /* sizeof(sockaddr_un.sun_path) */
+#define SPAWN_REC_MAX      65536
+#define SPAWN_EX_USAGE     64
+#define SPAWN_EX_CONFIG    78
+#define SPAWN_EXEC_FAILED  127
 
 extern char **environ;
 
@@ -56,7 +56,7 @@ struct partisan_peer {
 };
 
 /* What start works with besides the handle. */
-struct peer_ctx {
+struct spawn_ctx {
 	const partisan_peer_opts_t *o;
 	partisan_peer_t *p;
 	const char *host;
@@ -67,7 +67,7 @@ struct peer_ctx {
 };
 
 /* A record of the state directory. */
-struct peer_rec {
+struct spawn_rec {
 	char *name, *node, *socket, *log, *tmpdir;
 	long long pid, port, started;
 	bool detached;
@@ -75,9 +75,9 @@ struct peer_rec {
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static char *peer_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *spawn_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static char *peer_printf(const char *fmt, ...)
+static char *spawn_printf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -89,10 +89,10 @@ static char *peer_printf(const char *fmt, ...)
 	return r < 0 ? NULL : s;
 }
 
-static void peer_err(const struct peer_ctx *x, const char *fmt, ...)
+static void spawn_err(const struct spawn_ctx *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void peer_err(const struct peer_ctx *x, const char *fmt, ...)
+static void spawn_err(const struct spawn_ctx *x, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -103,7 +103,7 @@ static void peer_err(const struct peer_ctx *x, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int64_t peer_now_ms(void)
+static int64_t spawn_now_ms(void)
 {
 	struct timespec ts;
 
@@ -111,12 +111,12 @@ static int64_t peer_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void peer_nap(int64_t ms)
+static void spawn_nap(int64_t ms)
 {
-	poll(NULL, 0, (int)(ms < 1 ? 1 : ms > PEER_POLL_MS ? PEER_POLL_MS : ms));
+	poll(NULL, 0, (int)(ms < 1 ? 1 : ms > SPAWN_POLL_MS ? SPAWN_POLL_MS : ms));
 }
 
-static int peer_errno_code(int e)
+static int spawn_errno_code(int e)
 {
 	switch (e) {
 	case ENOENT:
@@ -133,9 +133,9 @@ static int peer_errno_code(int e)
 }
 
 /* A short name: letters, digits and "_.-", not starting with "." or "-". */
-static bool peer_name_ok(const char *s, size_t len)
+static bool spawn_name_ok(const char *s, size_t len)
 {
-	if (len == 0 || len > PEER_NAME_LEN || s[0] == '.' || s[0] == '-')
+	if (len == 0 || len > SPAWN_NAME_LEN || s[0] == '.' || s[0] == '-')
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)s[i]) && strchr("_.-", s[i]) == NULL)
@@ -143,11 +143,11 @@ static bool peer_name_ok(const char *s, size_t len)
 	return true;
 }
 
-static bool peer_host_ok(const char *s)
+static bool spawn_host_ok(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > PEER_HOST_LEN)
+	if (len == 0 || len > SPAWN_HOST_LEN)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (!isalnum((unsigned char)s[i]) && strchr(".:-", s[i]) == NULL)
@@ -156,9 +156,9 @@ static bool peer_host_ok(const char *s)
 }
 
 /* Does /proc/PID/cmdline hold an argument equal to arg? */
-static bool peer_cmdline_has(long long pid, const char *arg)
+static bool spawn_cmdline_has(long long pid, const char *arg)
 {
-	char path[64], *buf = malloc(PEER_REC_MAX);
+	char path[64], *buf = malloc(SPAWN_REC_MAX);
 	bool found = false;
 	ssize_t n;
 	int fd;
@@ -168,7 +168,7 @@ static bool peer_cmdline_has(long long pid, const char *arg)
 		free(buf);
 		return false;
 	}
-	n = read(fd, buf, PEER_REC_MAX - 1);
+	n = read(fd, buf, SPAWN_REC_MAX - 1);
 	close(fd);
 	if (n > 0)
 		buf[n] = '\0';
@@ -180,7 +180,7 @@ static bool peer_cmdline_has(long long pid, const char *arg)
 
 /* ---- the state directory ----------------------------------------------- */
 
-static int peer_state_path(char *buf, size_t n)
+static int spawn_state_path(char *buf, size_t n)
 {
 	const char *env = getenv("PARTISAN_PEER_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
 	int r;
@@ -196,17 +196,17 @@ static int peer_state_path(char *buf, size_t n)
 
 /* The state directory into buf, made (0700) when create; it must be this
  * user's and writable by nobody else. */
-static int peer_state_dir(char *buf, size_t n, bool create)
+static int spawn_state_dir(char *buf, size_t n, bool create)
 {
 	struct stat st;
-	int r = peer_state_path(buf, n);
+	int r = spawn_state_path(buf, n);
 
 	if (r < 0)
 		return r;
 	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return peer_errno_code(errno);
+		return spawn_errno_code(errno);
 	if (lstat(buf, &st) < 0)
-		return peer_errno_code(errno);
+		return spawn_errno_code(errno);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022) != 0)
 		return PARTISAN_EPERM;
 	return 0;
@@ -214,7 +214,7 @@ static int peer_state_dir(char *buf, size_t n, bool create)
 
 /* ---- records: flat JSON objects ---------------------------------------- */
 
-static void peer_json_str(FILE *f, const char *s)
+static void spawn_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; s != NULL && *s != '\0'; s++) {
@@ -230,26 +230,26 @@ static void peer_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void peer_rec_print(FILE *f, const partisan_peer_t *p)
+static void spawn_rec_print(FILE *f, const partisan_peer_t *p)
 {
 	fputs("{\"name\": ", f);
-	peer_json_str(f, p->name);
+	spawn_json_str(f, p->name);
 	fputs(", \"node\": ", f);
-	peer_json_str(f, p->node);
+	spawn_json_str(f, p->node);
 	fprintf(f, ", \"pid\": %d, \"socket\": ", (int)p->pid);
-	peer_json_str(f, p->sock);
+	spawn_json_str(f, p->sock);
 	fprintf(f, ", \"port\": %d, \"detached\": %s, \"started\": %lld, \"log\": ", p->port,
 	        p->detached ? "true" : "false", (long long)time(NULL));
-	peer_json_str(f, p->log);
+	spawn_json_str(f, p->log);
 	fputs(", \"tmpdir\": ", f);
-	peer_json_str(f, p->tmpdir != NULL ? p->tmpdir : "");
+	spawn_json_str(f, p->tmpdir != NULL ? p->tmpdir : "");
 	fputs("}\n", f);
 }
 
 /* Write p's record: a temporary file, then rename over NAME.json. */
-static int peer_rec_write(const partisan_peer_t *p)
+static int spawn_rec_write(const partisan_peer_t *p)
 {
-	char *tmp = peer_printf("%s.%d.tmp", p->record, (int)getpid());
+	char *tmp = spawn_printf("%s.%d.tmp", p->record, (int)getpid());
 	FILE *f;
 	int fd, r = 0;
 
@@ -257,19 +257,19 @@ static int peer_rec_write(const partisan_peer_t *p)
 		return PARTISAN_ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-		r = peer_errno_code(errno);
+		r = spawn_errno_code(errno);
 		if (fd >= 0)
 			close(fd);
 		free(tmp);
 		return r;
 	}
-	peer_rec_print(f, p);
+	spawn_rec_print(f, p);
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
 		r = PARTISAN_EIO;
 	if (fclose(f) != 0 && r == 0)
 		r = PARTISAN_EIO;
 	if (r == 0 && rename(tmp, p->record) < 0)
-		r = peer_errno_code(errno);
+		r = spawn_errno_code(errno);
 	if (r < 0)
 		unlink(tmp);
 	free(tmp);
@@ -358,7 +358,7 @@ static const char *jp_string(const char *s, char **out)
 	return s + 1;
 }
 
-static char **peer_rec_field(struct peer_rec *r, const char *key)
+static char **spawn_rec_field(struct spawn_rec *r, const char *key)
 {
 	if (strcmp(key, "name") == 0)
 		return &r->name;
@@ -373,7 +373,7 @@ static char **peer_rec_field(struct peer_rec *r, const char *key)
 	return NULL;
 }
 
-static void peer_rec_scalar(struct peer_rec *r, const char *key, const char *tok)
+static void spawn_rec_scalar(struct spawn_rec *r, const char *key, const char *tok)
 {
 	if (strcmp(key, "pid") == 0)
 		r->pid = strtoll(tok, NULL, 10);
@@ -386,9 +386,9 @@ static void peer_rec_scalar(struct peer_rec *r, const char *key, const char *tok
 }
 
 /* The value of key at s (a string or a scalar); the end, or NULL. */
-static const char *jp_value(const char *s, struct peer_rec *r, const char *key)
+static const char *jp_value(const char *s, struct spawn_rec *r, const char *key)
 {
-	char **field = peer_rec_field(r, key), *v, tok[32];
+	char **field = spawn_rec_field(r, key), *v, tok[32];
 	size_t n;
 
 	if (*s == '"') {
@@ -407,11 +407,11 @@ static const char *jp_value(const char *s, struct peer_rec *r, const char *key)
 		return NULL;
 	memcpy(tok, s, n);
 	tok[n] = '\0';
-	peer_rec_scalar(r, key, tok);
+	spawn_rec_scalar(r, key, tok);
 	return s + n;
 }
 
-static void peer_rec_free(struct peer_rec *r)
+static void spawn_rec_free(struct spawn_rec *r)
 {
 	free(r->name);
 	free(r->node);
@@ -422,7 +422,7 @@ static void peer_rec_free(struct peer_rec *r)
 }
 
 /* One "key": value pair at s; the end, or NULL. */
-static const char *jp_member(const char *s, struct peer_rec *r)
+static const char *jp_member(const char *s, struct spawn_rec *r)
 {
 	char *key;
 
@@ -434,7 +434,7 @@ static const char *jp_member(const char *s, struct peer_rec *r)
 	return s != NULL ? jp_ws(s) : NULL;
 }
 
-static int peer_rec_parse(const char *s, struct peer_rec *r)
+static int spawn_rec_parse(const char *s, struct spawn_rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	s = jp_ws(s);
@@ -444,29 +444,29 @@ static int peer_rec_parse(const char *s, struct peer_rec *r)
 		s++;
 	if (s == NULL || *s != '}' || r->name == NULL || r->socket == NULL || r->pid <= 0 ||
 	    r->pid > INT_MAX) {
-		peer_rec_free(r);
+		spawn_rec_free(r);
 		return -1;
 	}
 	return 0;
 }
 
 /* Read and parse a record: ENOENT when there is none, EIO when bad. */
-static int peer_rec_read(const char *path, struct peer_rec *r)
+static int spawn_rec_read(const char *path, struct spawn_rec *r)
 {
-	char *buf = malloc(PEER_REC_MAX);
+	char *buf = malloc(SPAWN_REC_MAX);
 	ssize_t n = -1;
 	int fd, e;
 
 	if (buf == NULL)
 		return PARTISAN_ENOMEM;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, PEER_REC_MAX - 1);
+		n = read(fd, buf, SPAWN_REC_MAX - 1);
 		close(fd);
 	}
 	e = errno;
 	if (n >= 0)
 		buf[n] = '\0';
-	if (n < 0 || peer_rec_parse(buf, r) < 0) {
+	if (n < 0 || spawn_rec_parse(buf, r) < 0) {
 		free(buf);
 		return fd < 0 && e == ENOENT ? PARTISAN_ENOENT : PARTISAN_EIO;
 	}
@@ -475,16 +475,16 @@ static int peer_rec_read(const char *path, struct peer_rec *r)
 }
 
 /* Is the recorded process alive and still this peer? */
-static bool peer_rec_alive(const struct peer_rec *r)
+static bool spawn_rec_alive(const struct spawn_rec *r)
 {
 	if (kill((pid_t)r->pid, 0) < 0 && errno != EPERM)
 		return false;
-	return peer_cmdline_has(r->pid, r->socket);
+	return spawn_cmdline_has(r->pid, r->socket);
 }
 
 /* Remove what a peer leaves: its socket, its private directory with the
  * log made there, and its record. */
-static void peer_files_remove(const char *sock, const char *log, const char *tmpdir,
+static void spawn_files_remove(const char *sock, const char *log, const char *tmpdir,
                               const char *record)
 {
 	if (sock != NULL)
@@ -503,8 +503,8 @@ static void peer_files_remove(const char *sock, const char *log, const char *tmp
 /* ---- processes --------------------------------------------------------- */
 
 /* Has the child exited? Leaves it a zombie (holding its pid and process
- * group) until peer_collect(). */
-static bool peer_exited(partisan_peer_t *p)
+ * group) until spawn_collect(). */
+static bool spawn_exited(partisan_peer_t *p)
 {
 	siginfo_t si;
 
@@ -526,7 +526,7 @@ static bool peer_exited(partisan_peer_t *p)
 }
 
 /* Signal the peer's process group (its own pid when it has none). */
-static void peer_signal(const partisan_peer_t *p, int sig)
+static void spawn_signal(const partisan_peer_t *p, int sig)
 {
 	if (p->pid <= 0 || (p->state == PARTISAN_PEER_DOWN && !p->zombie))
 		return; /* its pid may be someone else's by now */
@@ -536,7 +536,7 @@ static void peer_signal(const partisan_peer_t *p, int sig)
 
 /* Reap an exited child, killing what is left of its process group first
  * (a wrapper's children). */
-static void peer_collect(partisan_peer_t *p)
+static void spawn_collect(partisan_peer_t *p)
 {
 	if (!p->zombie || p->pid <= 0)
 		return;
@@ -546,39 +546,39 @@ static void peer_collect(partisan_peer_t *p)
 	p->zombie = false;
 }
 
-static bool peer_wait_exit(partisan_peer_t *p, int ms)
+static bool spawn_wait_exit(partisan_peer_t *p, int ms)
 {
-	int64_t deadline = peer_now_ms() + ms;
+	int64_t deadline = spawn_now_ms() + ms;
 
-	while (!peer_exited(p)) {
-		int64_t left = deadline - peer_now_ms();
+	while (!spawn_exited(p)) {
+		int64_t left = deadline - spawn_now_ms();
 
 		if (left <= 0)
 			return false;
-		peer_nap(left);
+		spawn_nap(left);
 	}
 	return true;
 }
 
 /* Stop a child: SIGTERM and SIGCONT, SIGKILL after graceful_ms (0: at
  * once), then reap it. */
-static int peer_terminate(partisan_peer_t *p, int graceful_ms)
+static int spawn_terminate(partisan_peer_t *p, int graceful_ms)
 {
-	if (!peer_exited(p) && graceful_ms > 0) {
-		peer_signal(p, SIGTERM);
-		peer_signal(p, SIGCONT);
-		peer_wait_exit(p, graceful_ms);
+	if (!spawn_exited(p) && graceful_ms > 0) {
+		spawn_signal(p, SIGTERM);
+		spawn_signal(p, SIGCONT);
+		spawn_wait_exit(p, graceful_ms);
 	}
-	if (!peer_exited(p)) {
-		peer_signal(p, SIGKILL);
-		if (!peer_wait_exit(p, PEER_KILL_WAIT_MS))
+	if (!spawn_exited(p)) {
+		spawn_signal(p, SIGKILL);
+		if (!spawn_wait_exit(p, SPAWN_KILL_WAIT_MS))
 			return PARTISAN_ETIMEDOUT;
 	}
-	peer_collect(p);
+	spawn_collect(p);
 	return 0;
 }
 
-static void peer_free(partisan_peer_t *p)
+static void spawn_free(partisan_peer_t *p)
 {
 	free(p->name);
 	free(p->node);
@@ -598,19 +598,19 @@ int partisan_peer_random_name(const char *prefix, char *buf, size_t n)
 
 	if (prefix == NULL)
 		prefix = "peer";
-	if (buf == NULL || n == 0 || !peer_name_ok(prefix, strlen(prefix)))
+	if (buf == NULL || n == 0 || !spawn_name_ok(prefix, strlen(prefix)))
 		return PARTISAN_EINVAL;
 	r = snprintf(buf, n, "%s-%u-%d", prefix, ++seq, (int)getpid());
-	if (r < 0 || (size_t)r >= n || r > PEER_NAME_LEN) {
+	if (r < 0 || (size_t)r >= n || r > SPAWN_NAME_LEN) {
 		buf[0] = '\0';
 		return PARTISAN_ETOOBIG;
 	}
 	return 0;
 }
 
-static bool peer_record_exists(const struct peer_ctx *x, const char *name)
+static bool spawn_record_exists(const struct spawn_ctx *x, const char *name)
 {
-	char *path = peer_printf("%s/%s.json", x->statedir, name);
+	char *path = spawn_printf("%s/%s.json", x->statedir, name);
 	bool exists = path == NULL || access(path, F_OK) == 0;
 
 	free(path);
@@ -618,87 +618,87 @@ static bool peer_record_exists(const struct peer_ctx *x, const char *name)
 }
 
 /* A random name not yet recorded. */
-static int peer_pick_name(struct peer_ctx *x)
+static int spawn_pick_name(struct spawn_ctx *x)
 {
-	char buf[PEER_NAME_LEN + 1];
+	char buf[SPAWN_NAME_LEN + 1];
 
 	for (int tries = 0; tries < 1000; tries++) {
 		if (partisan_peer_random_name(NULL, buf, sizeof(buf)) < 0)
 			return PARTISAN_EINVAL;
-		if (!x->o->detached || !peer_record_exists(x, buf))
+		if (!x->o->detached || !spawn_record_exists(x, buf))
 			break;
 	}
 	x->p->name = strdup(buf);
-	x->p->node = peer_printf("%s@%s", buf, x->host);
+	x->p->node = spawn_printf("%s@%s", buf, x->host);
 	return x->p->name == NULL || x->p->node == NULL ? PARTISAN_ENOMEM : 0;
 }
 
 /* name or NAME@HOST as given. */
-static int peer_given_name(struct peer_ctx *x)
+static int spawn_given_name(struct spawn_ctx *x)
 {
 	const char *name = x->o->name, *at = strchr(name, '@');
 	size_t len = at != NULL ? (size_t)(at - name) : strlen(name);
 
-	if (!peer_name_ok(name, len) || (at != NULL && !peer_host_ok(at + 1))) {
-		peer_err(x, "bad peer name \"%s\"", name);
+	if (!spawn_name_ok(name, len) || (at != NULL && !spawn_host_ok(at + 1))) {
+		spawn_err(x, "bad peer name \"%s\"", name);
 		return PARTISAN_EINVAL;
 	}
 	x->p->name = strndup(name, len);
-	x->p->node = at != NULL ? strdup(name) : peer_printf("%s@%s", x->p->name, x->host);
+	x->p->node = at != NULL ? strdup(name) : spawn_printf("%s@%s", x->p->name, x->host);
 	return x->p->name == NULL || x->p->node == NULL ? PARTISAN_ENOMEM : 0;
 }
 
 /* A running recorded peer of that name: EEXIST; a stale record: cleaned. */
-static int peer_claim_record(struct peer_ctx *x)
+static int spawn_claim_record(struct spawn_ctx *x)
 {
 	partisan_peer_t *p = x->p;
-	struct peer_rec rec;
+	struct spawn_rec rec;
 
-	if ((p->record = peer_printf("%s/%s.json", x->statedir, p->name)) == NULL)
+	if ((p->record = spawn_printf("%s/%s.json", x->statedir, p->name)) == NULL)
 		return PARTISAN_ENOMEM;
-	if (peer_rec_read(p->record, &rec) < 0)
+	if (spawn_rec_read(p->record, &rec) < 0)
 		return 0;
-	if (peer_rec_alive(&rec)) {
-		peer_err(x, "peer %s is running already (pid %lld)", p->name, rec.pid);
-		peer_rec_free(&rec);
+	if (spawn_rec_alive(&rec)) {
+		spawn_err(x, "peer %s is running already (pid %lld)", p->name, rec.pid);
+		spawn_rec_free(&rec);
 		free(p->record);
 		p->record = NULL;
 		return PARTISAN_EEXIST;
 	}
-	peer_files_remove(rec.socket, rec.log, rec.tmpdir, NULL);
-	peer_rec_free(&rec);
+	spawn_files_remove(rec.socket, rec.log, rec.tmpdir, NULL);
+	spawn_rec_free(&rec);
 	return 0;
 }
 
-static int peer_names(struct peer_ctx *x)
+static int spawn_names(struct spawn_ctx *x)
 {
 	const partisan_peer_opts_t *o = x->o;
 	int r;
 
 	x->host = o->host != NULL ? o->host : "127.0.0.1";
-	if (!peer_host_ok(x->host)) {
-		peer_err(x, "bad host \"%s\"", x->host);
+	if (!spawn_host_ok(x->host)) {
+		spawn_err(x, "bad host \"%s\"", x->host);
 		return PARTISAN_EINVAL;
 	}
-	x->listen = peer_printf(strchr(x->host, ':') ? "[%s]:0" : "%s:0", x->host);
+	x->listen = spawn_printf(strchr(x->host, ':') ? "[%s]:0" : "%s:0", x->host);
 	if (x->listen == NULL)
 		return PARTISAN_ENOMEM;
-	if (o->detached && (r = peer_state_dir(x->statedir, sizeof(x->statedir), true)) < 0) {
-		peer_err(x, "state directory %s: %s", x->statedir,
+	if (o->detached && (r = spawn_state_dir(x->statedir, sizeof(x->statedir), true)) < 0) {
+		spawn_err(x, "state directory %s: %s", x->statedir,
 		         r == PARTISAN_EPERM ? "not a private directory of this user"
 		                             : partisan_strerror(r));
 		return r;
 	}
-	r = o->name != NULL ? peer_given_name(x) : peer_pick_name(x);
+	r = o->name != NULL ? spawn_given_name(x) : spawn_pick_name(x);
 	if (r == 0 && o->detached)
-		r = peer_claim_record(x);
+		r = spawn_claim_record(x);
 	return r;
 }
 
 /* Does a daemon answer on path already? */
-static bool peer_socket_live(const char *path)
+static bool spawn_socket_live(const char *path)
 {
-	partisan_connect_opts_t co = {.client = "partisan-peer", .timeout_ms = PEER_PROBE_MS};
+	partisan_connect_opts_t co = {.client = "partisan-peer", .timeout_ms = SPAWN_PROBE_MS};
 	partisan_t *c;
 
 	if (access(path, F_OK) < 0 || partisan_connect_with(path, &co, &c) < 0)
@@ -707,43 +707,43 @@ static bool peer_socket_live(const char *path)
 	return true;
 }
 
-static int peer_paths(struct peer_ctx *x)
+static int spawn_paths(struct spawn_ctx *x)
 {
 	const partisan_peer_opts_t *o = x->o;
 	partisan_peer_t *p = x->p;
 	const char *tmp = getenv("TMPDIR"), *dir = o->socket_dir;
 
 	if (dir == NULL) {
-		p->tmpdir = peer_printf("%s/partisan-peer-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+		p->tmpdir = spawn_printf("%s/partisan-peer-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
 		if (p->tmpdir == NULL)
 			return PARTISAN_ENOMEM;
 		if (mkdtemp(p->tmpdir) == NULL) {
 			int e = errno;
 
-			peer_err(x, "cannot make a directory %s: %s", p->tmpdir, strerror(e));
+			spawn_err(x, "cannot make a directory %s: %s", p->tmpdir, strerror(e));
 			free(p->tmpdir);
 			p->tmpdir = NULL;
-			return peer_errno_code(e);
+			return spawn_errno_code(e);
 		}
 		dir = p->tmpdir;
 	}
-	p->sock = peer_printf("%s/%s.sock", dir, p->name);
-	p->log = o->log_file != NULL ? strdup(o->log_file) : peer_printf("%s/%s.log", dir, p->name);
+	p->sock = spawn_printf("%s/%s.sock", dir, p->name);
+	p->log = o->log_file != NULL ? strdup(o->log_file) : spawn_printf("%s/%s.log", dir, p->name);
 	if (p->sock == NULL || p->log == NULL)
 		return PARTISAN_ENOMEM;
-	if (strlen(p->sock) >= PEER_SUN_MAX) {
-		peer_err(x, "socket path %s is too long", p->sock);
+	if (strlen(p->sock) >= SPAWN_SUN_MAX) {
+		spawn_err(x, "socket path %s is too long", p->sock);
 		return PARTISAN_EINVAL;
 	}
-	if (o->socket_dir != NULL && peer_socket_live(p->sock)) {
-		peer_err(x, "a daemon answers on %s already", p->sock);
+	if (o->socket_dir != NULL && spawn_socket_live(p->sock)) {
+		spawn_err(x, "a daemon answers on %s already", p->sock);
 		return PARTISAN_EEXIST;
 	}
 	return 0;
 }
 
 /* The binary: opts, $PARTISAN_DAEMON, next to this program, or PATH. */
-static char *peer_daemon_path(const partisan_peer_opts_t *o)
+static char *spawn_daemon_path(const partisan_peer_opts_t *o)
 {
 	const char *env = getenv("PARTISAN_DAEMON");
 	char exe[PATH_MAX], *slash, *cand;
@@ -758,7 +758,7 @@ static char *peer_daemon_path(const partisan_peer_opts_t *o)
 		exe[n] = '\0';
 		if ((slash = strrchr(exe, '/')) != NULL) {
 			*slash = '\0';
-			cand = peer_printf("%s/partisand", exe);
+			cand = spawn_printf("%s/partisand", exe);
 			if (cand == NULL || access(cand, X_OK) == 0)
 				return cand;
 			free(cand);
@@ -769,7 +769,7 @@ static char *peer_daemon_path(const partisan_peer_opts_t *o)
 
 /* ---- start: the child -------------------------------------------------- */
 
-struct peer_spawn {
+struct spawn_spawn {
 	const char **argv;
 	const char **envp;
 	int logfd, nullfd, errfd; /* errfd: the write end of the exec-error pipe */
@@ -777,7 +777,7 @@ struct peer_spawn {
 	bool detached;
 };
 
-static size_t peer_vlen(const char *const *v)
+static size_t spawn_vlen(const char *const *v)
 {
 	size_t n = 0;
 
@@ -786,10 +786,10 @@ static size_t peer_vlen(const char *const *v)
 	return n;
 }
 
-static const char **peer_argv(const struct peer_ctx *x)
+static const char **spawn_argv(const struct spawn_ctx *x)
 {
 	const partisan_peer_opts_t *o = x->o;
-	size_t ne = peer_vlen(o->exec), na = peer_vlen(o->args), i = 0;
+	size_t ne = spawn_vlen(o->exec), na = spawn_vlen(o->args), i = 0;
 	const char **v = calloc(ne + na + 12, sizeof(*v));
 
 	if (v == NULL)
@@ -813,7 +813,7 @@ static const char **peer_argv(const struct peer_ctx *x)
 	return v;
 }
 
-static size_t peer_keylen(const char *kv)
+static size_t spawn_keylen(const char *kv)
 {
 	const char *eq = strchr(kv, '=');
 
@@ -821,33 +821,33 @@ static size_t peer_keylen(const char *kv)
 }
 
 /* Is the key of kv set by one of the extras (or NOTIFY_SOCKET)? */
-static bool peer_env_replaced(const char *kv, const char *const *extra)
+static bool spawn_env_replaced(const char *kv, const char *const *extra)
 {
-	size_t n = peer_keylen(kv);
+	size_t n = spawn_keylen(kv);
 
 	if (n == 13 && strncmp(kv, "NOTIFY_SOCKET", 13) == 0)
 		return true;
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-		if (peer_keylen(extra[i]) == n && strncmp(kv, extra[i], n) == 0)
+		if (spawn_keylen(extra[i]) == n && strncmp(kv, extra[i], n) == 0)
 			return true;
 	return false;
 }
 
-static int peer_envp(const struct peer_ctx *x, const char ***out)
+static int spawn_envp(const struct spawn_ctx *x, const char ***out)
 {
 	const char *const *extra = x->o->env;
-	size_t ne = peer_vlen((const char *const *)environ), nx = peer_vlen(extra), i = 0;
+	size_t ne = spawn_vlen((const char *const *)environ), nx = spawn_vlen(extra), i = 0;
 	const char **v;
 
 	for (size_t k = 0; k < nx; k++)
 		if (strchr(extra[k], '=') == NULL || extra[k][0] == '=') {
-			peer_err(x, "bad environment entry \"%s\"", extra[k]);
+			spawn_err(x, "bad environment entry \"%s\"", extra[k]);
 			return PARTISAN_EINVAL;
 		}
 	if ((v = calloc(ne + nx + 1, sizeof(*v))) == NULL)
 		return PARTISAN_ENOMEM;
 	for (size_t k = 0; k < ne; k++)
-		if (!peer_env_replaced(environ[k], extra))
+		if (!spawn_env_replaced(environ[k], extra))
 			v[i++] = environ[k];
 	for (size_t k = 0; k < nx; k++)
 		v[i++] = extra[k];
@@ -856,7 +856,7 @@ static int peer_envp(const struct peer_ctx *x, const char ***out)
 }
 
 /* Mark every descriptor above stderr close-on-exec. */
-static void peer_cloexec_all(void)
+static void spawn_cloexec_all(void)
 {
 #ifdef SYS_close_range
 	if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0)
@@ -866,7 +866,7 @@ static void peer_cloexec_all(void)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
-static void peer_child_signals(void)
+static void spawn_child_signals(void)
 {
 	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD};
 	struct sigaction sa;
@@ -881,9 +881,9 @@ static void peer_child_signals(void)
 }
 
 /* In the child: only async-signal-safe calls until exec. */
-static void peer_child(const struct peer_spawn *s) __attribute__((noreturn));
+static void spawn_child(const struct spawn_spawn *s) __attribute__((noreturn));
 
-static void peer_child(const struct peer_spawn *s)
+static void spawn_child(const struct spawn_spawn *s)
 {
 	int e;
 
@@ -893,26 +893,26 @@ static void peer_child(const struct peer_spawn *s)
 		setpgid(0, 0);
 		/* Stop when the controller goes; it may have gone already. */
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != s->parent)
-			_exit(PEER_EXEC_FAILED);
+			_exit(SPAWN_EXEC_FAILED);
 	}
-	peer_child_signals();
+	spawn_child_signals();
 	if (dup2(s->nullfd, STDIN_FILENO) < 0 || dup2(s->logfd, STDOUT_FILENO) < 0 ||
 	    dup2(s->logfd, STDERR_FILENO) < 0) {
 		e = errno;
 	} else {
 		for (int fd = 0; fd <= 2; fd++)
 			fcntl(fd, F_SETFD, 0); /* dup2 onto itself keeps close-on-exec */
-		peer_cloexec_all();
+		spawn_cloexec_all();
 		execvpe(s->argv[0], (char *const *)s->argv, (char *const *)s->envp);
 		e = errno;
 	}
 	if (write(s->errfd, &e, sizeof(e)) < 0)
-		_exit(PEER_EXEC_FAILED);
-	_exit(PEER_EXEC_FAILED);
+		_exit(SPAWN_EXEC_FAILED);
+	_exit(SPAWN_EXEC_FAILED);
 }
 
 /* After fork: did exec fail? Reads the error pipe until exec closes it. */
-static int peer_exec_result(struct peer_ctx *x, int rfd)
+static int spawn_exec_result(struct spawn_ctx *x, int rfd)
 {
 	int e = 0;
 	ssize_t n;
@@ -921,56 +921,56 @@ static int peer_exec_result(struct peer_ctx *x, int rfd)
 		;
 	if (n != (ssize_t)sizeof(e))
 		return 0;
-	peer_err(x, "cannot run %s: %s", x->o->exec && x->o->exec[0] ? x->o->exec[0] : x->daemon,
+	spawn_err(x, "cannot run %s: %s", x->o->exec && x->o->exec[0] ? x->o->exec[0] : x->daemon,
 	         strerror(e));
 	x->p->state = PARTISAN_PEER_BOOTING;
-	peer_terminate(x->p, 0);
-	return peer_errno_code(e);
+	spawn_terminate(x->p, 0);
+	return spawn_errno_code(e);
 }
 
-static int peer_fork(struct peer_ctx *x, struct peer_spawn *s)
+static int spawn_fork(struct spawn_ctx *x, struct spawn_spawn *s)
 {
 	int pfd[2], r;
 
 	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return peer_errno_code(errno);
+		return spawn_errno_code(errno);
 	s->errfd = pfd[1];
 	x->p->pid = fork();
 	if (x->p->pid == 0)
-		peer_child(s);
+		spawn_child(s);
 	r = x->p->pid < 0 ? errno : 0;
 	close(pfd[1]);
 	if (r != 0) {
 		close(pfd[0]);
-		peer_err(x, "fork: %s", strerror(r));
-		return peer_errno_code(r);
+		spawn_err(x, "fork: %s", strerror(r));
+		return spawn_errno_code(r);
 	}
 	if (!s->detached)
 		setpgid(x->p->pid, x->p->pid); /* the child does it too: no race */
-	r = peer_exec_result(x, pfd[0]);
+	r = spawn_exec_result(x, pfd[0]);
 	close(pfd[0]);
 	return r;
 }
 
-static int peer_spawn(struct peer_ctx *x)
+static int spawn_spawn(struct spawn_ctx *x)
 {
-	struct peer_spawn s = {.parent = getpid(), .detached = x->o->detached, .logfd = -1};
+	struct spawn_spawn s = {.parent = getpid(), .detached = x->o->detached, .logfd = -1};
 	int r;
 
-	if ((x->daemon = peer_daemon_path(x->o)) == NULL || (s.argv = peer_argv(x)) == NULL)
+	if ((x->daemon = spawn_daemon_path(x->o)) == NULL || (s.argv = spawn_argv(x)) == NULL)
 		return PARTISAN_ENOMEM;
-	if ((r = peer_envp(x, &s.envp)) < 0) {
+	if ((r = spawn_envp(x, &s.envp)) < 0) {
 		free(s.argv);
 		return r;
 	}
 	s.logfd = open(x->p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	s.nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (s.logfd < 0 || s.nullfd < 0) {
-		r = peer_errno_code(errno);
-		peer_err(x, "cannot open %s: %s", s.logfd < 0 ? x->p->log : "/dev/null",
+		r = spawn_errno_code(errno);
+		spawn_err(x, "cannot open %s: %s", s.logfd < 0 ? x->p->log : "/dev/null",
 		         strerror(errno));
 	} else {
-		r = peer_fork(x, &s);
+		r = spawn_fork(x, &s);
 	}
 	if (s.logfd >= 0)
 		close(s.logfd);
@@ -984,7 +984,7 @@ static int peer_spawn(struct peer_ctx *x)
 /* ---- start: waiting for boot ------------------------------------------- */
 
 /* The last non-empty line of the log into buf. */
-static void peer_log_tail(const char *path, char *buf, size_t n)
+static void spawn_log_tail(const char *path, char *buf, size_t n)
 {
 	char tail[1024];
 	ssize_t len = 0;
@@ -1013,28 +1013,28 @@ static void peer_log_tail(const char *path, char *buf, size_t n)
 	buf[len] = '\0';
 }
 
-static int peer_boot_failed(struct peer_ctx *x)
+static int spawn_boot_failed(struct spawn_ctx *x)
 {
 	partisan_peer_t *p = x->p;
 	char line[512];
 	int st = p->status;
 
-	peer_collect(p);
-	peer_log_tail(p->log, line, sizeof(line));
+	spawn_collect(p);
+	spawn_log_tail(p->log, line, sizeof(line));
 	if (st < 0)
-		peer_err(x, "%s exited while booting%s%s", x->daemon, line[0] ? ": " : "", line);
+		spawn_err(x, "%s exited while booting%s%s", x->daemon, line[0] ? ": " : "", line);
 	else if (st > 128)
-		peer_err(x, "%s was killed by signal %d while booting%s%s", x->daemon, st - 128,
+		spawn_err(x, "%s was killed by signal %d while booting%s%s", x->daemon, st - 128,
 		         line[0] ? ": " : "", line);
 	else
-		peer_err(x, "%s exited with status %d while booting%s%s", x->daemon, st,
+		spawn_err(x, "%s exited with status %d while booting%s%s", x->daemon, st,
 		         line[0] ? ": " : "", line);
-	return st == PEER_EX_CONFIG || st == PEER_EX_USAGE ? PARTISAN_EINVAL : PARTISAN_EIO;
+	return st == SPAWN_EX_CONFIG || st == SPAWN_EX_USAGE ? PARTISAN_EINVAL : PARTISAN_EIO;
 }
 
 /* One attempt to talk to the peer: 0 running (node and port read), 1 not
  * yet, or a fatal error. */
-static int peer_probe(partisan_peer_t *p, int64_t wait_ms)
+static int spawn_probe(partisan_peer_t *p, int64_t wait_ms)
 {
 	partisan_connect_opts_t co = {.client = "partisan-peer"};
 	char node[PARTISAN_NODE_MAX];
@@ -1042,7 +1042,7 @@ static int peer_probe(partisan_peer_t *p, int64_t wait_ms)
 	partisan_t *c;
 	int r;
 
-	co.timeout_ms = (int)(wait_ms < 1 ? 1 : wait_ms > PEER_PROBE_MS ? PEER_PROBE_MS : wait_ms);
+	co.timeout_ms = (int)(wait_ms < 1 ? 1 : wait_ms > SPAWN_PROBE_MS ? SPAWN_PROBE_MS : wait_ms);
 	r = partisan_connect_with(p->sock, &co, &c);
 	if (r == PARTISAN_EIO || r == PARTISAN_ETIMEDOUT || r == PARTISAN_ECLOSED)
 		return 1;
@@ -1063,66 +1063,66 @@ static int peer_probe(partisan_peer_t *p, int64_t wait_ms)
 	return 0;
 }
 
-static int peer_boot(struct peer_ctx *x)
+static int spawn_boot(struct spawn_ctx *x)
 {
 	partisan_peer_t *p = x->p;
-	int64_t deadline = peer_now_ms() + x->boot_ms;
+	int64_t deadline = spawn_now_ms() + x->boot_ms;
 	int r;
 
 	for (;;) {
-		int64_t left = deadline - peer_now_ms();
+		int64_t left = deadline - spawn_now_ms();
 
-		if (peer_exited(p))
-			return peer_boot_failed(x);
-		if ((r = peer_probe(p, left)) <= 0) {
+		if (spawn_exited(p))
+			return spawn_boot_failed(x);
+		if ((r = spawn_probe(p, left)) <= 0) {
 			if (r < 0)
-				peer_err(x, "%s: %s", p->sock, partisan_strerror(r));
+				spawn_err(x, "%s: %s", p->sock, partisan_strerror(r));
 			return r;
 		}
-		if ((left = deadline - peer_now_ms()) <= 0)
+		if ((left = deadline - spawn_now_ms()) <= 0)
 			break;
-		peer_nap(left);
+		spawn_nap(left);
 	}
-	peer_err(x, "%s did not answer on %s within %d ms", x->daemon, p->sock, x->boot_ms);
+	spawn_err(x, "%s did not answer on %s within %d ms", x->daemon, p->sock, x->boot_ms);
 	return PARTISAN_ETIMEDOUT;
 }
 
-static int peer_check_opts(struct peer_ctx *x)
+static int spawn_check_opts(struct spawn_ctx *x)
 {
 	const partisan_peer_opts_t *o = x->o;
 
 	if (o->shutdown_ms < 0 || (o->detached && o->boot_timeout_ms < 0)) {
-		peer_err(x, "%s",
+		spawn_err(x, "%s",
 		         o->shutdown_ms < 0 ? "negative shutdown_ms"
 		                            : "a detached peer must be waited for");
 		return PARTISAN_EINVAL;
 	}
-	x->boot_ms = o->boot_timeout_ms != 0 ? o->boot_timeout_ms : PEER_BOOT_MS;
-	x->p->shutdown_ms = o->shutdown_ms != 0 ? o->shutdown_ms : PEER_SHUTDOWN_MS;
+	x->boot_ms = o->boot_timeout_ms != 0 ? o->boot_timeout_ms : SPAWN_BOOT_MS;
+	x->p->shutdown_ms = o->shutdown_ms != 0 ? o->shutdown_ms : SPAWN_SHUTDOWN_MS;
 	x->p->detached = o->detached;
 	x->p->state = PARTISAN_PEER_DOWN;
 	return 0;
 }
 
-static int peer_launch(struct peer_ctx *x)
+static int spawn_launch(struct spawn_ctx *x)
 {
 	int r;
 
-	if ((r = peer_check_opts(x)) < 0 || (r = peer_names(x)) < 0 || (r = peer_paths(x)) < 0)
+	if ((r = spawn_check_opts(x)) < 0 || (r = spawn_names(x)) < 0 || (r = spawn_paths(x)) < 0)
 		return r;
-	if ((r = peer_spawn(x)) < 0)
+	if ((r = spawn_spawn(x)) < 0)
 		return r;
 	x->p->state = PARTISAN_PEER_BOOTING;
-	if (x->boot_ms > 0 && (r = peer_boot(x)) < 0)
+	if (x->boot_ms > 0 && (r = spawn_boot(x)) < 0)
 		return r;
-	if (x->o->detached && (r = peer_rec_write(x->p)) < 0)
-		peer_err(x, "cannot write %s: %s", x->p->record, partisan_strerror(r));
+	if (x->o->detached && (r = spawn_rec_write(x->p)) < 0)
+		spawn_err(x, "cannot write %s: %s", x->p->record, partisan_strerror(r));
 	return r;
 }
 
 int partisan_peer_start(const partisan_peer_opts_t *opts, partisan_peer_t **out)
 {
-	struct peer_ctx x = {.o = opts};
+	struct spawn_ctx x = {.o = opts};
 	int r;
 
 	if (out != NULL)
@@ -1133,13 +1133,13 @@ int partisan_peer_start(const partisan_peer_opts_t *opts, partisan_peer_t **out)
 		opts->errbuf[0] = '\0';
 	if ((x.p = calloc(1, sizeof(*x.p))) == NULL)
 		return PARTISAN_ENOMEM;
-	r = peer_launch(&x);
+	r = spawn_launch(&x);
 	if (r < 0) {
 		if (x.p->state != PARTISAN_PEER_DOWN || x.p->zombie)
-			peer_terminate(x.p, 0);
+			spawn_terminate(x.p, 0);
 		/* The socket is its to remove only when it was started. */
-		peer_files_remove(x.p->pid > 0 ? x.p->sock : NULL, x.p->log, x.p->tmpdir, NULL);
-		peer_free(x.p);
+		spawn_files_remove(x.p->pid > 0 ? x.p->sock : NULL, x.p->log, x.p->tmpdir, NULL);
+		spawn_free(x.p);
 	} else {
 		*out = x.p;
 	}
@@ -1156,10 +1156,10 @@ int partisan_peer_stop(partisan_peer_t *p, int mode)
 
 	if (p == NULL || (mode != PARTISAN_PEER_STOP_GRACEFUL && mode != PARTISAN_PEER_STOP_KILL))
 		return PARTISAN_EINVAL;
-	r = peer_terminate(p, mode == PARTISAN_PEER_STOP_KILL ? 0 : p->shutdown_ms);
+	r = spawn_terminate(p, mode == PARTISAN_PEER_STOP_KILL ? 0 : p->shutdown_ms);
 	if (r == 0)
-		peer_files_remove(p->sock, p->log, p->tmpdir, p->record);
-	peer_free(p);
+		spawn_files_remove(p->sock, p->log, p->tmpdir, p->record);
+	spawn_free(p);
 	return r;
 }
 
@@ -1167,9 +1167,9 @@ int partisan_peer_release(partisan_peer_t *p)
 {
 	if (p == NULL)
 		return PARTISAN_EINVAL;
-	if (peer_exited(p))
-		peer_collect(p);
-	peer_free(p);
+	if (spawn_exited(p))
+		spawn_collect(p);
+	spawn_free(p);
 	return 0;
 }
 
@@ -1177,8 +1177,8 @@ int partisan_peer_state(partisan_peer_t *p)
 {
 	if (p == NULL)
 		return PARTISAN_EINVAL;
-	if (!peer_exited(p) && p->state == PARTISAN_PEER_BOOTING)
-		peer_probe(p, PEER_STATE_PROBE);
+	if (!spawn_exited(p) && p->state == PARTISAN_PEER_BOOTING)
+		spawn_probe(p, SPAWN_STATE_PROBE);
 	return p->state;
 }
 
@@ -1200,7 +1200,7 @@ int partisan_peer_exit_status(partisan_peer_t *p)
 {
 	if (p == NULL)
 		return PARTISAN_EINVAL;
-	if (!peer_exited(p))
+	if (!spawn_exited(p))
 		return PARTISAN_EAGAIN;
 	return p->status >= 0 ? p->status : PARTISAN_EIO;
 }
@@ -1243,23 +1243,23 @@ int partisan_peer_connect(partisan_peer_t *p, partisan_t **out)
 		*out = NULL;
 	if (p == NULL || out == NULL)
 		return PARTISAN_EINVAL;
-	if (peer_exited(p))
+	if (spawn_exited(p))
 		return PARTISAN_ENOCONNECTION;
 	return partisan_connect(p->sock, out);
 }
 
 /* ---- recorded peers ---------------------------------------------------- */
 
-static int peer_info_cmp(const void *a, const void *b)
+static int spawn_info_cmp(const void *a, const void *b)
 {
 	return strcmp(((const partisan_peer_info_t *)a)->name,
 	              ((const partisan_peer_info_t *)b)->name);
 }
 
 /* Move a record into an info entry (the strings change hands). */
-static void peer_info_from(partisan_peer_info_t *i, struct peer_rec *r)
+static void spawn_info_from(partisan_peer_info_t *i, struct spawn_rec *r)
 {
-	i->state = peer_rec_alive(r) ? PARTISAN_PEER_RUNNING : PARTISAN_PEER_DOWN;
+	i->state = spawn_rec_alive(r) ? PARTISAN_PEER_RUNNING : PARTISAN_PEER_DOWN;
 	i->name = r->name;
 	i->node = r->node != NULL ? r->node : strdup("");
 	i->socket = r->socket;
@@ -1272,7 +1272,7 @@ static void peer_info_from(partisan_peer_info_t *i, struct peer_rec *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static bool peer_is_record(const char *file)
+static bool spawn_is_record(const char *file)
 {
 	size_t n = strlen(file);
 
@@ -1280,15 +1280,15 @@ static bool peer_is_record(const char *file)
 }
 
 /* Add dir/file to the list if it is a good record. */
-static int peer_list_add(partisan_peer_list_t *l, const char *dir, const char *file, size_t *cap)
+static int spawn_list_add(partisan_peer_list_t *l, const char *dir, const char *file, size_t *cap)
 {
-	char *path = peer_printf("%s/%s", dir, file);
-	struct peer_rec rec;
+	char *path = spawn_printf("%s/%s", dir, file);
+	struct spawn_rec rec;
 	int r;
 
 	if (path == NULL)
 		return PARTISAN_ENOMEM;
-	r = peer_rec_read(path, &rec);
+	r = spawn_rec_read(path, &rec);
 	free(path);
 	if (r == PARTISAN_ENOMEM)
 		return r;
@@ -1298,13 +1298,13 @@ static int peer_list_add(partisan_peer_list_t *l, const char *dir, const char *f
 		partisan_peer_info_t *v = reallocarray(l->v, *cap ? 2 * *cap : 8, sizeof(*v));
 
 		if (v == NULL) {
-			peer_rec_free(&rec);
+			spawn_rec_free(&rec);
 			return PARTISAN_ENOMEM;
 		}
 		l->v = v;
 		*cap = *cap ? 2 * *cap : 8;
 	}
-	peer_info_from(&l->v[l->n], &rec);
+	spawn_info_from(&l->v[l->n], &rec);
 	if (l->v[l->n].node == NULL || l->v[l->n].log == NULL) {
 		l->n++;
 		return PARTISAN_ENOMEM;
@@ -1324,20 +1324,20 @@ int partisan_peer_list(partisan_peer_list_t *out)
 	if (out == NULL)
 		return PARTISAN_EINVAL;
 	memset(out, 0, sizeof(*out));
-	if ((r = peer_state_dir(dir, sizeof(dir), false)) < 0)
+	if ((r = spawn_state_dir(dir, sizeof(dir), false)) < 0)
 		return r == PARTISAN_ENOENT ? 0 : r;
 	if ((d = opendir(dir)) == NULL)
-		return peer_errno_code(errno);
+		return spawn_errno_code(errno);
 	while (r == 0 && (e = readdir(d)) != NULL)
-		if (peer_is_record(e->d_name))
-			r = peer_list_add(out, dir, e->d_name, &cap);
+		if (spawn_is_record(e->d_name))
+			r = spawn_list_add(out, dir, e->d_name, &cap);
 	closedir(d);
 	if (r < 0) {
 		partisan_peer_list_free(out);
 		return r;
 	}
 	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), peer_info_cmp);
+		qsort(out->v, out->n, sizeof(*out->v), spawn_info_cmp);
 	return 0;
 }
 
@@ -1356,73 +1356,73 @@ void partisan_peer_list_free(partisan_peer_list_t *l)
 }
 
 /* Gone: reaped here (when it is this process's child) or no longer it. */
-static bool peer_rec_gone(const struct peer_rec *r)
+static bool spawn_rec_gone(const struct spawn_rec *r)
 {
 	if (waitpid((pid_t)r->pid, NULL, WNOHANG) == (pid_t)r->pid)
 		return true;
-	return !peer_rec_alive(r);
+	return !spawn_rec_alive(r);
 }
 
-static bool peer_rec_wait(const struct peer_rec *r, int ms)
+static bool spawn_rec_wait(const struct spawn_rec *r, int ms)
 {
-	int64_t deadline = peer_now_ms() + ms;
+	int64_t deadline = spawn_now_ms() + ms;
 
-	while (!peer_rec_gone(r)) {
-		int64_t left = deadline - peer_now_ms();
+	while (!spawn_rec_gone(r)) {
+		int64_t left = deadline - spawn_now_ms();
 
 		if (left <= 0)
 			return false;
-		peer_nap(left);
+		spawn_nap(left);
 	}
 	return true;
 }
 
 /* Signal a recorded peer's process group (it leads its own session). */
-static int peer_rec_signal(const struct peer_rec *r, int sig)
+static int spawn_rec_signal(const struct spawn_rec *r, int sig)
 {
 	if (kill((pid_t)-r->pid, sig) == 0 || kill((pid_t)r->pid, sig) == 0)
 		return 0;
-	return errno == ESRCH ? 0 : peer_errno_code(errno);
+	return errno == ESRCH ? 0 : spawn_errno_code(errno);
 }
 
-static int peer_rec_terminate(const struct peer_rec *r, int graceful_ms)
+static int spawn_rec_terminate(const struct spawn_rec *r, int graceful_ms)
 {
 	int e;
 
-	if (peer_rec_gone(r))
+	if (spawn_rec_gone(r))
 		return 0;
 	if (graceful_ms > 0) {
-		if ((e = peer_rec_signal(r, SIGTERM)) < 0)
+		if ((e = spawn_rec_signal(r, SIGTERM)) < 0)
 			return e;
-		peer_rec_signal(r, SIGCONT);
-		if (peer_rec_wait(r, graceful_ms))
+		spawn_rec_signal(r, SIGCONT);
+		if (spawn_rec_wait(r, graceful_ms))
 			return 0;
 	}
-	if ((e = peer_rec_signal(r, SIGKILL)) < 0)
+	if ((e = spawn_rec_signal(r, SIGKILL)) < 0)
 		return e;
-	return peer_rec_wait(r, PEER_KILL_WAIT_MS) ? 0 : PARTISAN_ETIMEDOUT;
+	return spawn_rec_wait(r, SPAWN_KILL_WAIT_MS) ? 0 : PARTISAN_ETIMEDOUT;
 }
 
 int partisan_peer_stop_name(const char *name, int mode, int deadline_ms)
 {
 	char dir[PATH_MAX], *path;
-	struct peer_rec rec;
+	struct spawn_rec rec;
 	int r;
 
-	if (name == NULL || !peer_name_ok(name, strlen(name)) || deadline_ms < 0 ||
+	if (name == NULL || !spawn_name_ok(name, strlen(name)) || deadline_ms < 0 ||
 	    (mode != PARTISAN_PEER_STOP_GRACEFUL && mode != PARTISAN_PEER_STOP_KILL))
 		return PARTISAN_EINVAL;
-	if ((r = peer_state_dir(dir, sizeof(dir), false)) < 0)
+	if ((r = spawn_state_dir(dir, sizeof(dir), false)) < 0)
 		return r;
-	if ((path = peer_printf("%s/%s.json", dir, name)) == NULL)
+	if ((path = spawn_printf("%s/%s.json", dir, name)) == NULL)
 		return PARTISAN_ENOMEM;
-	if ((r = peer_rec_read(path, &rec)) == 0) {
+	if ((r = spawn_rec_read(path, &rec)) == 0) {
 		if (deadline_ms == 0)
-			deadline_ms = PEER_SHUTDOWN_MS;
-		r = peer_rec_terminate(&rec, mode == PARTISAN_PEER_STOP_KILL ? 0 : deadline_ms);
+			deadline_ms = SPAWN_SHUTDOWN_MS;
+		r = spawn_rec_terminate(&rec, mode == PARTISAN_PEER_STOP_KILL ? 0 : deadline_ms);
 		if (r == 0)
-			peer_files_remove(rec.socket, rec.log, rec.tmpdir, path);
-		peer_rec_free(&rec);
+			spawn_files_remove(rec.socket, rec.log, rec.tmpdir, path);
+		spawn_rec_free(&rec);
 	}
 	free(path);
 	return r;
