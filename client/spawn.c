@@ -485,7 +485,7 @@ static bool spawn_rec_alive(const struct spawn_rec *r)
 /* Remove what a peer leaves: its socket, its private directory with the
  * log made there, and its record. */
 static void spawn_files_remove(const char *sock, const char *log, const char *tmpdir,
-                              const char *record)
+                               const char *record)
 {
 	if (sock != NULL)
 		unlink(sock);
@@ -685,8 +685,8 @@ static int spawn_names(struct spawn_ctx *x)
 		return PARTISAN_ENOMEM;
 	if (o->detached && (r = spawn_state_dir(x->statedir, sizeof(x->statedir), true)) < 0) {
 		spawn_err(x, "state directory %s: %s", x->statedir,
-		         r == PARTISAN_EPERM ? "not a private directory of this user"
-		                             : partisan_strerror(r));
+		          r == PARTISAN_EPERM ? "not a private directory of this user"
+		                              : partisan_strerror(r));
 		return r;
 	}
 	r = o->name != NULL ? spawn_given_name(x) : spawn_pick_name(x);
@@ -728,7 +728,8 @@ static int spawn_paths(struct spawn_ctx *x)
 		dir = p->tmpdir;
 	}
 	p->sock = spawn_printf("%s/%s.sock", dir, p->name);
-	p->log = o->log_file != NULL ? strdup(o->log_file) : spawn_printf("%s/%s.log", dir, p->name);
+	p->log =
+	    o->log_file != NULL ? strdup(o->log_file) : spawn_printf("%s/%s.log", dir, p->name);
 	if (p->sock == NULL || p->log == NULL)
 		return PARTISAN_ENOMEM;
 	if (strlen(p->sock) >= SPAWN_SUN_MAX) {
@@ -922,7 +923,7 @@ static int spawn_exec_result(struct spawn_ctx *x, int rfd)
 	if (n != (ssize_t)sizeof(e))
 		return 0;
 	spawn_err(x, "cannot run %s: %s", x->o->exec && x->o->exec[0] ? x->o->exec[0] : x->daemon,
-	         strerror(e));
+	          strerror(e));
 	x->p->state = PARTISAN_PEER_BOOTING;
 	spawn_terminate(x->p, 0);
 	return spawn_errno_code(e);
@@ -968,7 +969,7 @@ static int spawn_spawn(struct spawn_ctx *x)
 	if (s.logfd < 0 || s.nullfd < 0) {
 		r = spawn_errno_code(errno);
 		spawn_err(x, "cannot open %s: %s", s.logfd < 0 ? x->p->log : "/dev/null",
-		         strerror(errno));
+		          strerror(errno));
 	} else {
 		r = spawn_fork(x, &s);
 	}
@@ -1025,10 +1026,10 @@ static int spawn_boot_failed(struct spawn_ctx *x)
 		spawn_err(x, "%s exited while booting%s%s", x->daemon, line[0] ? ": " : "", line);
 	else if (st > 128)
 		spawn_err(x, "%s was killed by signal %d while booting%s%s", x->daemon, st - 128,
-		         line[0] ? ": " : "", line);
+		          line[0] ? ": " : "", line);
 	else
 		spawn_err(x, "%s exited with status %d while booting%s%s", x->daemon, st,
-		         line[0] ? ": " : "", line);
+		          line[0] ? ": " : "", line);
 	return st == SPAWN_EX_CONFIG || st == SPAWN_EX_USAGE ? PARTISAN_EINVAL : PARTISAN_EIO;
 }
 
@@ -1042,7 +1043,9 @@ static int spawn_probe(partisan_peer_t *p, int64_t wait_ms)
 	partisan_t *c;
 	int r;
 
-	co.timeout_ms = (int)(wait_ms < 1 ? 1 : wait_ms > SPAWN_PROBE_MS ? SPAWN_PROBE_MS : wait_ms);
+	co.timeout_ms = (int)(wait_ms < 1                ? 1
+	                      : wait_ms > SPAWN_PROBE_MS ? SPAWN_PROBE_MS
+	                                                 : wait_ms);
 	r = partisan_connect_with(p->sock, &co, &c);
 	if (r == PARTISAN_EIO || r == PARTISAN_ETIMEDOUT || r == PARTISAN_ECLOSED)
 		return 1;
@@ -1093,8 +1096,8 @@ static int spawn_check_opts(struct spawn_ctx *x)
 
 	if (o->shutdown_ms < 0 || (o->detached && o->boot_timeout_ms < 0)) {
 		spawn_err(x, "%s",
-		         o->shutdown_ms < 0 ? "negative shutdown_ms"
-		                            : "a detached peer must be waited for");
+		          o->shutdown_ms < 0 ? "negative shutdown_ms"
+		                             : "a detached peer must be waited for");
 		return PARTISAN_EINVAL;
 	}
 	x->boot_ms = o->boot_timeout_ms != 0 ? o->boot_timeout_ms : SPAWN_BOOT_MS;
