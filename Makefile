@@ -1,26 +1,55 @@
 # partisan: one entry point. `make`, `make check`, `make demo`, `make bench`,
-# `make sim`, `make install PREFIX=/usr/local DESTDIR=`.
+# `make sim`, `make install PREFIX=/usr/local DESTDIR=`, `make uninstall`
+# (with the same variables as the install).
 
 B        ?= build
 SAN      ?=
-PREFIX   ?= /usr/local
-DESTDIR  ?=
 VERSION  := 0.1.0
 SOVER    := 0
 
+# Where `make install` puts things. Each can be given on the command line
+# (Debian: `make install PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu
+# DESTDIR=debian/tmp`); they are recursive so PREFIX moves the others.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+PKGCONFIGDIR?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# /etc even for /usr/local: partisand reads /etc/partisan/partisand.json
+# (compiled in); SYSCONFDIR only says where the example config goes.
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+INSTALL     ?= install
+OBJCOPY     ?= objcopy
+
 PKGS     := libevent libprotobuf-c jansson
 CC       ?= cc
+# CPPFLAGS, CFLAGS and LDFLAGS belong to whoever builds (a distribution's
+# hardening flags, say): they are used on every compile and link, after ours
+# so that theirs win. The project's own flags live in the variables below.
 CFLAGS   ?= -O2 -g
-WFLAGS   := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
-            -Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE
+CPPFLAGS ?=
+LDFLAGS  ?=
+# Warnings are errors only where we control the compiler: `make check` (and
+# so CI) sets WERROR=-Werror; a plain `make` with a newer compiler warns.
+WERROR   ?=
+WFLAGS   := -std=c11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+            -Wstrict-prototypes -Wmissing-prototypes
+# Sanitizer builds add their flags after CFLAGS (their -O1 wins); the same
+# flags go to the link.
 ifeq ($(SAN),1)
-CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
             -fno-sanitize-recover=undefined
-LDSAN    := -fsanitize=address,undefined
 endif
 ifeq ($(SAN),fuzz)
-CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
-LDSAN    := -fsanitize=address,undefined
+SANFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
 FUZZMAIN := -fsanitize=fuzzer
 else
 FUZZMAIN := tests/fuzz/driver.c
@@ -28,7 +57,11 @@ endif
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 INC      := -I$(B)/proto -Iproto -Idaemon -Iclient/include -Iclient
-ALLCFLAGS = $(WFLAGS) $(CFLAGS) $(INC) $(PKGCFLAGS) -fPIC -MMD -MP
+ALLCPPFLAGS = -D_GNU_SOURCE $(INC) $(CPPFLAGS)
+ALLCFLAGS = $(WFLAGS) $(WERROR) $(CFLAGS) $(SANFLAGS) $(PKGCFLAGS) -fPIC -MMD -MP
+COMPILE   = $(CC) $(ALLCPPFLAGS) $(ALLCFLAGS)
+# Linking gets CFLAGS too (-fstack-protector, -flto and the sanitizers need it).
+LINK      = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 PROTOS   := $(wildcard proto/*.proto)
 PB_C     := $(patsubst proto/%.proto,$(B)/proto/%.pb-c.c,$(PROTOS))
@@ -57,10 +90,12 @@ LIBS     := $(B)/libpartisan-client.so $(B)/libpartisan-client.a
 BINS     := $(B)/partisand $(B)/partisanctl
 
 .PHONY: all deps check unit sim-test integration sim demo bench install \
-        clean format tests fuzz
+        uninstall clean format tests fuzz FORCE
 .SECONDARY:
 
-all: $(BINS) $(LIBS) $(B)/libpartisan-client.pc $(B)/partisand.service
+GENERATED := $(B)/libpartisan-client.pc $(B)/partisand.service
+
+all: $(BINS) $(LIBS) $(GENERATED)
 
 deps:
 	@sh tests/deps.sh
@@ -71,66 +106,101 @@ $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	protoc-c --proto_path=proto --c_out=$(B)/proto $<
 
 $(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c
-	$(CC) $(filter-out -Wmissing-prototypes,$(ALLCFLAGS)) -c -o $@ $<
+	$(CC) $(ALLCPPFLAGS) $(filter-out -Wmissing-prototypes,$(ALLCFLAGS)) -c -o $@ $<
 
 $(B)/obj/%.o: %.c | $(PB_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -c -o $@ $<
+	$(COMPILE) -c -o $@ $<
 
 $(B)/libpartisand.a: $(DAEMON_O) $(COMMON_O)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(B)/partisand: $(B)/obj/daemon/main.o $(B)/libpartisand.a
-	$(CC) $(LDSAN) -o $@ $^ $(PKGLIBS) -levent_core -lmbedtls -lmbedx509 -lmbedcrypto -lm
+	$(LINK) -o $@ $^ $(PKGLIBS) -levent_core -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
-$(B)/libpartisan-client.a: $(CLIENT_O) $(COMMON_O)
+# The static library holds one object whose only global symbols are the
+# public API (the names client/libpartisan-client.map exports from the shared
+# library): the client's internals (pc_*) and the code it shares with the
+# daemon (proto/: frame_*, ref_*, the protobuf-c messages) are made local, so
+# they cannot clash with a program's own symbols. The objects are linked
+# together first (-r) so the internal references are resolved before the
+# symbols become local. Under -flto that link compiles the IR to machine code
+# (nolto-rel): IR left in the object would still name the symbols global.
+$(B)/client-api.syms: client/libpartisan-client.map
+	@mkdir -p $(B)
+	sed -n 's/^[[:space:]]*\(partisan_[A-Za-z0-9_]*\);.*/\1/p' $< > $@
+
+$(B)/obj/libpartisan-client.o: $(CLIENT_O) $(COMMON_O) $(B)/client-api.syms
+	$(CC) $(CFLAGS) $(SANFLAGS) $(if $(findstring -flto,$(CFLAGS)),-flinker-output=nolto-rel) \
+	  -r -nostdlib -o $@.tmp $(CLIENT_O) $(COMMON_O)
+	$(OBJCOPY) --keep-global-symbols=$(B)/client-api.syms $@.tmp $@
+	@rm -f $@.tmp
+
+$(B)/libpartisan-client.a: $(B)/obj/libpartisan-client.o
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(B)/libpartisan-client.so: $(CLIENT_O) $(COMMON_O) client/libpartisan-client.map
-	$(CC) $(LDSAN) -shared -Wl,-soname,libpartisan-client.so.$(SOVER) \
+	$(LINK) -shared -Wl,-soname,libpartisan-client.so.$(SOVER) \
 	  -Wl,--version-script=client/libpartisan-client.map \
 	  -o $@.$(VERSION) $(CLIENT_O) $(COMMON_O) -lprotobuf-c
 	ln -sf libpartisan-client.so.$(VERSION) $(B)/libpartisan-client.so.$(SOVER)
 	ln -sf libpartisan-client.so.$(VERSION) $@
 
-$(B)/libpartisan-client.pc: client/libpartisan-client.pc.in
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
-
-$(B)/partisand.service: systemd/partisand.service.in
-	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' $< > $@
-
 $(B)/partisanctl: $(B)/obj/client/partisanctl.o $(B)/libpartisan-client.a
-	$(CC) $(LDSAN) -o $@ $^ -ljansson -lprotobuf-c
+	$(LINK) -o $@ $^ -ljansson -lprotobuf-c
+
+# Files that carry install paths are generated from *.in. They depend on a
+# stamp holding the path variables, rewritten only when one of them changes,
+# so `make` then `make install PREFIX=/usr` regenerates them for /usr.
+PATHVARS := VERSION PREFIX BINDIR SBINDIR LIBDIR INCLUDEDIR DATADIR MANDIR \
+            SYSCONFDIR UNITDIR SYSUSERSDIR TMPFILESDIR
+PATHVALS  = $(foreach v,$(PATHVARS),$(v)=$($(v)))
+$(B)/install-paths.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(PATHVALS)' | cmp -s - $@ || echo '$(PATHVALS)' > $@
+FORCE:
+
+# In the .pc, a directory under PREFIX is written as ${prefix}/..., as
+# pkg-config files usually are; one elsewhere stays absolute.
+pcdir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+$(B)/libpartisan-client.pc: client/libpartisan-client.pc.in $(B)/install-paths.stamp
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pcdir,$(LIBDIR))|g' \
+	  -e 's|@INCLUDEDIR@|$(call pcdir,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(B)/partisand.service: systemd/partisand.service.in $(B)/install-paths.stamp
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< > $@
 
 # Tests.
 $(B)/tests/test_%: tests/unit/test_%.c $(B)/libpartisand.a $(B)/libpartisan-client.a | $(PB_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -o $@ $< $(B)/libpartisand.a $(B)/libpartisan-client.a \
-	  $(LDSAN) $(PKGLIBS) $$(pkg-config --libs check) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+	$(COMPILE) $(LDFLAGS) -o $@ $< $(B)/libpartisand.a $(B)/libpartisan-client.a \
+	  $(PKGLIBS) $$(pkg-config --libs check) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
 $(B)/tests/sim: $(SIM_SRC) $(B)/libpartisand.a | $(PB_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Itests/sim -o $@ $(SIM_SRC) $(B)/libpartisand.a \
-	  $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+	$(COMPILE) $(LDFLAGS) -Itests/sim -o $@ $(SIM_SRC) $(B)/libpartisand.a \
+	  $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
 $(B)/tests/simscale: $(SIMSCALE_SRC) $(B)/libpartisand.a | $(PB_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Itests/simscale -o $@ $(SIMSCALE_SRC) $(B)/libpartisand.a \
-	  $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+	$(COMPILE) $(LDFLAGS) -Itests/simscale -o $@ $(SIMSCALE_SRC) $(B)/libpartisand.a \
+	  $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
 # Fuzz targets: with tests/fuzz/driver.c (replay and seeded mutations,
 # any compiler), or with SAN=fuzz under clang's libFuzzer (`make fuzz`).
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/driver.c tests/fuzz/fuzz.h \
                   $(B)/libpartisand.a | $(PB_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/harness.c $(FUZZMAIN) \
-	  $(B)/libpartisand.a $(LDSAN) $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
+	$(COMPILE) $(LDFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/harness.c $(FUZZMAIN) \
+	  $(B)/libpartisand.a $(PKGLIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lm
 
+# A client as a user would build one: the public header only.
 $(B)/tests/ptclient: tests/integration/ptclient.c $(B)/libpartisan-client.a
 	@mkdir -p $(dir $@)
-	$(CC) $(WFLAGS) $(CFLAGS) -Iclient/include -o $@ $< $(B)/libpartisan-client.a $(LDSAN) -lprotobuf-c
+	$(CC) -D_GNU_SOURCE -Iclient/include $(CPPFLAGS) $(WFLAGS) $(WERROR) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) \
+	  -o $@ $< $(B)/libpartisan-client.a -lprotobuf-c
 
 $(B)/py/ipc_pb2.py: proto/ipc.proto
 	@mkdir -p $(B)/py
@@ -149,9 +219,10 @@ integration: all
 	@PARTISAN_BUILD=$(CURDIR)/$(B) /usr/bin/python3 tests/integration/run.py
 
 # make check: everything, then everything again under ASan + UBSan.
+# Both builds with -Werror: warnings fail CI, not a user's `make`.
 check: deps
-	@$(MAKE) --no-print-directory tests
-	@$(MAKE) --no-print-directory B=build/asan SAN=1 tests
+	@$(MAKE) --no-print-directory WERROR=-Werror tests
+	@$(MAKE) --no-print-directory B=build/asan SAN=1 WERROR=-Werror tests
 	@sh tests/run-all.sh
 
 sim: deps
@@ -177,34 +248,68 @@ demo: deps
 
 $(B)/bench/%: bench/%.c $(B)/libpartisan-client.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -o $@ $< $(B)/libpartisan-client.a -lprotobuf-c -lm
+	$(COMPILE) $(LDFLAGS) -o $@ $< $(B)/libpartisan-client.a -lprotobuf-c -lm
 
 bench: deps
 	@sh tests/deps.sh --bench
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@/usr/bin/python3 bench/run.py $(B)
 
+# Everything `make install` puts in place, for `make uninstall` to take out
+# again: one list, so the two cannot drift apart.
+BASHCOMP := $(wildcard client/partisanctl.bash-completion)
+INSTALLED = $(SBINDIR)/partisand $(BINDIR)/partisanctl \
+  $(LIBDIR)/libpartisan-client.a $(LIBDIR)/libpartisan-client.so.$(VERSION) \
+  $(LIBDIR)/libpartisan-client.so.$(SOVER) $(LIBDIR)/libpartisan-client.so \
+  $(INCLUDEDIR)/partisan/client.h $(PKGCONFIGDIR)/libpartisan-client.pc \
+  $(SYSCONFDIR)/partisan/partisand.json.example \
+  $(MANDIR)/man3/libpartisan-client.3 $(MANDIR)/man5/partisand.json.5 \
+  $(MANDIR)/man8/partisand.8 $(MANDIR)/man8/partisanctl.8 \
+  $(UNITDIR)/partisand.service $(SYSUSERSDIR)/partisan.conf $(TMPFILESDIR)/partisan.conf \
+  $(if $(BASHCOMP),$(BASHCOMPDIR)/partisanctl)
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/partisan \
-	  $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 \
-	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)/etc/partisan \
-	  $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
-	install -m 755 $(B)/partisand $(DESTDIR)$(PREFIX)/sbin/partisand
-	install -m 755 $(B)/partisanctl $(DESTDIR)$(PREFIX)/bin/partisanctl
-	install -m 644 $(B)/libpartisan-client.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(B)/libpartisan-client.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libpartisan-client.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libpartisan-client.so.$(SOVER)
-	ln -sf libpartisan-client.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libpartisan-client.so
-	install -m 644 client/include/partisan/client.h $(DESTDIR)$(PREFIX)/include/partisan/
-	install -m 644 $(B)/libpartisan-client.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	install -m 644 conf/partisand.json $(DESTDIR)/etc/partisan/partisand.json.example
-	install -m 644 client/libpartisan-client.3 $(DESTDIR)$(PREFIX)/share/man/man3/
-	install -m 644 daemon/partisand.json.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -m 644 daemon/partisand.8 client/partisanctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	install -m 644 $(B)/partisand.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
-	install -m 644 systemd/partisan.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/
-	@# A system install: refresh the loader cache so programs find the library.
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/partisan \
+	  $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(SYSCONFDIR)/partisan $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	$(INSTALL) -m 755 $(B)/partisand $(DESTDIR)$(SBINDIR)/partisand
+	$(INSTALL) -m 755 $(B)/partisanctl $(DESTDIR)$(BINDIR)/partisanctl
+	$(INSTALL) -m 644 $(B)/libpartisan-client.a $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 755 $(B)/libpartisan-client.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libpartisan-client.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpartisan-client.so.$(SOVER)
+	ln -sf libpartisan-client.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpartisan-client.so
+	$(INSTALL) -m 644 client/include/partisan/client.h $(DESTDIR)$(INCLUDEDIR)/partisan/
+	$(INSTALL) -m 644 $(B)/libpartisan-client.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(INSTALL) -m 644 conf/partisand.json $(DESTDIR)$(SYSCONFDIR)/partisan/partisand.json.example
+	$(INSTALL) -m 644 client/libpartisan-client.3 $(DESTDIR)$(MANDIR)/man3/
+	$(INSTALL) -m 644 daemon/partisand.json.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 644 daemon/partisand.8 client/partisanctl.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 644 $(B)/partisand.service $(DESTDIR)$(UNITDIR)/
+	$(INSTALL) -m 644 systemd/partisan-sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/partisan.conf
+	$(INSTALL) -m 644 systemd/partisan.conf $(DESTDIR)$(TMPFILESDIR)/partisan.conf
+ifneq ($(BASHCOMP),)
+	$(INSTALL) -d $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 644 $(BASHCOMP) $(DESTDIR)$(BASHCOMPDIR)/partisanctl
+endif
+	@# A system install: refresh the loader cache so programs find the library,
+	@# and create the partisan user and /run/partisan the unit runs with (a
+	@# package does this in its maintainer scripts instead).
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  /sbin/ldconfig || true; \
+	  if command -v systemd-sysusers >/dev/null; then \
+	    systemd-sysusers $(SYSUSERSDIR)/partisan.conf || true; fi; \
+	  if command -v systemd-tmpfiles >/dev/null; then \
+	    systemd-tmpfiles --create $(TMPFILESDIR)/partisan.conf || true; fi; \
+	fi
+
+# Takes out the files only (and our own partisan/ directories once empty);
+# the partisan user stays, as packages leave system users behind.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@for d in $(DESTDIR)$(INCLUDEDIR)/partisan $(DESTDIR)$(SYSCONFDIR)/partisan; do \
+	  rmdir "$$d" 2>/dev/null || true; done
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then /sbin/ldconfig || true; fi
 
 format:
