@@ -1,8 +1,11 @@
 /* partisanctl.c: the command-line face of partisand, in the manner of
- * bgpctl: a const table maps each command to its arguments and a handler;
- * a handler makes libpartisan-client calls and prints through an output
- * vtable, text (aligned tables) or JSON (jansson; streams print one object
- * per line). Exit codes: 0 ok, 1 error, 2 usage, 69 daemon not reachable. */
+ * bgpctl: a const table maps each command to its arguments, options, help
+ * text and a handler; the parser, `help` and the usage lines are all made
+ * from it. A handler makes libpartisan-client calls and prints through an
+ * output vtable, text (aligned tables) or JSON (jansson; streams print one
+ * object per line). Errors go to stderr as "partisanctl: ..." lines, or with
+ * --json as one {"error", "code"} object. Exit codes: 0 ok, 1 error, 2
+ * usage, 69 daemon not reachable. */
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -12,52 +15,179 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "partisan/client.h"
+
+#ifndef PARTISAN_VERSION
+#define PARTISAN_VERSION "0.1.0" /* as partisand --version */
+#endif
 
 #define CTL_EX_OK          0
 #define CTL_EX_ERR         1
 #define CTL_EX_USAGE       2
 #define CTL_EX_UNAVAILABLE 69
+#define CTL_DONE           -1   /* parsing answered (help, --version): exit 0 */
 #define CTL_TIMEOUT        5000 /* ms, join and call */
 #define CTL_MAX_ARGS       8
+#define CTL_CMD_ARGS       3  /* positional arguments a command may name */
+#define CTL_CMD_OPTS       6  /* options a command may take */
+#define CTL_WIDTH          79 /* help text is wrapped to this */
+#define CTL_HELP_COL       24 /* where option and argument help starts */
+
+struct ctl_cmd;
 
 struct ctl_opts {
-	const char *socket;  /* -s, or NULL for $PARTISAN_SOCKET / the default */
-	bool json;           /* --json */
-	const char *channel; /* send --channel */
-	const char *key;     /* send --key */
-	bool ack;            /* send --ack */
-	bool transitive;     /* send/call --transitive */
-	const char *causal;  /* send --causal-label */
-	bool any;            /* call --any */
-	bool echo;           /* listen --echo */
-	int timeout_ms;      /* join/call --timeout */
-	bool timeout_set;    /* --timeout was given */
-	const char *name;    /* peer start --name */
-	const char *config;  /* peer start --config */
-	bool detached;       /* peer start --detached */
+	const struct ctl_cmd *cmd; /* the command being run */
+	const char *socket;        /* -s, or NULL for $PARTISAN_SOCKET / the default */
+	bool json;                 /* --json */
+	const char *channel;       /* send --channel */
+	const char *key;           /* send --key */
+	bool ack;                  /* send --ack */
+	bool transitive;           /* send/call --transitive */
+	const char *causal;        /* send --causal-label */
+	const char *status;        /* members --status */
+	bool any;                  /* call --any */
+	bool alt;                  /* the command's alt option was given */
+	bool echo;                 /* listen --echo */
+	int timeout_ms;            /* join/call/peer --timeout */
+	bool timeout_set;          /* --timeout was given */
+	const char *name;          /* peer start --name */
+	const char *config;        /* peer start --config */
+	bool detached;             /* peer start --detached */
 	const char *args[CTL_MAX_ARGS];
 	int nargs;
 };
 
+/* What a positional argument is: how a bad one is named when the library
+ * refuses it (see ctl_kind_check). */
+enum ctl_kind {
+	K_TEXT,   /* anything: a message payload */
+	K_NODE,   /* NAME@HOST */
+	K_NAME,   /* a registered name */
+	K_TOPIC,  /* a broadcast topic */
+	K_REF,    /* a reference URI */
+	K_TARGET, /* a join contact, NAME@HOST:PORT or HOST:PORT */
+	K_CHOICE, /* one of the '|'-separated words of its name */
+	K_PEER,   /* a recorded peer's name */
+	K_CMD,    /* a command (help) */
+};
+
+struct ctl_arg {
+	const char *name; /* NODE, or the words of a K_CHOICE ("visible|all") */
+	enum ctl_kind kind;
+	bool optional;
+	const char *help;
+};
+
+enum ctl_val {
+	V_FLAG, /* takes no value */
+	V_STR,  /* a non-empty string */
+	V_MS,   /* a positive number of milliseconds */
+	V_WORD, /* one of the '|'-separated words of choices */
+};
+
+struct ctl_opt {
+	const char *name; /* without "--" */
+	enum ctl_val val;
+	const char *metavar; /* the value in usage lines; NULL for V_FLAG */
+	const char *help;
+	const char *choices; /* V_WORD: "alive|suspect|down|left" */
+};
+
 struct ctl_cmd {
 	const char *name;
-	const char *sub; /* second word (partition inject), or NULL */
-	int min_args, max_args;
-	const char *flags; /* the options it takes: "timeout=" takes a value, "ack" not */
-	const char *first; /* "a|b": the words the first argument may be, or NULL */
-	const char *usage;
+	const char *sub;                   /* second word (partition inject), or NULL */
+	const char *summary;               /* one line, for `help` */
+	const char *desc;                  /* what it does, for `help COMMAND` */
+	struct ctl_arg args[CTL_CMD_ARGS]; /* up to the first without a name */
+	struct ctl_opt opts[CTL_CMD_OPTS]; /* idem */
+	const char *alt; /* an option that stands for the first argument (call --any) */
+	bool local;      /* runs without a daemon connection (c is NULL) */
 	int (*run)(partisan_t *c, const struct ctl_opts *o);
 };
 
-/* ---- small helpers ----------------------------------------------------- */
+/* ---- errors ------------------------------------------------------------ */
+
+static bool ctl_json_errors; /* --json: errors as one JSON object on stderr */
 
 static void ctl_oom(void)
 {
 	fputs("partisanctl: out of memory\n", stderr);
 	exit(CTL_EX_ERR);
 }
+
+/* The PARTISAN_E* name of a code, for "code" in JSON errors. */
+static const char *ctl_code(int err)
+{
+	static const char *const names[] = {
+	    "PARTISAN_OK",      "PARTISAN_EINVAL",        "PARTISAN_ENOMEM",
+	    "PARTISAN_EIO",     "PARTISAN_EPROTO",        "PARTISAN_EVERSION",
+	    "PARTISAN_EPERM",   "PARTISAN_EEXIST",        "PARTISAN_ENOENT",
+	    "PARTISAN_ENOPROC", "PARTISAN_ENOCONNECTION", "PARTISAN_ETIMEDOUT",
+	    "PARTISAN_EAGAIN",  "PARTISAN_EPARTITION",    "PARTISAN_ENOTSUP",
+	    "PARTISAN_ECLOSED", "PARTISAN_ETOOBIG",       "PARTISAN_ESTOPPED",
+	};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == 1 - PARTISAN_ESTOPPED,
+	               "a name for every PARTISAN_E* code");
+
+	if (err > 0 || (size_t)-err >= sizeof(names) / sizeof(names[0]))
+		return "PARTISAN_EUNKNOWN";
+	return names[-err];
+}
+
+/* {"error": msg, "code": code} on stderr; bytes that are not UTF-8 (from
+ * the command line) become '?'. */
+static void ctl_json_error(char *msg, const char *code)
+{
+	json_t *s = json_string(msg), *o;
+
+	for (char *p = msg; s == NULL && *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	if (s == NULL)
+		s = json_string(msg);
+	o = json_pack("{s:o, s:s}", "error", s, "code", code);
+	if (o == NULL || json_dumpf(o, stderr, JSON_PRESERVE_ORDER) < 0)
+		ctl_oom();
+	fputc('\n', stderr);
+	json_decref(o);
+}
+
+static int ctl_verr(int ex, const char *code, const char *fmt, va_list ap)
+{
+	char *msg;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		ctl_oom();
+	if (ctl_json_errors)
+		ctl_json_error(msg, code);
+	else
+		fprintf(stderr, "partisanctl: %s\n", msg);
+	free(msg);
+	return ex;
+}
+
+/* Report an error and return ex, the exit code. code: a PARTISAN_E* name,
+ * "usage" or "unavailable". */
+static int ctl_err(int ex, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int ctl_err(int ex, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = ctl_verr(ex, code, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* ---- small helpers ----------------------------------------------------- */
 
 static char *ctl_strdup(const char *s)
 {
@@ -84,19 +214,94 @@ static char *ctl_printf(const char *fmt, ...)
 	return s;
 }
 
+/* "partition inject": the words of a command. */
+static const char *ctl_cmd_name(const struct ctl_cmd *cmd, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s%s", cmd->name, cmd->sub ? " " : "", cmd->sub ? cmd->sub : "");
+	return buf;
+}
+
+/* The definition of positional argument i as given (after an alt option
+ * the first one is left out). */
+static const struct ctl_arg *ctl_argdef(const struct ctl_opts *o, int i)
+{
+	int k = i + (o->alt ? 1 : 0);
+
+	return k < CTL_CMD_ARGS && o->cmd->args[k].name != NULL ? &o->cmd->args[k] : NULL;
+}
+
+/* Why s is not what an argument of kind k must be, or NULL when it may be
+ * (the library's own checks, for naming what it refused). */
+static const char *ctl_kind_check(enum ctl_kind k, const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t len = strlen(s);
+	partisan_ref_t ref;
+
+	switch (k) {
+	case K_NODE:
+		if (len == 0 || len >= PARTISAN_NODE_MAX || at == NULL || at == s || at[1] == '\0')
+			return "expected a node name, NAME@HOST";
+		return NULL;
+	case K_NAME:
+	case K_TOPIC:
+		if (len == 0 || len >= PARTISAN_NODE_MAX || (k == K_NAME && strchr(s, ':')))
+			return k == K_NAME ? "expected a name of 1 to 255 bytes without \":\""
+			                   : "expected a topic of 1 to 255 bytes";
+		return NULL;
+	case K_REF:
+		if (partisan_ref_parse(s, &ref) < 0)
+			return "expected a reference, partisan:pid:NODE:ID, "
+			       "partisan:name:NODE:NAME "
+			       "or partisan:ref:NODE:ID";
+		return NULL;
+	case K_TARGET: /* the one argument of join: what it refused */
+		return "expected NAME@HOST:PORT or HOST:PORT";
+	case K_PEER:
+		return "expected a peer name (letters, digits, \"_.-\", at most 64, not starting "
+		       "with \".\" or \"-\")";
+	default:
+		return NULL;
+	}
+}
+
+/* EINVAL without the daemon's words: the library refused an argument
+ * itself. Name the first one that does not look right. */
+static int ctl_fail_einval(const struct ctl_opts *o, const char *what)
+{
+	for (int i = 0; i < o->nargs; i++) {
+		const struct ctl_arg *a = ctl_argdef(o, i);
+		const char *why = a != NULL ? ctl_kind_check(a->kind, o->args[i]) : NULL;
+
+		if (why == NULL)
+			continue;
+		if (strchr(a->name, '|') != NULL) /* NAME@HOST:PORT|HOST:PORT: why says it */
+			return ctl_err(CTL_EX_ERR, ctl_code(PARTISAN_EINVAL), "%s: %s, got \"%s\"",
+			               what, why, o->args[i]);
+		return ctl_err(CTL_EX_ERR, ctl_code(PARTISAN_EINVAL), "%s: %s: %s, got \"%s\"",
+		               what, a->name, why, o->args[i]);
+	}
+	return ctl_err(CTL_EX_ERR, ctl_code(PARTISAN_EINVAL), "%s: %s", what,
+	               partisan_strerror(PARTISAN_EINVAL));
+}
+
 /* "partisanctl: what: error[: daemon's detail]", or "what: detail" when
  * the detail names the error itself; returns 1 for exit. */
-static int ctl_fail(partisan_t *c, const char *what, int err)
+static int ctl_fail(partisan_t *c, const struct ctl_opts *o, int err)
 {
 	const char *detail = c != NULL ? partisan_last_error(c) : NULL;
+	const char *code = ctl_code(err);
+	char what[64];
 
+	ctl_cmd_name(o->cmd, what, sizeof(what));
+	if (err == PARTISAN_EINVAL && (detail == NULL || detail[0] == '\0'))
+		return ctl_fail_einval(o, what);
 	if (detail != NULL && strstr(detail, partisan_strerror(err)) != NULL)
-		fprintf(stderr, "partisanctl: %s: %s\n", what, detail); /* says it already */
-	else if (detail != NULL && detail[0] != '\0')
-		fprintf(stderr, "partisanctl: %s: %s: %s\n", what, partisan_strerror(err), detail);
-	else
-		fprintf(stderr, "partisanctl: %s: %s\n", what, partisan_strerror(err));
-	return CTL_EX_ERR;
+		return ctl_err(CTL_EX_ERR, code, "%s: %s", what, detail); /* says it already */
+	if (detail != NULL && detail[0] != '\0')
+		return ctl_err(CTL_EX_ERR, code, "%s: %s: %s", what, partisan_strerror(err),
+		               detail);
+	return ctl_err(CTL_EX_ERR, code, "%s: %s", what, partisan_strerror(err));
 }
 
 static unsigned ctl_parallelism(unsigned p)
@@ -277,6 +482,21 @@ static void text_connections(const partisan_conn_list_t *l)
 	tbl_print(&t);
 }
 
+/* What the daemon counted (partisan_counters_t, also on /metrics). */
+static void text_counters(const partisan_counters_t *k)
+{
+	text_kv("bytes:", "%llu in, %llu out", (unsigned long long)k->bytes_in,
+	        (unsigned long long)k->bytes_out);
+	text_kv("retransmits:", "%llu", (unsigned long long)k->retransmits);
+	text_kv("shed:", "%llu", (unsigned long long)k->dropped_monotonic);
+	text_kv("bad frames:", "%llu", (unsigned long long)k->peer_frames_bad);
+	text_kv("links:", "%llu opened, %llu failed", (unsigned long long)k->connections_opened,
+	        (unsigned long long)k->connections_failed);
+	text_kv("detector:", "%llu timeouts, %llu silent, %llu suspicions",
+	        (unsigned long long)k->fd_timeouts, (unsigned long long)k->fd_silent,
+	        (unsigned long long)k->fd_suspicions);
+}
+
 static void text_status(const partisan_status_t *s, const partisan_conn_list_t *conns)
 {
 	text_spec(&s->spec);
@@ -292,6 +512,7 @@ static void text_status(const partisan_status_t *s, const partisan_conn_list_t *
 	text_kv("dropped:", "%llu", (unsigned long long)s->dropped_no_proc);
 	text_kv("acks pending:", "%llu", (unsigned long long)s->outstanding_acks);
 	text_kv("partitions:", "%u", s->partitions);
+	text_counters(&s->counters);
 	if (s->active_view.n > 0 || s->passive_view.n > 0) {
 		text_view("active view:", &s->active_view);
 		text_view("passive view:", &s->passive_view);
@@ -303,13 +524,13 @@ static void text_status(const partisan_status_t *s, const partisan_conn_list_t *
 
 static void text_members(const partisan_spec_list_t *l)
 {
-	struct tbl t = {.ncols = 3};
+	struct tbl t = {.ncols = 4};
 
-	tbl_row(&t, "NAME", "LISTEN", "CHANNELS");
+	tbl_row(&t, "NAME", "STATUS", "LISTEN", "CHANNELS");
 	for (size_t i = 0; i < l->n; i++) {
 		char *addrs = ctl_addrs_text(&l->v[i]), *chans = ctl_channels_text(&l->v[i]);
 
-		tbl_row(&t, l->v[i].name, addrs, chans);
+		tbl_row(&t, l->v[i].name, l->v[i].status ? l->v[i].status : "-", addrs, chans);
 		free(addrs);
 		free(chans);
 	}
@@ -459,6 +680,10 @@ static json_t *json_spec_obj(const partisan_node_spec_t *s)
 	json_put(o, "channels", chans);
 	json_put(o, "parallelism", json_integer(ctl_parallelism(s->parallelism)));
 	json_put(o, "channel_opts", opts);
+	if (s->status != NULL) { /* members */
+		json_put(o, "status", json_str(s->status));
+		json_put(o, "since_ms", json_integer((json_int_t)s->since_ms));
+	}
 	return o;
 }
 
@@ -503,6 +728,20 @@ static void json_connections(const partisan_conn_list_t *l)
 	json_emit(json_pack("{s:o}", "connections", json_conn_array(l)), false);
 }
 
+static json_t *json_counters(const partisan_counters_t *k)
+{
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bytes_in",
+	    (json_int_t)k->bytes_in, "bytes_out", (json_int_t)k->bytes_out, "retransmits",
+	    (json_int_t)k->retransmits, "dropped_no_proc", (json_int_t)k->dropped_no_proc,
+	    "dropped_monotonic", (json_int_t)k->dropped_monotonic, "peer_frames_bad",
+	    (json_int_t)k->peer_frames_bad, "connections_opened", (json_int_t)k->connections_opened,
+	    "connections_failed", (json_int_t)k->connections_failed, "fd_timeouts",
+	    (json_int_t)k->fd_timeouts, "fd_silent", (json_int_t)k->fd_silent, "fd_suspicions",
+	    (json_int_t)k->fd_suspicions, "messages_in", (json_int_t)k->messages_in, "messages_out",
+	    (json_int_t)k->messages_out);
+}
+
 static void json_status(const partisan_status_t *s, const partisan_conn_list_t *conns)
 {
 	json_t *o = json_object();
@@ -525,6 +764,7 @@ static void json_status(const partisan_status_t *s, const partisan_conn_list_t *
 	json_put(o, "messages_in", json_integer((json_int_t)s->messages_in));
 	json_put(o, "messages_out", json_integer((json_int_t)s->messages_out));
 	json_put(o, "partitions", json_integer(s->partitions));
+	json_put(o, "counters", json_counters(&s->counters));
 	json_put(o, "connections", json_conn_array(conns));
 	json_emit(o, false);
 }
@@ -777,10 +1017,10 @@ static int ctl_stream(partisan_t *c, const struct ctl_opts *o, ctl_event_fn fn)
 	if (ctl_stop || r == CTL_STREAM_END)
 		return CTL_EX_OK;
 	if (r == PARTISAN_EIO || r == PARTISAN_EPROTO) {
-		fprintf(stderr, "partisanctl: connection to partisand lost\n");
-		return CTL_EX_ERR;
+		return ctl_err(CTL_EX_ERR, ctl_code(r), "%s: connection to partisand lost",
+		               o->cmd->name);
 	}
-	return ctl_fail(c, "stream", r);
+	return ctl_fail(c, o, r);
 }
 
 static int ctl_on_message(partisan_t *c, const struct ctl_opts *o, const partisan_event_t *ev)
@@ -843,11 +1083,11 @@ static int cmd_status(partisan_t *c, const struct ctl_opts *o)
 
 	(void)o;
 	if (r < 0)
-		return ctl_fail(c, "status", r);
+		return ctl_fail(c, o, r);
 	r = partisan_connections(c, NULL, &conns); /* leaves conns empty on failure */
 	if (r < 0 && r != PARTISAN_ENOTSUP) {
 		partisan_status_free(s);
-		return ctl_fail(c, "status", r);
+		return ctl_fail(c, o, r);
 	}
 	out->status(s, &conns);
 	partisan_conn_list_free(&conns);
@@ -862,7 +1102,7 @@ static int cmd_spec(partisan_t *c, const struct ctl_opts *o)
 
 	(void)o;
 	if (r < 0)
-		return ctl_fail(c, "spec", r);
+		return ctl_fail(c, o, r);
 	out->spec(s);
 	partisan_node_spec_free(s);
 	return CTL_EX_OK;
@@ -871,11 +1111,10 @@ static int cmd_spec(partisan_t *c, const struct ctl_opts *o)
 static int cmd_members(partisan_t *c, const struct ctl_opts *o)
 {
 	partisan_spec_list_t l;
-	int r = partisan_members(c, &l);
+	int r = partisan_members_status(c, o->status, &l);
 
-	(void)o;
 	if (r < 0)
-		return ctl_fail(c, "members", r);
+		return ctl_fail(c, o, r);
 	out->members(&l);
 	partisan_spec_list_free(&l);
 	return CTL_EX_OK;
@@ -890,7 +1129,7 @@ static int cmd_nodes(partisan_t *c, const struct ctl_opts *o)
 	if (o->nargs == 1 && strcmp(o->args[0], "all") == 0)
 		type = PARTISAN_NODES_ALL;
 	if ((r = partisan_nodes(c, type, &l)) < 0)
-		return ctl_fail(c, "nodes", r);
+		return ctl_fail(c, o, r);
 	out->nodes(&l);
 	partisan_strlist_free(&l);
 	return CTL_EX_OK;
@@ -902,7 +1141,7 @@ static int cmd_connections(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_connections(c, o->nargs > 0 ? o->args[0] : NULL, &l);
 
 	if (r < 0)
-		return ctl_fail(c, "connections", r);
+		return ctl_fail(c, o, r);
 	out->connections(&l);
 	partisan_conn_list_free(&l);
 	return CTL_EX_OK;
@@ -913,13 +1152,8 @@ static int cmd_join(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_join(c, o->args[0], o->timeout_ms);
 	char *msg;
 
-	if (r == PARTISAN_EINVAL && partisan_last_error(c)[0] == '\0') {
-		fprintf(stderr, "partisanctl: join: %s: expected NAME@HOST:PORT or HOST:PORT\n",
-		        o->args[0]);
-		return CTL_EX_ERR;
-	}
 	if (r < 0)
-		return ctl_fail(c, "join", r);
+		return ctl_fail(c, o, r);
 	msg = ctl_printf("joined %s", o->args[0]);
 	out->done(msg);
 	free(msg);
@@ -931,7 +1165,7 @@ static int cmd_leave(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_leave(c, o->nargs > 0 ? o->args[0] : NULL);
 
 	if (r < 0)
-		return ctl_fail(c, "leave", r);
+		return ctl_fail(c, o, r);
 	out->done(NULL);
 	return CTL_EX_OK;
 }
@@ -952,7 +1186,7 @@ static int cmd_send(partisan_t *c, const struct ctl_opts *o)
 	if (r == 0)
 		r = partisan_flush(c); /* so a failed send is reported */
 	if (r < 0)
-		return ctl_fail(c, "send", r);
+		return ctl_fail(c, o, r);
 	out->done(NULL);
 	return CTL_EX_OK;
 }
@@ -963,12 +1197,7 @@ static int cmd_call(partisan_t *c, const struct ctl_opts *o)
 	partisan_buf_t reply;
 	int r;
 
-	/* call NODE NAME MESSAGE, or call --any NAME MESSAGE */
-	if (o->nargs != (o->any ? 2 : 3)) {
-		fprintf(stderr, "partisanctl: call: expected %s\n",
-		        o->any ? "--any NAME MESSAGE" : "NODE NAME MESSAGE");
-		return CTL_EX_USAGE;
-	}
+	/* call NODE NAME MESSAGE, or call --any NAME MESSAGE (the parser checked) */
 	if (o->any)
 		r = partisan_call_name_opts(c, NULL, o->args[0], o->args[1], strlen(o->args[1]),
 		                            o->timeout_ms, &so, &reply);
@@ -976,7 +1205,7 @@ static int cmd_call(partisan_t *c, const struct ctl_opts *o)
 		r = partisan_call_name_opts(c, o->args[0], o->args[1], o->args[2],
 		                            strlen(o->args[2]), o->timeout_ms, &so, &reply);
 	if (r < 0)
-		return ctl_fail(c, "call", r);
+		return ctl_fail(c, o, r);
 	out->reply(reply.data != NULL ? reply.data : "", reply.len);
 	partisan_buf_free(&reply);
 	return CTL_EX_OK;
@@ -988,7 +1217,7 @@ static int cmd_listen(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_register(c, o->args[0]);
 
 	if (r < 0)
-		return ctl_fail(c, "listen", r);
+		return ctl_fail(c, o, r);
 	if (partisan_self(c, self, sizeof(self)) == 0)
 		fprintf(stderr, "partisanctl: listening on %s as %s\n", o->args[0], self);
 	return ctl_stream(c, o, ctl_on_message);
@@ -999,7 +1228,7 @@ static int cmd_monitor_nodes(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_monitor_nodes(c, true, PARTISAN_NODEDOWN_REASON);
 
 	if (r < 0)
-		return ctl_fail(c, "monitor-nodes", r);
+		return ctl_fail(c, o, r);
 	return ctl_stream(c, o, ctl_on_node);
 }
 
@@ -1009,7 +1238,7 @@ static int cmd_monitor(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_monitor(c, o->args[0], mref, sizeof(mref));
 
 	if (r < 0)
-		return ctl_fail(c, "monitor", r);
+		return ctl_fail(c, o, r);
 	fprintf(stderr, "partisanctl: monitoring %s as %s\n", o->args[0], mref);
 	return ctl_stream(c, o, ctl_on_down);
 }
@@ -1019,7 +1248,7 @@ static int cmd_broadcast(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_broadcast(c, o->args[0], o->args[1], strlen(o->args[1]));
 
 	if (r < 0)
-		return ctl_fail(c, "broadcast", r);
+		return ctl_fail(c, o, r);
 	out->done(NULL);
 	return CTL_EX_OK;
 }
@@ -1029,7 +1258,7 @@ static int cmd_subscribe(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_subscribe(c, o->args[0]);
 
 	if (r < 0)
-		return ctl_fail(c, "subscribe", r);
+		return ctl_fail(c, o, r);
 	return ctl_stream(c, o, ctl_on_broadcast);
 }
 
@@ -1039,7 +1268,7 @@ static int cmd_registry(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_registry(c, o->nargs > 0 ? o->args[0] : NULL, &reg);
 
 	if (r < 0)
-		return ctl_fail(c, "registry", r);
+		return ctl_fail(c, o, r);
 	out->registry(&reg);
 	partisan_registry_free(&reg);
 	return CTL_EX_OK;
@@ -1051,7 +1280,7 @@ static int cmd_partition_inject(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_partition_inject(c, o->args[0], ref, sizeof(ref));
 
 	if (r < 0)
-		return ctl_fail(c, "partition inject", r);
+		return ctl_fail(c, o, r);
 	out->ref(ref);
 	return CTL_EX_OK;
 }
@@ -1061,7 +1290,7 @@ static int cmd_partition_resolve(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_partition_resolve(c, o->args[0]);
 
 	if (r < 0)
-		return ctl_fail(c, "partition resolve", r);
+		return ctl_fail(c, o, r);
 	out->done(NULL);
 	return CTL_EX_OK;
 }
@@ -1073,13 +1302,13 @@ static int cmd_partition_list(partisan_t *c, const struct ctl_opts *o)
 
 	(void)o;
 	if (r < 0)
-		return ctl_fail(c, "partition list", r);
+		return ctl_fail(c, o, r);
 	out->partitions(&l);
 	partisan_partition_list_free(&l);
 	return CTL_EX_OK;
 }
 
-/* ---- peer: extra daemons on this host (client/peer.c) ------------------ */
+/* ---- peer: extra daemons on this host (client/spawn.c) ----------------- */
 
 static void ctl_peer_print(const partisan_peer_t *p, bool json, bool detached)
 {
@@ -1104,7 +1333,7 @@ static void ctl_peer_print(const partisan_peer_t *p, bool json, bool detached)
 
 /* Stay in the foreground until a stop signal (then stop the peer
  * gracefully) or until the peer goes down by itself. */
-static int ctl_peer_foreground(partisan_peer_t *p, const sigset_t *set)
+static int ctl_peer_foreground(partisan_peer_t *p, const sigset_t *set, const struct ctl_opts *o)
 {
 	struct timespec tick = {1, 0};
 	char name[PARTISAN_NODE_MAX];
@@ -1116,14 +1345,14 @@ static int ctl_peer_foreground(partisan_peer_t *p, const sigset_t *set)
 		if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
 			break;
 		if (partisan_peer_state(p) == PARTISAN_PEER_DOWN) {
-			fprintf(stderr, "partisanctl: peer %s went down (exit status %d)\n", name,
-			        partisan_peer_exit_status(p));
+			r = partisan_peer_exit_status(p);
 			partisan_peer_stop(p, PARTISAN_PEER_STOP_KILL);
-			return CTL_EX_ERR;
+			return ctl_err(CTL_EX_ERR, ctl_code(PARTISAN_EIO),
+			               "peer %s went down (exit status %d)", name, r);
 		}
 	}
 	if ((r = partisan_peer_stop(p, PARTISAN_PEER_STOP_GRACEFUL)) < 0)
-		return ctl_fail(NULL, "peer stop", r);
+		return ctl_fail(NULL, o, r);
 	return CTL_EX_OK;
 }
 
@@ -1149,13 +1378,12 @@ static int cmd_peer_start(partisan_t *c, const struct ctl_opts *o)
 	if (!o->detached)
 		sigprocmask(SIG_BLOCK, &set, NULL); /* a stop during boot waits for the boot */
 	if ((r = partisan_peer_start(&po, &p)) < 0) {
-		fprintf(stderr, "partisanctl: peer start: %s%s%s\n", partisan_strerror(r),
-		        err[0] ? ": " : "", err);
-		return CTL_EX_ERR;
+		return ctl_err(CTL_EX_ERR, ctl_code(r), "peer start: %s%s%s", partisan_strerror(r),
+		               err[0] ? ": " : "", err);
 	}
 	ctl_peer_print(p, o->json, o->detached);
 	if (!o->detached)
-		return ctl_peer_foreground(p, &set);
+		return ctl_peer_foreground(p, &set, o);
 	partisan_peer_release(p);
 	return CTL_EX_OK;
 }
@@ -1166,13 +1394,11 @@ static int cmd_peer_stop(partisan_t *c, const struct ctl_opts *o)
 	int r = partisan_peer_stop_name(o->args[0], PARTISAN_PEER_STOP_GRACEFUL, o->timeout_ms);
 
 	(void)c;
-	if (r == PARTISAN_ENOENT || r == PARTISAN_EINVAL) {
-		fprintf(stderr, "partisanctl: peer stop: %s peer named \"%s\"\n",
-		        r == PARTISAN_ENOENT ? "no recorded" : "bad name: no", o->args[0]);
-		return CTL_EX_ERR;
-	}
+	if (r == PARTISAN_ENOENT)
+		return ctl_err(CTL_EX_ERR, ctl_code(r), "peer stop: no recorded peer named \"%s\"",
+		               o->args[0]);
 	if (r < 0)
-		return ctl_fail(NULL, "peer stop", r);
+		return ctl_fail(NULL, o, r);
 	snprintf(msg, sizeof(msg), "peer %s stopped", o->args[0]);
 	out->done(msg);
 	return CTL_EX_OK;
@@ -1220,7 +1446,7 @@ static int cmd_peer_list(partisan_t *c, const struct ctl_opts *o)
 
 	(void)c;
 	if (r < 0)
-		return ctl_fail(NULL, "peer list", r);
+		return ctl_fail(NULL, o, r);
 	if (o->json)
 		ctl_peer_json(&l);
 	else
@@ -1229,77 +1455,569 @@ static int cmd_peer_list(partisan_t *c, const struct ctl_opts *o)
 	return CTL_EX_OK;
 }
 
-/* The command table. Flags: the options a command takes, "x=" with a value;
- * a leading "!" means it runs without a daemon connection (c is NULL). */
+static int cmd_help(partisan_t *c, const struct ctl_opts *o);
+
+/* Arguments and options that several commands share. */
+#define ARG_NODE(help)                                                                             \
+	{                                                                                          \
+		"NODE", K_NODE, false, help                                                        \
+	}
+#define OPT_TIMEOUT(help)                                                                          \
+	{                                                                                          \
+		"timeout", V_MS, "MS", help                                                        \
+	}
+#define OPT_TRANSITIVE(help)                                                                       \
+	{                                                                                          \
+		"transitive", V_FLAG, NULL, help                                                   \
+	}
+
+/* The command table: `help`, the usage lines, the parser and the man page
+ * (partisanctl.8, kept in step by tests/integration/test_cli.py) follow it. */
 static const struct ctl_cmd ctl_cmds[] = {
-    {"status", NULL, 0, 0, "", NULL, "status", cmd_status},
-    {"spec", NULL, 0, 0, "", NULL, "spec", cmd_spec},
-    {"members", NULL, 0, 0, "", NULL, "members", cmd_members},
-    {"nodes", NULL, 0, 1, "", "visible|all", "nodes [visible|all]", cmd_nodes},
-    {"connections", NULL, 0, 1, "", NULL, "connections [NODE]", cmd_connections},
-    {"join", NULL, 1, 1, "timeout=", NULL, "join NAME@HOST:PORT|HOST:PORT [--timeout MS]",
-     cmd_join},
-    {"leave", NULL, 0, 1, "", NULL, "leave [NODE]", cmd_leave},
-    {"send", NULL, 3, 3, "channel= ack key= transitive causal-label=", NULL,
-     "send NODE NAME MESSAGE [--channel C] [--ack] [--key K] [--transitive] [--causal-label L]",
-     cmd_send},
-    {"call", NULL, 2, 3, "timeout= transitive any", NULL,
-     "call NODE NAME MESSAGE [--timeout MS] [--transitive] | call --any NAME MESSAGE", cmd_call},
-    {"listen", NULL, 1, 1, "echo", NULL, "listen NAME [--echo]", cmd_listen},
-    {"monitor-nodes", NULL, 0, 0, "", NULL, "monitor-nodes", cmd_monitor_nodes},
-    {"monitor", NULL, 1, 1, "", NULL, "monitor REF", cmd_monitor},
-    {"broadcast", NULL, 2, 2, "", NULL, "broadcast TOPIC MESSAGE", cmd_broadcast},
-    {"subscribe", NULL, 1, 1, "", NULL, "subscribe TOPIC", cmd_subscribe},
-    {"registry", NULL, 0, 1, "", NULL, "registry [NAME]", cmd_registry},
-    {"partition", "inject", 1, 1, "", NULL, "partition inject NODE", cmd_partition_inject},
-    {"partition", "resolve", 1, 1, "", NULL, "partition resolve REF", cmd_partition_resolve},
-    {"partition", "list", 0, 0, "", NULL, "partition list", cmd_partition_list},
-    {"peer", "start", 0, 0, "! name= config= detached timeout=", NULL,
-     "peer start [--name N] [--config F] [--detached] [--timeout MS]", cmd_peer_start},
-    {"peer", "stop", 1, 1, "! timeout=", NULL, "peer stop NAME [--timeout MS]", cmd_peer_stop},
-    {"peer", "list", 0, 0, "!", NULL, "peer list", cmd_peer_list},
+    {
+        .name = "status",
+        .summary = "this node's name, spec, manager, counters and connections",
+        .desc = "Print this node's name and spec, its peer service manager, cluster name, "
+                "uptime, the number of members, connected nodes and sessions, message "
+                "counters, pending acknowledgements, injected partitions, the counters it "
+                "also serves on /metrics (bytes, retransmits, shed messages, bad frames, "
+                "links opened and failed, failure detector verdicts), the HyParView "
+                "active and passive views (when there are any), the local endpoints with "
+                "their registered names, and the connections per node and channel.",
+        .run = cmd_status,
+    },
+    {
+        .name = "spec",
+        .summary = "this node's spec, what another node joins with",
+        .desc = "Print this node's spec: its name, the addresses it listens on (with the "
+                "ports actually bound), its channels with their parallelism, and the "
+                "default parallelism. This is what another node joins with.",
+        .run = cmd_spec,
+    },
+    {
+        .name = "members",
+        .summary = "the cluster membership as this node sees it",
+        .desc = "Print the cluster membership as this node sees it, this node included "
+                "(as Partisan's members()), with each member's status (alive, suspect, "
+                "down), listen addresses and channels. Under client_server a client's "
+                "members are the servers and itself.",
+        .opts = {{"status", V_WORD, "S",
+                  "only the members in status S: alive, suspect or down; left: the nodes "
+                  "seen leaving the cluster (members no more)",
+                  "alive|suspect|down|left"}},
+        .run = cmd_members,
+    },
+    {
+        .name = "nodes",
+        .summary = "the nodes connected now",
+        .desc = "Print the nodes this node is connected to now, never this node itself "
+                "(as erlang:nodes()).",
+        .args = {{"visible|all", K_CHOICE, true,
+                  "visible (the default): the connected nodes; all: the known members "
+                  "too, connected or not"}},
+        .run = cmd_nodes,
+    },
+    {
+        .name = "connections",
+        .summary = "connections open and wanted, per node and channel",
+        .desc = "For each node and channel, print the number of connections open and the "
+                "number wanted (the channel's parallelism).",
+        .args = {{"NODE", K_NODE, true, "only the connections to this node, NAME@HOST"}},
+        .run = cmd_connections,
+    },
+    {
+        .name = "join",
+        .summary = "join the cluster through a node",
+        .desc = "Join the cluster through the node at that address, and wait until every channel "
+                "to it is connected (sync_join).",
+        .args = {{"NAME@HOST:PORT|HOST:PORT", K_TARGET, false,
+                  "the contact: a node's name and peer address, or only the address"}},
+        .opts = {OPT_TIMEOUT("how long to wait for the connection (default 5000)")},
+        .run = cmd_join,
+    },
+    {
+        .name = "leave",
+        .summary = "remove a node, or this node, from the cluster",
+        .desc = "Remove NODE from the cluster, or this node when NODE is not given.",
+        .args = {{"NODE", K_NODE, true, "the node to remove, NAME@HOST (default: this node)"}},
+        .run = cmd_leave,
+    },
+    {
+        .name = "send",
+        .summary = "send one message to a named endpoint",
+        .desc = "Send MESSAGE to the endpoint registered as NAME on NODE, then wait until the "
+                "local daemon has handled the request, so that an error it finds (node not "
+                "connected, injected partition, no such endpoint here) is reported. As with "
+                "Erlang's send, success does not mean the message was delivered.",
+        .args = {ARG_NODE("the node the endpoint is on, NAME@HOST"),
+                 {"NAME", K_NAME, false, "the name the endpoint registered"},
+                 {"MESSAGE", K_TEXT, false, "the payload, sent as given"}},
+        .opts = {{"channel", V_STR, "C",
+                  "send on channel C (default: the default channel; a channel that is not "
+                  "connected falls back to the default one)"},
+                 {"ack", V_FLAG, NULL,
+                  "retransmit until the other daemon acknowledges it: delivered exactly "
+                  "once while both daemons live"},
+                 {"key", V_STR, "K",
+                  "partition key: messages with the same key take the same connection, so "
+                  "they keep their order"},
+                 OPT_TRANSITIVE("route through the overlay when this node has no link to "
+                                "NODE (a HyParView non-neighbour, a client_server client "
+                                "reaching another client through a server)"),
+                 {"causal-label", V_STR, "L",
+                  "deliver in causal order with the other messages of label L"}},
+        .run = cmd_send,
+    },
+    {
+        .name = "call",
+        .summary = "request/reply with a named endpoint; prints the reply",
+        .desc = "Call the endpoint registered as NAME on NODE with MESSAGE and print its "
+                "reply, with gen_server:call semantics: it fails at once with \"no such "
+                "endpoint\" or \"node not connected\", and with \"timed out\" when no reply "
+                "comes in time. With --any the call goes to a holder of NAME anywhere in "
+                "the cluster (from the registry), this node first, and NODE is not given.",
+        .args = {ARG_NODE("the node the endpoint is on, NAME@HOST"),
+                 {"NAME", K_NAME, false, "the name the endpoint registered"},
+                 {"MESSAGE", K_TEXT, false, "the request payload, sent as given"}},
+        .opts = {OPT_TIMEOUT("how long to wait for the reply (default 5000)"),
+                 OPT_TRANSITIVE("the call and its reply go through the overlay where "
+                                "there is no direct link to the node"),
+                 {"any", V_FLAG, NULL,
+                  "call a holder of NAME anywhere in the cluster, this node first"}},
+        .alt = "any",
+        .run = cmd_call,
+    },
+    {
+        .name = "listen",
+        .summary = "register a name and print each message it receives (stream)",
+        .desc = "Register NAME for this session's endpoint, here and in the cluster "
+                "registry, and print each message it receives, one per line (\"FROM: "
+                "MESSAGE\"; with --json an object with from, message and, for a call, "
+                "call_ref), until interrupted.",
+        .args = {{"NAME", K_NAME, false, "the name to register"}},
+        .opts = {{"echo", V_FLAG, NULL, "answer every call with its own payload"}},
+        .run = cmd_listen,
+    },
+    {
+        .name = "monitor-nodes",
+        .summary = "print nodeup and nodedown events (stream)",
+        .desc = "Print a line for every nodeup and nodedown event (nodedown with its "
+                "reason), until interrupted.",
+        .run = cmd_monitor_nodes,
+    },
+    {
+        .name = "monitor",
+        .summary = "wait for an endpoint's DOWN and print it",
+        .desc = "Monitor an endpoint and wait for its DOWN event, printed with its "
+                "reason: normal (its session closed), killed (its program died), noproc "
+                "(it did not exist) or noconnection (the link to its node was lost).",
+        .args = {{"REF", K_REF, false,
+                  "the endpoint, partisan:pid:NODE:ID or partisan:name:NODE:NAME"}},
+        .run = cmd_monitor,
+    },
+    {
+        .name = "broadcast",
+        .summary = "deliver a message to every subscriber of a topic",
+        .desc = "Deliver MESSAGE to every subscriber of TOPIC on every node, at least once "
+                "(Plumtree broadcast).",
+        .args = {{"TOPIC", K_TOPIC, false, "the topic"},
+                 {"MESSAGE", K_TEXT, false, "the payload, sent as given"}},
+        .run = cmd_broadcast,
+    },
+    {
+        .name = "subscribe",
+        .summary = "print the broadcasts on a topic (stream)",
+        .desc = "Subscribe to TOPIC and print every broadcast on it as it arrives "
+                "(\"FROM: MESSAGE\", with --json an object with from, message and topic), "
+                "until interrupted.",
+        .args = {{"TOPIC", K_TOPIC, false, "the topic"}},
+        .run = cmd_subscribe,
+    },
+    {
+        .name = "registry",
+        .summary = "the distributed name registry",
+        .desc = "Print the distributed name registry: every registered name, or only NAME, "
+                "with the endpoints holding it and their nodes.",
+        .args = {{"NAME", K_NAME, true, "only this name"}},
+        .run = cmd_registry,
+    },
+    {
+        .name = "partition",
+        .sub = "inject",
+        .summary = "cut this node off from a node (fault injection)",
+        .desc = "Fault injection: treat NODE as unreachable from this node (messages to "
+                "and from it are refused, its connections dropped) until the partition is "
+                "resolved. Prints the partition's reference.",
+        .args = {ARG_NODE("the node to cut off, NAME@HOST")},
+        .run = cmd_partition_inject,
+    },
+    {
+        .name = "partition",
+        .sub = "resolve",
+        .summary = "heal an injected partition",
+        .desc = "Heal the injected partition REF.",
+        .args = {{"REF", K_REF, false,
+                  "the partition's reference, as partition inject or partition list "
+                  "print it"}},
+        .run = cmd_partition_resolve,
+    },
+    {
+        .name = "partition",
+        .sub = "list",
+        .summary = "the partitions injected on this node",
+        .desc = "Print the partitions injected on this node, each with its reference and "
+                "node.",
+        .run = cmd_partition_list,
+    },
+    {
+        .name = "peer",
+        .sub = "start",
+        .summary = "start an extra partisand on this host",
+        .desc = "Start an extra partisand on this host, as Erlang's peer module starts a "
+                "node: it listens on 127.0.0.1 at a port the kernel picks, with its socket "
+                "in a new private directory, and its name, node, socket, port, pid and log "
+                "are printed once it answers. Without --detached partisanctl stays in the "
+                "foreground and stops the peer on SIGINT, SIGTERM or SIGHUP (exit 0), or "
+                "exits 1 when the peer goes down by itself. No daemon connection is needed.",
+        .opts = {{"name", V_STR, "N", "its name, a short name or NAME@HOST (default: peer-N-PID)"},
+                 {"config", V_STR, "F", "its configuration file, passed to it as -c F"},
+                 {"detached", V_FLAG, NULL,
+                  "let it outlive partisanctl, recorded so that peer list and peer stop "
+                  "find it"},
+                 OPT_TIMEOUT("how long to wait for it to answer on its socket (default "
+                             "10000)")},
+        .local = true,
+        .run = cmd_peer_start,
+    },
+    {
+        .name = "peer",
+        .sub = "stop",
+        .summary = "stop a detached peer",
+        .desc = "Stop the recorded (detached) peer NAME: SIGTERM, then SIGKILL when it has "
+                "not exited in time; then remove its record, socket and private directory.",
+        .args = {{"NAME", K_PEER, false, "the peer's name, as peer list prints it"}},
+        .opts = {OPT_TIMEOUT("how long to wait after SIGTERM before SIGKILL (default "
+                             "5000)")},
+        .local = true,
+        .run = cmd_peer_stop,
+    },
+    {
+        .name = "peer",
+        .sub = "list",
+        .summary = "the detached peers on this host",
+        .desc = "Print the recorded (detached) peers with their node, pid, port, state "
+                "(running or down) and socket.",
+        .local = true,
+        .run = cmd_peer_list,
+    },
+    {
+        .name = "help",
+        .summary = "describe the commands, or one command",
+        .desc = "Without an argument, list every command with a line on what it does. "
+                "With one, describe that command, its arguments and its options, as "
+                "\"partisanctl COMMAND --help\" does.",
+        .args = {{"COMMAND", K_CMD, true, "a command"},
+                 {"SUBCOMMAND", K_CMD, true, "the second word of partition and peer"}},
+        .local = true,
+        .run = cmd_help,
+    },
 };
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
-/* ---- argument parsing -------------------------------------------------- */
+/* The global options, for `help`. */
+static const struct {
+	const char *label, *help;
+} ctl_globals[] = {
+    {"-s, --socket SOCKET",
+     "the daemon's IPC socket (default: $PARTISAN_SOCKET, else " PARTISAN_DEFAULT_SOCKET ")"},
+    {"--json", "print one JSON document (streams: one object per line); errors as one "
+               "{\"error\", \"code\"} object on stderr"},
+    {"-h, --help", "this list; \"partisanctl help COMMAND\" describes one command"},
+    {"--version", "print partisanctl's version"},
+};
 
-static void ctl_usage(FILE *f, const struct ctl_cmd *only)
+/* ---- help -------------------------------------------------------------- */
+
+/* Print s wrapped to CTL_WIDTH, continuation lines indented by indent; col
+ * is where the cursor is. '\1' is a space that does not break. */
+static void ctl_wrap(FILE *f, const char *s, int indent, int col)
 {
-	fputs("usage: partisanctl [-s SOCKET] [--json] COMMAND [ARGS]\n", f);
-	for (size_t i = 0; i < CTL_NCMDS; i++)
-		if (only == NULL || strcmp(ctl_cmds[i].name, only->name) == 0)
-			fprintf(f, "       partisanctl %s\n", ctl_cmds[i].usage);
+	bool first = true;
+
+	while (*s != '\0') {
+		int n = (int)strcspn(s, " ");
+
+		if (!first && col + 1 + n > CTL_WIDTH) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (!first) {
+			fputc(' ', f);
+			col++;
+		}
+		for (int k = 0; k < n; k++)
+			fputc(s[k] == '\1' ? ' ' : s[k], f);
+		col += n;
+		first = false;
+		s += n;
+		s += strspn(s, " ");
+	}
+	fputc('\n', f);
 }
 
-static int ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, const char *arg)
+/* A label in the first column and its help wrapped in the second. */
+static void ctl_help_row(FILE *f, const char *label, const char *help)
 {
-	fputs("partisanctl: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	ctl_usage(stderr, cmd);
+	int col = fprintf(f, "  %s", label);
+
+	if (col + 2 > CTL_HELP_COL) {
+		fputc('\n', f);
+		col = 0;
+	}
+	fprintf(f, "%*s", CTL_HELP_COL - col, "");
+	ctl_wrap(f, help, CTL_HELP_COL, CTL_HELP_COL);
+}
+
+static bool ctl_is_alt(const struct ctl_cmd *cmd, const struct ctl_opt *opt)
+{
+	return cmd->alt != NULL && strcmp(cmd->alt, opt->name) == 0;
+}
+
+/* Append to the string *s (malloc'ed). */
+static void ctl_append(char **s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void ctl_append(char **s, const char *fmt, ...)
+{
+	va_list ap;
+	char *more, *t;
+
+	va_start(ap, fmt);
+	if (vasprintf(&more, fmt, ap) < 0)
+		ctl_oom();
+	va_end(ap);
+	t = ctl_printf("%s%s", *s, more);
+	free(*s);
+	free(more);
+	*s = t;
+}
+
+/* "NODE NAME MESSAGE [--channel\1C] ...", or the alt form ("--any NAME
+ * MESSAGE ..."); free it. */
+static char *ctl_usage_text(const struct ctl_cmd *cmd, bool alt)
+{
+	char *s = ctl_strdup("");
+
+	if (alt)
+		ctl_append(&s, " --%s", cmd->alt);
+	for (int i = alt ? 1 : 0; i < CTL_CMD_ARGS && cmd->args[i].name != NULL; i++)
+		ctl_append(&s, cmd->args[i].optional ? " [%s]" : " %s", cmd->args[i].name);
+	for (int i = 0; i < CTL_CMD_OPTS && cmd->opts[i].name != NULL; i++) {
+		const struct ctl_opt *p = &cmd->opts[i];
+
+		if (ctl_is_alt(cmd, p))
+			continue;
+		if (p->metavar != NULL)
+			ctl_append(&s, " [--%s\1%s]", p->name, p->metavar);
+		else
+			ctl_append(&s, " [--%s]", p->name);
+	}
+	return s;
+}
+
+/* "usage: partisanctl CMD ..." (lead "usage: " or its width in spaces). */
+static void ctl_usage_lines(FILE *f, const struct ctl_cmd *cmd, const char *lead)
+{
+	char name[64];
+
+	ctl_cmd_name(cmd, name, sizeof(name));
+	for (int alt = 0; alt <= (cmd->alt != NULL); alt++) {
+		char *u = ctl_usage_text(cmd, alt);
+		int col = fprintf(f, "%spartisanctl %s", alt ? "       " : lead, name);
+
+		if (u[0] != '\0')
+			fputc(' ', f);
+		ctl_wrap(f, u + (u[0] != '\0'), col + 1, col + 1);
+		free(u);
+	}
+}
+
+static void ctl_help_cmd(FILE *f, const struct ctl_cmd *cmd)
+{
+	ctl_usage_lines(f, cmd, "usage: ");
+	fputc('\n', f);
+	ctl_wrap(f, cmd->desc, 0, 0);
+	if (cmd->args[0].name != NULL)
+		fputs("\narguments:\n", f);
+	for (int i = 0; i < CTL_CMD_ARGS && cmd->args[i].name != NULL; i++)
+		ctl_help_row(f, cmd->args[i].name, cmd->args[i].help);
+	if (cmd->opts[0].name != NULL)
+		fputs("\noptions:\n", f);
+	for (int i = 0; i < CTL_CMD_OPTS && cmd->opts[i].name != NULL; i++) {
+		const struct ctl_opt *p = &cmd->opts[i];
+		char *label = ctl_printf("--%s%s%s", p->name, p->metavar ? " " : "",
+		                         p->metavar ? p->metavar : "");
+
+		ctl_help_row(f, label, p->help);
+		free(label);
+	}
+	fputs("\nglobal options: -s SOCKET, --json (see \"partisanctl help\").\n", f);
+	if (cmd->local)
+		fputs("It needs no daemon.\n", f);
+}
+
+/* The commands named name (one, or a group such as partition). */
+static void ctl_help_group(FILE *f, const char *name)
+{
+	const char *lead = "usage: ";
+
+	for (size_t i = 0; i < CTL_NCMDS; i++)
+		if (strcmp(ctl_cmds[i].name, name) == 0) {
+			ctl_usage_lines(f, &ctl_cmds[i], lead);
+			lead = "       ";
+		}
+	fputc('\n', f);
+	for (size_t i = 0; i < CTL_NCMDS; i++) {
+		char words[64];
+
+		if (strcmp(ctl_cmds[i].name, name) == 0)
+			ctl_help_row(f, ctl_cmd_name(&ctl_cmds[i], words, sizeof(words)),
+			             ctl_cmds[i].summary);
+	}
+	fprintf(f, "\n\"partisanctl help %s SUBCOMMAND\" describes one of them.\n", name);
+}
+
+static void ctl_help_all(FILE *f)
+{
+	fputs("usage: partisanctl [-s SOCKET] [--json] COMMAND [ARGS]\n\n"
+	      "Control and use the partisand of this host through its IPC socket.\n\n"
+	      "commands:\n",
+	      f);
+	for (size_t i = 0; i < CTL_NCMDS; i++) {
+		char words[64];
+
+		ctl_help_row(f, ctl_cmd_name(&ctl_cmds[i], words, sizeof(words)),
+		             ctl_cmds[i].summary);
+	}
+	fputs("\nglobal options:\n", f);
+	for (size_t i = 0; i < sizeof(ctl_globals) / sizeof(ctl_globals[0]); i++)
+		ctl_help_row(f, ctl_globals[i].label, ctl_globals[i].help);
+	fputs("\n\"partisanctl help COMMAND\" or \"partisanctl COMMAND --help\" describes a "
+	      "command.\nExit status: 0 ok, 1 error, 2 usage error, 69 daemon not reachable.\n",
+	      f);
+}
+
+/* The command named name [sub]; *group: whether any command is named name. */
+static const struct ctl_cmd *ctl_lookup(const char *name, const char *sub, bool *group)
+{
+	*group = false;
+	for (size_t k = 0; k < CTL_NCMDS; k++) {
+		if (strcmp(ctl_cmds[k].name, name) != 0)
+			continue;
+		*group = true;
+		if (ctl_cmds[k].sub == NULL || (sub != NULL && strcmp(ctl_cmds[k].sub, sub) == 0))
+			return &ctl_cmds[k];
+	}
+	return NULL;
+}
+
+/* "inject, resolve or list": the second words of group name; free it. */
+static char *ctl_subs(const char *name)
+{
+	char *s = ctl_strdup(""), *t;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < CTL_NCMDS; i++)
+		n += strcmp(ctl_cmds[i].name, name) == 0;
+	for (size_t i = 0; i < CTL_NCMDS; i++) {
+		if (strcmp(ctl_cmds[i].name, name) != 0)
+			continue;
+		k++;
+		t = ctl_printf("%s%s%s", s, k == 1 ? "" : k == n ? " or " : ", ", ctl_cmds[i].sub);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+/* ---- argument parsing -------------------------------------------------- */
+
+/* After a usage error in text mode: the usage of cmd, of the commands of
+ * group, or of partisanctl, and where to read more. */
+static void ctl_usage_hint(const struct ctl_cmd *cmd, const char *group)
+{
+	const char *lead = "usage: ";
+	char name[64];
+
+	if (cmd != NULL)
+		ctl_usage_lines(stderr, cmd, lead);
+	for (size_t i = 0; group != NULL && i < CTL_NCMDS; i++)
+		if (strcmp(ctl_cmds[i].name, group) == 0) {
+			ctl_usage_lines(stderr, &ctl_cmds[i], lead);
+			lead = "       ";
+		}
+	if (cmd == NULL && group == NULL)
+		fputs("usage: partisanctl [-s SOCKET] [--json] COMMAND [ARGS]\n", stderr);
+	fprintf(stderr, "Try \"partisanctl help%s%s\".\n", cmd || group ? " " : "",
+	        cmd     ? ctl_cmd_name(cmd, name, sizeof(name))
+	        : group ? group
+	                : "");
+}
+
+/* A usage error of cmd (NULL: of partisanctl; then group, when not NULL,
+ * names the command group it is about): the message, prefixed with the
+ * command's words, then in text mode the usage; returns 2. */
+static int ctl_usage_verror(const struct ctl_cmd *cmd, const char *group, const char *fmt,
+                            va_list ap)
+{
+	char name[64], *msg;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		ctl_oom();
+	ctl_err(CTL_EX_USAGE, "usage", "%s%s%s", cmd ? ctl_cmd_name(cmd, name, sizeof(name)) : "",
+	        cmd ? ": " : "", msg);
+	free(msg);
+	if (!ctl_json_errors)
+		ctl_usage_hint(cmd, group);
 	return CTL_EX_USAGE;
 }
 
-/* Does the command take flag (without "--")? Sets *has_value. */
-static bool ctl_flag(const struct ctl_cmd *cmd, const char *flag, size_t len, bool *has_value)
+static int ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
-	const char *p = cmd->flags;
+	va_list ap;
+	int r;
 
-	while ((p = strstr(p, flag)) != NULL) {
-		bool start = p == cmd->flags || p[-1] == ' ';
-		char end = p[len];
-
-		if (start && (end == ' ' || end == '\0' || end == '=')) {
-			*has_value = end == '=';
-			return true;
-		}
-		p++;
-	}
-	return false;
+	va_start(ap, fmt);
+	r = ctl_usage_verror(cmd, NULL, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
-static int ctl_timeout(const char *s, int *ms)
+static int ctl_group_error(const char *group, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int ctl_group_error(const char *group, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = ctl_usage_verror(NULL, group, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static const struct ctl_opt *ctl_find_opt(const struct ctl_cmd *cmd, const char *name, size_t len)
+{
+	for (int i = 0; i < CTL_CMD_OPTS && cmd->opts[i].name != NULL; i++)
+		if (strlen(cmd->opts[i].name) == len && strncmp(cmd->opts[i].name, name, len) == 0)
+			return &cmd->opts[i];
+	return NULL;
+}
+
+static int ctl_ms(const char *s, int *ms)
 {
 	char *end;
 	long v;
@@ -1312,12 +2030,8 @@ static int ctl_timeout(const char *s, int *ms)
 	return 0;
 }
 
-static int ctl_set_flag(struct ctl_opts *o, const char *name, const char *val)
+static void ctl_set_opt(struct ctl_opts *o, const char *name, const char *val)
 {
-	if (strcmp(name, "timeout") == 0) {
-		o->timeout_set = true;
-		return ctl_timeout(val, &o->timeout_ms);
-	}
 	if (strcmp(name, "name") == 0)
 		o->name = val;
 	else if (strcmp(name, "config") == 0)
@@ -1338,10 +2052,63 @@ static int ctl_set_flag(struct ctl_opts *o, const char *name, const char *val)
 		o->any = true;
 	else if (strcmp(name, "echo") == 0)
 		o->echo = true;
+	else if (strcmp(name, "status") == 0)
+		o->status = val;
+}
+
+/* Is word one of the '|'-separated words of set? */
+static bool ctl_word_in(const char *word, const char *set)
+{
+	size_t len = strlen(word);
+
+	for (const char *p = set; p != NULL; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
+		if (strncmp(p, word, len) == 0 && (p[len] == '|' || p[len] == '\0'))
+			return true;
+	return false;
+}
+
+/* Check val for option p and set it. */
+static int ctl_opt_value(const struct ctl_cmd *cmd, const struct ctl_opt *p, const char *val,
+                         struct ctl_opts *o)
+{
+	if (p->val == V_MS && ctl_ms(val, &o->timeout_ms) < 0)
+		return ctl_usage_error(
+		    cmd, "--%s: expected a positive number of milliseconds, got \"%s\"", p->name,
+		    val);
+	if (p->val == V_WORD && !ctl_word_in(val, p->choices))
+		return ctl_usage_error(cmd, "--%s: expected one of %s, got \"%s\"", p->name,
+		                       p->choices, val);
+	if (p->val == V_STR && val[0] == '\0')
+		return ctl_usage_error(cmd, "--%s: expected %s, got \"\"", p->name, p->metavar);
+	if (p->val == V_MS)
+		o->timeout_set = true;
+	ctl_set_opt(o, p->name, val);
+	if (ctl_is_alt(cmd, p))
+		o->alt = true;
 	return 0;
 }
 
-/* A global option at argv[*i]: 1 taken, 0 not one, < 0 usage error. */
+/* One "--option[=value]" of the command at argv[*i]. */
+static int ctl_cmd_opt(const struct ctl_cmd *cmd, int argc, char **argv, int *i, struct ctl_opts *o)
+{
+	const char *name = argv[*i] + 2, *eq = strchr(name, '=');
+	size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+	const struct ctl_opt *p = ctl_find_opt(cmd, name, len);
+
+	if (p == NULL)
+		return ctl_usage_error(cmd, "unknown option \"%.*s\"", (int)(len + 2), argv[*i]);
+	if (p->val == V_FLAG && eq != NULL)
+		return ctl_usage_error(cmd, "--%s takes no value, got \"%s\"", p->name, eq + 1);
+	if (p->val == V_FLAG)
+		return ctl_opt_value(cmd, p, NULL, o);
+	if (eq != NULL)
+		return ctl_opt_value(cmd, p, eq + 1, o);
+	if (*i + 1 >= argc)
+		return ctl_usage_error(cmd, "--%s: missing %s", p->name, p->metavar);
+	return ctl_opt_value(cmd, p, argv[++*i], o);
+}
+
+/* A global option at argv[*i]: 1 taken, 0 not one, < 0 missing its value. */
 static int ctl_global(int argc, char **argv, int *i, struct ctl_opts *o)
 {
 	const char *a = argv[*i];
@@ -1362,127 +2129,262 @@ static int ctl_global(int argc, char **argv, int *i, struct ctl_opts *o)
 	return 1;
 }
 
-/* One "--flag[=value]" of the command at argv[*i]. */
-static int ctl_cmd_flag(const struct ctl_cmd *cmd, int argc, char **argv, int *i,
-                        struct ctl_opts *o)
+static bool ctl_is_help(const char *a)
 {
-	const char *name = argv[*i] + 2, *eq = strchr(name, '='), *val = NULL;
-	size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
-	char flag[32];
-	bool has_value;
+	return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
 
-	if (len == 0 || len >= sizeof(flag) || !ctl_flag(cmd, name, len, &has_value))
-		return ctl_usage_error(cmd, "unknown option %s", argv[*i]);
-	memcpy(flag, name, len);
-	flag[len] = '\0';
-	if (has_value && eq != NULL)
-		val = eq + 1;
-	else if (has_value && *i + 1 < argc)
-		val = argv[++*i];
-	if (has_value != (val != NULL) || (eq != NULL && !has_value))
-		return ctl_usage_error(cmd, "bad option %s", argv[*i]);
-	if (ctl_set_flag(o, flag, val) < 0)
-		return ctl_usage_error(cmd, "bad value for --%s", flag);
+/* "expected visible or all, got \"x\"" */
+static int ctl_choice_error(const struct ctl_cmd *cmd, const struct ctl_arg *a, const char *got)
+{
+	char words[64];
+	const char *bar = strrchr(a->name, '|');
+
+	snprintf(words, sizeof(words), "%.*s or %s", (int)(bar - a->name), a->name, bar + 1);
+	for (char *p = words; (p = strchr(p, '|')) != NULL;)
+		*p = ',';
+	return ctl_usage_error(cmd, "expected %s, got \"%s\"", words, got);
+}
+
+/* The positional arguments against the command's: count and choices. */
+static int ctl_check_args(const struct ctl_cmd *cmd, const struct ctl_opts *o)
+{
+	int want = 0, most = 0;
+
+	for (const struct ctl_arg *a; (a = ctl_argdef(o, most)) != NULL; most++)
+		want += !a->optional;
+	if (o->nargs < want)
+		return ctl_usage_error(cmd, "missing %s", ctl_argdef(o, o->nargs)->name);
+	if (o->nargs > most)
+		return ctl_usage_error(cmd, "extra argument \"%s\"", o->args[most]);
+	for (int i = 0; i < o->nargs; i++) {
+		const struct ctl_arg *a = ctl_argdef(o, i);
+
+		if (a->kind == K_CHOICE && !ctl_word_in(o->args[i], a->name))
+			return ctl_choice_error(cmd, a, o->args[i]);
+	}
 	return 0;
 }
 
-/* Is word one of the '|'-separated words of set? */
-static bool ctl_word_in(const char *word, const char *set)
-{
-	size_t len = strlen(word);
-
-	for (const char *p = set; p != NULL; p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL)
-		if (strncmp(p, word, len) == 0 && (p[len] == '|' || p[len] == '\0'))
-			return true;
-	return false;
-}
-
-/* The arguments after the command words: flags anywhere, "--" ends them. */
+/* The arguments after the command words: options anywhere, "--" ends
+ * them. 0, CTL_DONE after printing the help, or the exit code. */
 static int ctl_parse_args(const struct ctl_cmd *cmd, int argc, char **argv, int i,
                           struct ctl_opts *o)
 {
-	bool flags = true;
+	bool opts = true;
 	int r;
 
 	for (; i < argc; i++) {
-		if (flags && strcmp(argv[i], "--") == 0) {
-			flags = false;
-		} else if (flags && (r = ctl_global(argc, argv, &i, o)) != 0) {
+		if (opts && strcmp(argv[i], "--") == 0) {
+			opts = false;
+		} else if (opts && (r = ctl_global(argc, argv, &i, o)) != 0) {
 			if (r < 0)
-				return ctl_usage_error(cmd, "%s needs a value", argv[i]);
-		} else if (flags &&
-		           (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
-			ctl_usage(stdout, cmd);
-			exit(CTL_EX_OK);
-		} else if (flags && strncmp(argv[i], "--", 2) == 0) {
-			if ((r = ctl_cmd_flag(cmd, argc, argv, &i, o)) != 0)
+				return ctl_usage_error(cmd, "%s: missing SOCKET", argv[i]);
+		} else if (opts && ctl_is_help(argv[i])) {
+			ctl_help_cmd(stdout, cmd);
+			return CTL_DONE;
+		} else if (opts && strncmp(argv[i], "--", 2) == 0) {
+			if ((r = ctl_cmd_opt(cmd, argc, argv, &i, o)) != 0)
 				return r;
 		} else if (o->nargs < CTL_MAX_ARGS) {
 			o->args[o->nargs++] = argv[i];
 		} else {
-			return ctl_usage_error(cmd, "too many arguments%s", "");
+			return ctl_usage_error(cmd, "extra argument \"%s\"", argv[i]);
 		}
 	}
-	if (o->nargs < cmd->min_args || o->nargs > cmd->max_args)
-		return ctl_usage_error(cmd, "wrong number of arguments%s", "");
-	if (o->nargs > 0 && cmd->first != NULL && !ctl_word_in(o->args[0], cmd->first))
-		return ctl_usage_error(cmd, "bad argument %s", o->args[0]);
+	return ctl_check_args(cmd, o);
+}
+
+/* The command at argv[*i] (one or two words) into o->cmd, *i past it. */
+static int ctl_pick(int argc, char **argv, int *i, struct ctl_opts *o)
+{
+	const char *name = argv[*i], *sub = *i + 1 < argc ? argv[*i + 1] : NULL;
+	bool group;
+	char *subs;
+	int r;
+
+	if ((o->cmd = ctl_lookup(name, sub, &group)) != NULL) {
+		*i += o->cmd->sub != NULL ? 2 : 1;
+		return 0;
+	}
+	if (!group)
+		return ctl_usage_error(NULL, "unknown command \"%s\"", name);
+	if (sub != NULL && ctl_is_help(sub)) {
+		ctl_help_group(stdout, name);
+		return CTL_DONE;
+	}
+	subs = ctl_subs(name);
+	if (sub == NULL)
+		r = ctl_group_error(name, "%s: missing SUBCOMMAND (%s)", name, subs);
+	else
+		r = ctl_group_error(name, "%s: unknown subcommand \"%s\" (expected %s)", name, sub,
+		                    subs);
+	free(subs);
+	return r;
+}
+
+/* The options before the command. */
+static int ctl_parse_globals(int argc, char **argv, int *i, struct ctl_opts *o)
+{
+	int r;
+
+	for (; *i < argc && argv[*i][0] == '-'; ++*i) {
+		if (ctl_is_help(argv[*i])) {
+			ctl_help_all(stdout);
+			return CTL_DONE;
+		}
+		if (strcmp(argv[*i], "--version") == 0) {
+			printf("partisanctl %s\n", PARTISAN_VERSION);
+			return CTL_DONE;
+		}
+		if ((r = ctl_global(argc, argv, i, o)) < 0)
+			return ctl_usage_error(NULL, "%s: missing SOCKET", argv[*i]);
+		if (r == 0)
+			return ctl_usage_error(NULL, "unknown option \"%s\"", argv[*i]);
+	}
+	if (*i >= argc)
+		return ctl_usage_error(NULL, "missing COMMAND");
 	return 0;
 }
 
-/* The command named at argv[*i] (one or two words); *group is the first
- * entry of that name even when the second word matches none. */
-static const struct ctl_cmd *ctl_find(int argc, char **argv, int *i, const struct ctl_cmd **group)
+/* --json anywhere before "--" (errors found before it is parsed are
+ * reported in JSON too). */
+static bool ctl_wants_json(int argc, char **argv)
 {
-	const char *name = argv[*i], *sub = *i + 1 < argc ? argv[*i + 1] : "";
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			return true;
+	return false;
+}
 
-	*group = NULL;
-	for (size_t k = 0; k < CTL_NCMDS; k++) {
-		if (strcmp(ctl_cmds[k].name, name) != 0)
-			continue;
-		if (*group == NULL)
-			*group = &ctl_cmds[k];
-		if (ctl_cmds[k].sub == NULL) {
-			*i += 1;
-			return &ctl_cmds[k];
-		}
-		if (strcmp(ctl_cmds[k].sub, sub) == 0) {
-			*i += 2;
-			return &ctl_cmds[k];
-		}
+/* ---- help, the command ------------------------------------------------- */
+
+static int cmd_help(partisan_t *c, const struct ctl_opts *o)
+{
+	const char *sub = o->nargs > 1 ? o->args[1] : NULL;
+	const struct ctl_cmd *cmd;
+	bool group;
+
+	(void)c;
+	if (o->nargs == 0) {
+		ctl_help_all(stdout);
+		return CTL_EX_OK;
 	}
-	return NULL;
+	cmd = ctl_lookup(o->args[0], sub, &group);
+	if (cmd != NULL && cmd->sub == NULL && sub != NULL)
+		return ctl_usage_error(o->cmd, "extra argument \"%s\"", sub);
+	if (cmd != NULL)
+		ctl_help_cmd(stdout, cmd);
+	else if (group && sub == NULL)
+		ctl_help_group(stdout, o->args[0]);
+	else if (group)
+		return ctl_usage_error(o->cmd, "unknown command \"%s %s\"", o->args[0], sub);
+	else
+		return ctl_usage_error(o->cmd, "unknown command \"%s\"", o->args[0]);
+	return CTL_EX_OK;
+}
+
+/* ---- the daemon connection --------------------------------------------- */
+
+/* The socket: -s, else $PARTISAN_SOCKET when set and not empty, else the
+ * default; *from names where it came from. */
+static const char *ctl_socket(const struct ctl_opts *o, const char **from)
+{
+	const char *env = getenv("PARTISAN_SOCKET");
+
+	*from = o->socket != NULL ? "-s" : "PARTISAN_SOCKET";
+	if (o->socket != NULL)
+		return o->socket;
+	return env != NULL && env[0] != '\0' ? env : PARTISAN_DEFAULT_SOCKET;
+}
+
+/* connect(2) to path once more, for its errno (the library's connect
+ * gives PARTISAN_EIO for every failure): 0 when it connects. */
+static int ctl_probe(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e = 0;
+
+	if (fd < 0)
+		return errno;
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* the length was checked */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		e = errno;
+	close(fd);
+	return e;
+}
+
+/* Why a socket that accepts connections gave no session. */
+static const char *ctl_session_why(int r)
+{
+	switch (r) {
+	case PARTISAN_EPERM:
+		return "not permitted: this user is not allowed by the daemon (ipc.allow_uids, "
+		       "ipc.allow_gids)";
+	case PARTISAN_ETIMEDOUT:
+		return "the daemon did not answer in time";
+	default:
+		return "the connection was closed during the hello";
+	}
+}
+
+static int ctl_unreachable(const char *path, int r)
+{
+	int e = ctl_probe(path);
+	const char *why = strerror(e);
+	struct stat st;
+
+	if (e == ENOENT)
+		why = "no such socket (is partisand running?)";
+	else if (e == ENOTDIR)
+		why = "no such socket (a part of the path is not a directory)";
+	else if (e == ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		why = "not a socket";
+	else if (e == ECONNREFUSED)
+		why = "connection refused: nobody is listening (is partisand running?)";
+	else if (e == EACCES || e == EPERM)
+		why = "not permitted (the socket's mode, owner or group, or a directory on the "
+		      "way, keeps this user out)";
+	else if (e == 0)
+		why = ctl_session_why(r);
+	return ctl_err(CTL_EX_UNAVAILABLE, "unavailable", "cannot reach the daemon at %s: %s", path,
+	               why);
+}
+
+static int ctl_connect(const struct ctl_opts *o, partisan_t **c)
+{
+	partisan_connect_opts_t copts = {.client = "partisanctl"};
+	struct sockaddr_un sa;
+	const char *from, *path = ctl_socket(o, &from);
+	int r;
+
+	if (path[0] == '\0' || strlen(path) >= sizeof(sa.sun_path))
+		return ctl_usage_error(NULL,
+		                       "%s: expected a socket path of 1 to %zu bytes, got \"%s\"",
+		                       from, sizeof(sa.sun_path) - 1, path);
+	if ((r = partisan_connect_with(path, &copts, c)) == 0)
+		return 0;
+	if (r == PARTISAN_EIO || r == PARTISAN_EPERM || r == PARTISAN_ETIMEDOUT ||
+	    r == PARTISAN_ECLOSED)
+		return ctl_unreachable(path, r);
+	if (r == PARTISAN_EVERSION || r == PARTISAN_EPROTO)
+		return ctl_err(CTL_EX_ERR, ctl_code(r), "cannot talk to the daemon at %s: %s", path,
+		               r == PARTISAN_EVERSION ? "it speaks another IPC protocol version"
+		                                      : "not a partisand (protocol violation)");
+	return ctl_err(CTL_EX_ERR, ctl_code(r), "cannot connect to the daemon at %s: %s", path,
+	               partisan_strerror(r));
 }
 
 /* ---- main -------------------------------------------------------------- */
 
-static int ctl_connect(const struct ctl_opts *o, partisan_t **c)
-{
-	const char *env = getenv("PARTISAN_SOCKET");
-	const char *path = o->socket != NULL               ? o->socket
-	                   : env != NULL && env[0] != '\0' ? env
-	                                                   : PARTISAN_DEFAULT_SOCKET;
-	partisan_connect_opts_t copts = {.client = "partisanctl"};
-	int r = partisan_connect_with(path, &copts, c);
-
-	if (r == 0)
-		return 0;
-	fprintf(stderr, "partisanctl: cannot connect to partisand at %s: %s\n", path,
-	        partisan_strerror(r));
-	if (r == PARTISAN_EIO || r == PARTISAN_EPERM || r == PARTISAN_ETIMEDOUT ||
-	    r == PARTISAN_ECLOSED)
-		return CTL_EX_UNAVAILABLE;
-	return CTL_EX_ERR;
-}
-
-static int ctl_run(const struct ctl_cmd *cmd, const struct ctl_opts *o)
+static int ctl_run(const struct ctl_opts *o)
 {
 	partisan_t *c = NULL;
 	int r;
 
-	if (cmd->flags[0] != '!' && (r = ctl_connect(o, &c)) != 0)
+	if (!o->cmd->local && (r = ctl_connect(o, &c)) != 0)
 		return r;
-	r = cmd->run(c, o);
+	r = o->cmd->run(c, o);
 	if (c != NULL)
 		partisan_close(c);
 	return r;
@@ -1491,26 +2393,14 @@ static int ctl_run(const struct ctl_cmd *cmd, const struct ctl_opts *o)
 int main(int argc, char **argv)
 {
 	struct ctl_opts o = {.timeout_ms = CTL_TIMEOUT};
-	const struct ctl_cmd *cmd, *group;
 	int i = 1, r;
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			ctl_usage(stdout, NULL);
-			return CTL_EX_OK;
-		}
-		if ((r = ctl_global(argc, argv, &i, &o)) <= 0)
-			return ctl_usage_error(
-			    NULL, r < 0 ? "%s needs a value" : "unknown option %s", argv[i]);
-	}
-	if (i >= argc)
-		return ctl_usage_error(NULL, "no command%s", "");
-	if ((cmd = ctl_find(argc, argv, &i, &group)) == NULL)
-		return ctl_usage_error(
-		    group, group ? "bad subcommand for %s" : "unknown command %s", argv[i]);
-	if ((r = ctl_parse_args(cmd, argc, argv, i, &o)) != 0)
-		return r;
+	ctl_json_errors = ctl_wants_json(argc, argv);
+	if ((r = ctl_parse_globals(argc, argv, &i, &o)) != 0 ||
+	    (r = ctl_pick(argc, argv, &i, &o)) != 0 ||
+	    (r = ctl_parse_args(o.cmd, argc, argv, i, &o)) != 0)
+		return r == CTL_DONE ? CTL_EX_OK : r;
 	if (o.json)
 		out = &ctl_json;
-	return ctl_run(cmd, &o);
+	return ctl_run(&o);
 }

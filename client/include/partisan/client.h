@@ -172,8 +172,9 @@ int partisan_ref_node(const char *uri, char *buf, size_t n);
 int partisan_register(partisan_t *c, const char *name);
 /* ENOENT when this session holds no such name. */
 int partisan_unregister(partisan_t *c, const char *name);
-/* The pid ref behind name on node (NULL: this node), into ref (size n).
- * ENOENT when the name is not registered there. */
+/* The pid ref behind name on node (NULL: this node), into ref (size n),
+ * from the cluster-wide registry for another node. ENOPROC when the name is
+ * not registered there. */
 int partisan_whereis(partisan_t *c, const char *node, const char *name, char *ref, size_t n);
 
 /* ---- messages ----------------------------------------------------------- */
