@@ -379,3 +379,86 @@ int partisan_partition_list(partisan_t *c, partisan_partition_list_t *out)
 	pc_msg_free(m);
 	return r;
 }
+
+/* ---- graph --------------------------------------------------------------- */
+
+void partisan_graph_free(partisan_graph_t *g)
+{
+	if (g == NULL)
+		return;
+	for (size_t i = 0; i < g->n_nodes; i++)
+		free(g->nodes[i].name);
+	for (size_t i = 0; i < g->n_edges; i++) {
+		for (size_t j = 0; j < g->edges[i].n_channels; j++) {
+			free(g->edges[i].channels[j].node);
+			free(g->edges[i].channels[j].channel);
+		}
+		free(g->edges[i].channels);
+		free(g->edges[i].from);
+		free(g->edges[i].to);
+	}
+	free(g->nodes);
+	free(g->edges);
+	memset(g, 0, sizeof(*g));
+}
+
+static int cl_graph_edge(const PartisanIpc__GraphEdge *e, partisan_graph_edge_t *out)
+{
+	out->passive = e->has_passive && e->passive;
+	if ((out->from = strdup(e->from)) == NULL || (out->to = strdup(e->to)) == NULL ||
+	    (e->n_channels &&
+	     (out->channels = calloc(e->n_channels, sizeof(*out->channels))) == NULL))
+		return PARTISAN_ENOMEM;
+	for (; out->n_channels < e->n_channels; out->n_channels++) {
+		partisan_conn_t *c = &out->channels[out->n_channels];
+
+		c->connected = e->channels[out->n_channels]->connected;
+		c->wanted = e->channels[out->n_channels]->wanted;
+		if ((c->node = strdup(e->to)) == NULL ||
+		    (c->channel = strdup(e->channels[out->n_channels]->channel)) == NULL) {
+			out->n_channels++;
+			return PARTISAN_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int cl_graph(const PartisanIpc__GraphReply *g, partisan_graph_t *out)
+{
+	if ((g->n_nodes && (out->nodes = calloc(g->n_nodes, sizeof(*out->nodes))) == NULL) ||
+	    (g->n_edges && (out->edges = calloc(g->n_edges, sizeof(*out->edges))) == NULL))
+		return PARTISAN_ENOMEM;
+	for (; out->n_nodes < g->n_nodes; out->n_nodes++) {
+		out->nodes[out->n_nodes].status = pc_status_name(g->nodes[out->n_nodes]->status);
+		if ((out->nodes[out->n_nodes].name = strdup(g->nodes[out->n_nodes]->name)) == NULL)
+			return PARTISAN_ENOMEM;
+	}
+	for (; out->n_edges < g->n_edges; out->n_edges++)
+		if (cl_graph_edge(g->edges[out->n_edges], &out->edges[out->n_edges]) < 0) {
+			out->n_edges++;
+			return PARTISAN_ENOMEM;
+		}
+	return 0;
+}
+
+int partisan_graph(partisan_t *c, partisan_graph_t *out)
+{
+	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
+	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
+	PartisanIpc__ServerMsg *m;
+	int r;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (c == NULL || out == NULL)
+		return PARTISAN_EINVAL;
+	req.body_case = PARTISAN_IPC__REQUEST__BODY_GRAPH;
+	req.graph = &empty;
+	r = pc_request(c, &req, pc_wait(c, 5000), PARTISAN_IPC__RESPONSE__BODY_GRAPH, &m);
+	if (r < 0)
+		return r;
+	if ((r = cl_graph(m->response->graph, out)) < 0)
+		partisan_graph_free(out);
+	pc_msg_free(m);
+	return r;
+}

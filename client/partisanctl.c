@@ -58,6 +58,7 @@ struct ctl_opts {
 	const char *name;          /* peer start --name */
 	const char *config;        /* peer start --config */
 	bool detached;             /* peer start --detached */
+	const char *png, *svg;     /* graph --png / --svg */
 	const char *args[CTL_MAX_ARGS];
 	int nargs;
 };
@@ -1274,6 +1275,103 @@ static int cmd_registry(partisan_t *c, const struct ctl_opts *o)
 	return CTL_EX_OK;
 }
 
+/* ---- graph: the cluster as Graphviz DOT ------------------------------- */
+
+static const char *ctl_status_colour(const char *status)
+{
+	if (status == NULL)
+		return "gray";
+	if (strcmp(status, "alive") == 0)
+		return "palegreen";
+	if (strcmp(status, "suspect") == 0)
+		return "gold";
+	return strcmp(status, "down") == 0 ? "tomato" : "lightgray";
+}
+
+/* Was the link a-b drawn already (reported by its other end)? */
+static bool ctl_edge_seen(const partisan_graph_t *g, size_t upto, const partisan_graph_edge_t *e)
+{
+	for (size_t i = 0; i < upto; i++) {
+		const partisan_graph_edge_t *x = &g->edges[i];
+
+		if (x->passive == e->passive &&
+		    ((strcmp(x->from, e->from) == 0 && strcmp(x->to, e->to) == 0) ||
+		     (strcmp(x->from, e->to) == 0 && strcmp(x->to, e->from) == 0)))
+			return true;
+	}
+	return false;
+}
+
+static void ctl_dot_edge(FILE *f, const partisan_graph_edge_t *e)
+{
+	fprintf(f, "  \"%s\" -> \"%s\"", e->from, e->to);
+	if (e->passive) {
+		fputs(" [style=dashed, color=gray, dir=forward]\n", f);
+		return;
+	}
+	fputs(" [dir=none, label=\"", f);
+	for (size_t i = 0; i < e->n_channels; i++)
+		fprintf(f, "%s%s %u", i ? "\\n" : "", e->channels[i].channel,
+		        e->channels[i].connected);
+	fputs("\"]\n", f);
+}
+
+/* Links solid (labelled with each channel's open connections), passive
+ * view entries dashed arrows; nodes filled by status. */
+static void ctl_dot(FILE *f, const partisan_graph_t *g)
+{
+	fputs("digraph partisan {\n  node [shape=box, style=filled, fontname=\"Helvetica\"];\n"
+	      "  edge [fontsize=9];\n",
+	      f);
+	for (size_t i = 0; i < g->n_nodes; i++)
+		fprintf(f, "  \"%s\" [fillcolor=%s, tooltip=\"%s\"];\n", g->nodes[i].name,
+		        ctl_status_colour(g->nodes[i].status),
+		        g->nodes[i].status ? g->nodes[i].status : "unknown");
+	for (size_t i = 0; i < g->n_edges; i++)
+		if (!ctl_edge_seen(g, i, &g->edges[i]))
+			ctl_dot_edge(f, &g->edges[i]);
+	fputs("}\n", f);
+}
+
+static int ctl_render(const partisan_graph_t *g, const char *format, const char *file)
+{
+	char *cmd = ctl_printf("dot -T%s -o '%s'", format, file);
+	FILE *p;
+	int st;
+
+	if (strchr(file, '\'') != NULL) {
+		free(cmd);
+		return ctl_err(CTL_EX_USAGE, "usage", "graph: %s: a file name with a quote", file);
+	}
+	p = popen(cmd, "w");
+	free(cmd);
+	if (p == NULL)
+		return ctl_err(CTL_EX_ERR, ctl_code(PARTISAN_EIO), "graph: cannot run dot");
+	ctl_dot(p, g);
+	st = pclose(p);
+	if (st != 0)
+		return ctl_err(CTL_EX_ERR, ctl_code(PARTISAN_EIO),
+		               "graph: dot failed (is graphviz installed?)");
+	return CTL_EX_OK;
+}
+
+static int cmd_graph(partisan_t *c, const struct ctl_opts *o)
+{
+	partisan_graph_t g;
+	int r = partisan_graph(c, &g), rc = CTL_EX_OK;
+
+	if (r < 0)
+		return ctl_fail(c, o, r);
+	if (o->png)
+		rc = ctl_render(&g, "png", o->png);
+	else if (o->svg)
+		rc = ctl_render(&g, "svg", o->svg);
+	else
+		ctl_dot(stdout, &g);
+	partisan_graph_free(&g);
+	return rc;
+}
+
 static int cmd_partition_inject(partisan_t *c, const struct ctl_opts *o)
 {
 	char ref[PARTISAN_REF_MAX];
@@ -1640,6 +1738,19 @@ static const struct ctl_cmd ctl_cmds[] = {
                 "with the endpoints holding it and their nodes.",
         .args = {{"NAME", K_NAME, true, "only this name"}},
         .run = cmd_registry,
+    },
+    {
+        .name = "graph",
+        .summary = "the cluster as Graphviz DOT",
+        .desc = "Print the cluster as a Graphviz DOT graph: members filled by status (green "
+                "alive, yellow suspect, red down, gray left), links as solid lines labelled "
+                "with each channel's open connections, and for hyparview each node's passive "
+                "view as dashed arrows. The links are this node's and those of every node it "
+                "is linked to (a partial view shows its neighbourhood). With --png or --svg, "
+                "render it to FILE with dot (graphviz).",
+        .opts = {{"png", V_STR, "FILE", "render to FILE as PNG with dot"},
+                 {"svg", V_STR, "FILE", "render to FILE as SVG with dot"}},
+        .run = cmd_graph,
     },
     {
         .name = "partition",
@@ -2036,6 +2147,10 @@ static void ctl_set_opt(struct ctl_opts *o, const char *name, const char *val)
 		o->name = val;
 	else if (strcmp(name, "config") == 0)
 		o->config = val;
+	else if (strcmp(name, "png") == 0)
+		o->png = val;
+	else if (strcmp(name, "svg") == 0)
+		o->svg = val;
 	else if (strcmp(name, "detached") == 0)
 		o->detached = true;
 	else if (strcmp(name, "channel") == 0)

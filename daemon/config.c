@@ -1461,6 +1461,15 @@ char *config_dump(const struct config *c)
 	return out;
 }
 
+size_t config_channel_index(const struct config *cfg, const char *channel)
+{
+	if (channel)
+		for (size_t i = 0; i < cfg->nchannels; i++)
+			if (strcmp(cfg->channels[i].name, channel) == 0)
+				return i;
+	return 0;
+}
+
 void config_diff(const struct config *a, const struct config *b, config_diff_fn fn, void *arg)
 {
 	json_t *ja = config_dump_root(a), *jb = config_dump_root(b), *va;

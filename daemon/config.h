@@ -127,6 +127,9 @@ int config_finish(struct config *c, char *err, size_t errlen);
  * in a newline; loading it gives the same dump. Caller free()s; NULL on OOM. */
 char *config_dump(const struct config *c);
 
+/* The index in cfg->channels of channel (NULL or unknown: 0, "default"). */
+size_t config_channel_index(const struct config *cfg, const char *channel);
+
 /* Call fn with each top-level key ("log", "join", "failure_timeout_ms", ...)
  * whose value differs between a and b, in sorted order. */
 typedef void (*config_diff_fn)(void *arg, const char *key);

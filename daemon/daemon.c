@@ -19,6 +19,7 @@
 #include "ack.h"
 #include "advertise.h"
 #include "causal.h"
+#include "graph.h"
 #include "ipc.h"
 #include "log.h"
 #include "metrics.h"
@@ -116,6 +117,7 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	strmap_init(&d->nodes);
 	strmap_init(&d->partitions);
 	strmap_init(&d->mstatus);
+	d->stats.chan = xcalloc(cfg->nchannels, sizeof(*d->stats.chan));
 	actions_init(&d->acts);
 	rng_seed(&d->rng, seed);
 	arena_init(&d->peer_arena, DAEMON_ARENA_BYTES);
@@ -138,6 +140,7 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 void daemon_close(struct daemon *d)
 {
 	metrics_stop(d);
+	graph_free(d);
 	ipc_shutdown(d);
 	peer_shutdown(d);
 	arena_free(&d->peer_arena);
@@ -158,6 +161,7 @@ void daemon_close(struct daemon *d)
 		event_base_free(d->base);
 	node_spec_free(d->self);
 	daemon_status_free(d);
+	free(d->stats.chan);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -320,6 +324,11 @@ enum member_state daemon_member_status(struct daemon *d, const char *node, uint6
 	if (st == MEMBER_ALIVE && peer_suspect(d, node, since_ms))
 		return MEMBER_SUSPECT;
 	return st;
+}
+
+bool daemon_member_known(struct daemon *d, const char *node)
+{
+	return strcmp(node, d->self->name) == 0 || strmap_get(&d->mstatus, node) != NULL;
 }
 
 const char *daemon_member_state_name(enum member_state st)

@@ -25,6 +25,7 @@ struct pconn;
 struct pnode;
 struct ipc;
 struct metrics;
+struct graph;
 struct router;
 struct transport_ops;
 struct ack_core;
@@ -36,7 +37,12 @@ struct advertise_listener;
 #define DAEMON_TICK_MS      100
 #define DAEMON_CALL_RESULTS 32
 
+struct chan_stats {
+	uint64_t messages_in, messages_out, bytes_in, bytes_out;
+};
+
 struct daemon_stats {
+	struct chan_stats *chan;            /* per channel, as cfg->channels */
 	uint64_t messages_in, messages_out; /* app data frames over the network */
 	uint64_t dropped_no_proc;           /* data for endpoints that did not exist */
 	uint64_t dropped_monotonic;         /* shed on monotonic channels */
@@ -87,6 +93,7 @@ struct daemon {
 	const struct transport_ops *transport;
 	struct ipc *ipc;
 	struct metrics *metrics; /* metrics.c; NULL without metrics.listen */
+	struct graph *graph;     /* graph.c: pending partisanctl graph requests */
 	uint16_t metrics_port;   /* as bound */
 	struct router *router;
 	struct ack_core *ack;       /* acknowledged delivery */
@@ -142,6 +149,8 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 enum member_state { MEMBER_ALIVE, MEMBER_SUSPECT, MEMBER_DOWN, MEMBER_LEFT };
 enum member_state daemon_member_status(struct daemon *d, const char *node, uint64_t *since_ms);
 const char *daemon_member_state_name(enum member_state st);
+/* Has this node ever had news of node (a link, a membership event)? */
+bool daemon_member_known(struct daemon *d, const char *node);
 /* The nodes seen leaving (and not back since); free() the array only. */
 size_t daemon_left(struct daemon *d, const char ***out);
 

@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 
 #include "ack.h"
+#include "graph.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
@@ -633,6 +634,7 @@ static const ipc_handler ipc_handlers[] = {
     [PARTISAN_IPC__REQUEST__BODY_PARTITION_INJECT] = ipc_partition_inject,
     [PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE] = ipc_partition_resolve,
     [PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST] = ipc_partition_list,
+    [PARTISAN_IPC__REQUEST__BODY_GRAPH] = graph_request,
     [PARTISAN_IPC__REQUEST__BODY_BYE] = ipc_bye,
 };
 

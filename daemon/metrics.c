@@ -8,6 +8,7 @@
  * holds its own connection and no more.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,19 @@ static void m_connections(struct daemon *d, struct evbuffer *b)
 	}
 }
 
+/* A counter of struct chan_stats (at off), one series per channel. */
+static void m_per_channel(struct daemon *d, struct evbuffer *b, const char *name, const char *help,
+                          size_t off)
+{
+	m_head(b, name, "counter", help);
+	for (size_t ch = 0; ch < d->cfg->nchannels; ch++) {
+		const uint64_t *v = (const uint64_t *)((const char *)&d->stats.chan[ch] + off);
+
+		m_printf(b, "%s{channel=\"%s\"} %llu\n", name, d->cfg->channels[ch].name,
+		         (unsigned long long)*v);
+	}
+}
+
 static void m_traffic(struct daemon *d, struct evbuffer *b)
 {
 	const struct daemon_stats *s = &d->stats;
@@ -128,14 +142,18 @@ static void m_traffic(struct daemon *d, struct evbuffer *b)
 	    {PARTISAN_IPC__ERROR__EPARTITION, "partition"},
 	};
 
-	m_one(b, "partisan_messages_received_total", "counter",
-	      "Application messages received from other nodes.", s->messages_in);
-	m_one(b, "partisan_messages_sent_total", "counter",
-	      "Application messages sent to other nodes.", s->messages_out);
-	m_one(b, "partisan_peer_received_bytes_total", "counter",
-	      "Framed bytes read from peer links.", s->bytes_in);
-	m_one(b, "partisan_peer_sent_bytes_total", "counter", "Framed bytes queued on peer links.",
-	      s->bytes_out);
+	m_per_channel(d, b, "partisan_messages_received_total",
+	              "Application messages received from other nodes, by channel.",
+	              offsetof(struct chan_stats, messages_in));
+	m_per_channel(d, b, "partisan_messages_sent_total",
+	              "Application messages sent to other nodes, by channel.",
+	              offsetof(struct chan_stats, messages_out));
+	m_per_channel(d, b, "partisan_peer_received_bytes_total",
+	              "Framed bytes read from peer links, by channel.",
+	              offsetof(struct chan_stats, bytes_in));
+	m_per_channel(d, b, "partisan_peer_sent_bytes_total",
+	              "Framed bytes queued on peer links, by channel.",
+	              offsetof(struct chan_stats, bytes_out));
 	m_one(b, "partisan_messages_dropped_total", "counter",
 	      "Messages for endpoints that did not exist.", s->dropped_no_proc);
 	m_one(b, "partisan_messages_shed_total", "counter", "Messages shed on monotonic channels.",

@@ -184,15 +184,6 @@ static bool pnode_gc(struct daemon *d, struct pnode *n)
 	return true;
 }
 
-static size_t peer_chan_index(const struct config *cfg, const char *channel)
-{
-	if (channel)
-		for (size_t i = 0; i < cfg->nchannels; i++)
-			if (strcmp(cfg->channels[i].name, channel) == 0)
-				return i;
-	return 0;
-}
-
 /* ---- framing ---- */
 
 /* A lone small frame (a heartbeat) goes straight to the socket when nothing
@@ -218,6 +209,7 @@ static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t
 static void pconn_sent(struct pconn *c, size_t bytes)
 {
 	c->d->stats.bytes_out += bytes;
+	c->d->stats.chan[c->chan].bytes_out += bytes;
 	c->last_send_ms = daemon_now_ms();
 	if (c->node)
 		c->node->last_tx_ms = c->last_send_ms;
@@ -633,6 +625,7 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 	pconn_write_msg(c, &m);
 	node_spec_pb_release(&spec);
 	c->state = PC_OPEN;
+	c->chan = config_channel_index(d->cfg, h->channel); /* for the counters */
 	d->stats.conns_opened++;
 	log_debug("peer", "%s: accepted %s connection %u", n->name, h->channel, h->index);
 	return 0;
@@ -841,6 +834,7 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, FRAME_HEADER);
 		d->stats.bytes_in += FRAME_HEADER + (size_t)len;
+		d->stats.chan[c->chan].bytes_in += FRAME_HEADER + (size_t)len;
 		al = arena_begin(&d->peer_arena);
 		/* Only an open link carries data. */
 		m = (PartisanPeer__PeerMsg *)splice_unpack(
@@ -1474,7 +1468,7 @@ static enum peer_send_result peer_link(struct daemon *d, const char *node, const
                                        const void *key, size_t keylen, struct pconn **cp)
 {
 	struct pnode *n = pnode_get(d, node, false);
-	size_t ch = peer_chan_index(d->cfg, channel), queued;
+	size_t ch = config_channel_index(d->cfg, channel), queued;
 	struct pconn *c;
 
 	if (peer_partitioned(d, node))
@@ -1623,7 +1617,7 @@ void peer_resume(struct daemon *d, uint64_t id)
 
 const char *peer_channel_name(struct daemon *d, const char *channel)
 {
-	return d->cfg->channels[peer_chan_index(d->cfg, channel)].name;
+	return d->cfg->channels[config_channel_index(d->cfg, channel)].name;
 }
 
 void peer_each_node(struct daemon *d, peer_node_fn fn, void *arg)
@@ -1677,7 +1671,7 @@ void peer_conn_count(struct daemon *d, const char *node, const char *channel, un
                      unsigned *wanted)
 {
 	struct pnode *n = pnode_get(d, node, false);
-	size_t ch = peer_chan_index(d->cfg, channel);
+	size_t ch = config_channel_index(d->cfg, channel);
 
 	*connected = 0;
 	*wanted = d->cfg->channels[ch].parallelism;

@@ -16,6 +16,7 @@
 #include "ack.h"
 #include "causal.h"
 #include "ipc.h"
+#include "graph.h"
 #include "registry.h"
 #include "log.h"
 #include "monitor.h"
@@ -759,6 +760,20 @@ static void router_deliver(void *arg, const char *from, const PartisanPeer__Data
 	router_hand(d, from, t, data, NULL);
 }
 
+/* ---- counters ---- */
+
+static void router_count_out(struct daemon *d, const char *channel)
+{
+	d->stats.messages_out++;
+	d->stats.chan[config_channel_index(d->cfg, channel)].messages_out++;
+}
+
+static void router_count_in(struct daemon *d, const char *channel)
+{
+	d->stats.messages_in++;
+	d->stats.chan[config_channel_index(d->cfg, channel)].messages_in++;
+}
+
 /* ---- transitive routing ---- */
 
 /* Remember a relayed message; false if it was seen already. */
@@ -810,7 +825,7 @@ static PartisanIpc__Error router_relay_start(struct session *s, PartisanPeer__Da
 	router_relay_mark(d->router, data->origin, data->relay_id);
 	if (router_relay(d, NULL, data) == 0)
 		return PARTISAN_IPC__ERROR__ENOCONNECTION;
-	d->stats.messages_out++;
+	router_count_out(d, data->channel);
 	return PARTISAN_IPC__ERROR__OK;
 }
 
@@ -839,7 +854,7 @@ static PartisanIpc__Error router_forward_acked(struct session *s, const struct r
 	ack_track(d->ack, r->node, data, peer_channel_name(d, data->channel), key, keylen, s->id,
 	          &env, &d->acts);
 	daemon_drain(d);
-	d->stats.messages_out++;
+	router_count_out(d, data->channel);
 	if (ack_outstanding(d->ack) >= d->cfg->max_outstanding_acks)
 		router_pause_session(s);
 	return PARTISAN_IPC__ERROR__OK;
@@ -886,7 +901,7 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 	if (res == PEER_PARTITIONED)
 		return PARTISAN_IPC__ERROR__EPARTITION;
 	if (res >= 0)
-		d->stats.messages_out++;
+		router_count_out(d, data->channel);
 	if (res == PEER_SENT_FULL) {
 		/* Sent, but push back: stop reading this client until the link drains. */
 		router_pause_session(s);
@@ -1470,7 +1485,7 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 	}
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return 0; /* a retransmission we already delivered */
-	d->stats.messages_in++;
+	router_count_in(d, data->channel);
 	if (data->causal_label && data->causal_label[0])
 		causal_receive(d->causal, from, data, router_deliver, d);
 	else
@@ -1490,7 +1505,7 @@ bool router_data_big(struct daemon *d, const char *from, const PartisanPeer__Dat
 		return false;
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return true; /* a retransmission we already delivered */
-	d->stats.messages_in++;
+	router_count_in(d, data->channel);
 	router_hand(d, from, t, data, big);
 	return true;
 }
@@ -1536,6 +1551,9 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_REGISTRY:
 		return router_registry_from(d, from, m->registry, why);
+	case PARTISAN_PEER__PEER_MSG__BODY_GRAPH_QUERY:
+	case PARTISAN_PEER__PEER_MSG__BODY_GRAPH_REPORT:
+		return graph_peer_msg(d, from, m);
 	case PARTISAN_PEER__PEER_MSG__BODY_REGISTRY_DIGEST:
 		if (m->registry_digest->hash != router_registry_hash(d))
 			router_registry_send(d, from, true, true);
@@ -1627,6 +1645,7 @@ void router_tick(struct daemon *d, uint64_t now)
 	ack_tick(d->ack, &env, &d->acts);
 	plumtree_tick(d->plumtree, &env, &d->acts);
 	registry_tick(d->router->remote, now);
+	graph_tick(d, now);
 	router_registry_round(d, now);
 	router_pending_sweep(d, 0, NULL, now);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)

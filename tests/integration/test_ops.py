@@ -46,7 +46,11 @@ class LogTest(unittest.TestCase):
         os.close(w)
         try:
             f = os.fdopen(r)
-            lines = [f.readline() for _ in range(3)]
+            lines = []
+            while not lines or " running" not in lines[-1]:  # the start-up lines, then stop
+                line = f.readline()
+                self.assertTrue(line, "the daemon ended: %r" % lines)
+                lines.append(line)
             p.terminate()
             p.wait(10)
             rest = f.read()
@@ -154,6 +158,10 @@ class MetricsTest(ClusterTestCase):
                        'partisan_connections{channel="default"} 1',
                        'partisan_failure_detector_verdicts_total{verdict="timeout"} 0'):
             self.assertIn(series, body)
+        sent = [l for l in body.splitlines()
+                if l.startswith('partisan_peer_sent_bytes_total{channel="default"} ')]
+        self.assertEqual(len(sent), 1, body)
+        self.assertGreater(int(sent[0].split()[1]), 0, "the join's hello and gossip were counted")
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
                                text=True, timeout=30)
@@ -193,3 +201,27 @@ class MetricsTest(ClusterTestCase):
                  "prometheus to have partisan_members from all three")
         self.assertEqual(len(query("partisan_peer_sent_bytes_total")), 3)
         self.assertEqual(sorted(r["value"][1] for r in query("up")), ["1", "1", "1"])
+
+
+class GraphTest(ClusterTestCase):
+    def test_graph_draws_members_by_status_and_links_with_their_channels(self):
+        cfg = {"channels": {"default": {"parallelism": 1}, "bulk": {"parallelism": 2}}}
+        ds = self.cluster(3, cfg)
+        dot = wait_for(lambda: (lambda t: t if t.count("bulk 2") == 3 else None)(
+            ds[0].ctl("graph").stdout), 10, "every bulk connection open")
+        self.assertTrue(dot.startswith("digraph partisan {"), dot)
+        for d in ds:
+            self.assertIn('"%s" [fillcolor=palegreen' % d.name, dot)
+        # every pair linked, each drawn once, with both channels' counts
+        links = [l for l in dot.splitlines() if "dir=none" in l]
+        self.assertEqual(len(links), 3, dot)
+        for l in links:
+            self.assertIn('label="default 1\\nbulk 2"', l)
+        ds[2].kill()
+        wait_for(lambda: '"%s" [fillcolor=tomato' % ds[2].name in ds[0].ctl("graph").stdout, 10,
+                 "the killed node drawn down")
+        if shutil.which("dot"):
+            svg = os.path.join(self.c.dir, "g.svg")
+            ds[0].ctl("graph", "--svg", svg)
+            with open(svg) as f:
+                self.assertIn("<svg", f.read())

@@ -477,6 +477,34 @@ int partisan_partition_inject(partisan_t *c, const char *node, char *ref, size_t
 int partisan_partition_resolve(partisan_t *c, const char *ref);
 int partisan_partition_list(partisan_t *c, partisan_partition_list_t *out);
 
+/* ---- the cluster's links (partisanctl graph) ----------------------------- */
+
+typedef struct partisan_graph_node {
+	char *name;
+	const char *status; /* "alive", "suspect", "down" or "left" (static); NULL:
+	                     * unknown, a node only seen in a passive view */
+} partisan_graph_node_t;
+
+typedef struct partisan_graph_edge {
+	char *from, *to;
+	bool passive; /* hyparview: to is in from's passive view, not linked */
+	size_t n_channels;
+	partisan_conn_t *channels; /* per channel: connected / wanted (node = to) */
+} partisan_graph_edge_t;
+
+typedef struct partisan_graph {
+	size_t n_nodes;
+	partisan_graph_node_t *nodes;
+	size_t n_edges;
+	partisan_graph_edge_t *edges; /* as each end reported them: a link may come twice */
+} partisan_graph_t;
+
+/* The members with their status, and the links of this node and of every
+ * node linked to it (asked over the link; waits up to a second for them).
+ * Free *out with partisan_graph_free(). */
+int partisan_graph(partisan_t *c, partisan_graph_t *out);
+void partisan_graph_free(partisan_graph_t *g);
+
 /* ---- peer controller (Erlang's peer) ------------------------------------ */
 
 /* Start extra partisand daemons on this host and control them, as Erlang's
