@@ -94,7 +94,6 @@ struct daemon {
 	struct ipc *ipc;
 	struct metrics *metrics; /* metrics.c; NULL without metrics.listen */
 	struct graph *graph;     /* graph.c: pending partisanctl graph requests */
-	uint16_t metrics_port;   /* as bound */
 	struct router *router;
 	struct ack_core *ack;       /* acknowledged delivery */
 	struct causal_core *causal; /* causal order per label */

@@ -329,7 +329,6 @@ int metrics_start(struct daemon *d)
 	}
 	if (getsockname(evhttp_bound_socket_get_fd(h), (struct sockaddr *)&ss, &sslen) == 0)
 		a.port = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* port 0: what was bound */
-	d->metrics_port = a.port;
 	log_info("metrics", "serving /metrics on %s", peer_addr_text(a.ip, a.port));
 	return 0;
 }
