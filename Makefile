@@ -105,7 +105,9 @@ $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/proto
 	protoc-c --proto_path=proto --c_out=$(B)/proto $<
 
-$(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c
+# A generated file includes the headers of the files its .proto imports
+# (ipc and peer import common): every header first.
+$(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c | $(PB_H)
 	$(CC) $(ALLCPPFLAGS) $(filter-out -Wmissing-prototypes,$(ALLCFLAGS)) -c -o $@ $<
 
 $(B)/obj/%.o: %.c | $(PB_H)
@@ -202,11 +204,14 @@ $(B)/tests/ptclient: tests/integration/ptclient.c $(B)/libpartisan-client.a
 	$(CC) -D_GNU_SOURCE -Iclient/include $(CPPFLAGS) $(WFLAGS) $(WERROR) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) \
 	  -o $@ $< $(B)/libpartisan-client.a -lprotobuf-c
 
-$(B)/py/ipc_pb2.py: proto/ipc.proto
+# The Python client's messages (tests/integration/pyclient.py): ipc_pb2
+# imports common_pb2, as ipc.proto imports common.proto.
+PY_PB    := $(B)/py/ipc_pb2.py $(B)/py/common_pb2.py
+$(B)/py/%_pb2.py: proto/%.proto
 	@mkdir -p $(B)/py
-	protoc --proto_path=proto --python_out=$(B)/py proto/ipc.proto
+	protoc --proto_path=proto --python_out=$(B)/py $<
 
-tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/simscale $(B)/tests/ptclient $(B)/py/ipc_pb2.py \
+tests: all $(UNIT_BIN) $(B)/tests/sim $(B)/tests/simscale $(B)/tests/ptclient $(PY_PB) \
        $(FUZZ_BIN)
 
 unit: tests
@@ -245,6 +250,10 @@ fuzz: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/demo.sh $(B)
+
+$(B)/bench/tls_crypto: bench/tls_crypto.c
+	@mkdir -p $(dir $@)
+	$(COMPILE) $(LDFLAGS) -o $@ $< -lmbedcrypto
 
 $(B)/bench/%: bench/%.c $(B)/libpartisan-client.a
 	@mkdir -p $(dir $@)

@@ -17,7 +17,7 @@ here fails on a slow number. Every process started here runs in its own
 process group and is killed on the way out, whatever happens.
 
 Environment: BENCH_QUICK=1 (short windows, small N: for development),
-BENCH_ONLY=msgs,rtt,bw,mesh,serf (a subset), BENCH_MESH_N=20,50,...,
+BENCH_ONLY=msgs,rtt,bw,tls,mesh,serf (a subset), BENCH_MESH_N=20,50,...,
 BENCH_SERF_N=20,50,...
 """
 import datetime
@@ -47,6 +47,7 @@ PARTISANCTL = os.path.join(BUILD, "partisanctl")
 PT_MSGS = os.path.join(BUILD, "bench", "pt_msgs")
 PT_MESH = os.path.join(BUILD, "bench", "pt_mesh")
 RAW = os.path.join(BUILD, "bench", "raw_stream")
+TLS_CRYPTO = os.path.join(BUILD, "bench", "tls_crypto")
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
@@ -56,6 +57,7 @@ RTT_SECS = 1.0 if QUICK else 3.0    # round trips measured after 0.3 s of warm-u
 IPERF_SECS = 1 if QUICK else 3
 IDLE = 2.0 if QUICK else 5.0        # idle window for CPU after convergence
 ROUNDS = 3 if QUICK else 5          # broadcast / serf event rounds
+TLS_CONVERGE_LIMIT = 120.0          # a 50-node TLS mesh: ~2,450 handshakes
 FAIL_N = 20
 
 
@@ -288,16 +290,22 @@ def machine():
 class PtCluster:
     """N partisand on 127.0.0.1, ports picked by the kernel, default config."""
 
-    def __init__(self, tmp, n, tag):
+    def __init__(self, tmp, n, tag, config=None):
+        """config: a dict every daemon reads (-c), e.g. a tls block."""
         self.dir = os.path.join(tmp, tag)
         os.makedirs(self.dir)
         self.names = ["%s%d@127.0.0.1" % (tag, i) for i in range(n)]
         self.socks = [os.path.join(self.dir, "%d.sock" % i) for i in range(n)]
         self.procs = []
+        extra = []
+        if config is not None:
+            extra = ["-c", os.path.join(self.dir, "config.json")]
+            with open(extra[1], "w") as f:
+                json.dump(config, f)
         for name, sock in zip(self.names, self.socks):
             logf = open(sock[:-5] + ".log", "wb")
             self.procs.append(PROCS.start([PARTISAND, "-f", "--name", name, "--listen", "127.0.0.1:0",
-                                           "--socket", sock], stdout=logf, stderr=logf))
+                                           "--socket", sock] + extra, stdout=logf, stderr=logf))
             logf.close()
 
     def list_file(self, skip=()):
@@ -340,8 +348,8 @@ class PtCluster:
         PROCS.stop_many(self.procs)
 
 
-def pt_pair(tmp, tag):
-    c = PtCluster(tmp, 2, tag)
+def pt_pair(tmp, tag, config=None):
+    c = PtCluster(tmp, 2, tag, config)
     c.wait_up()
     r = c.ctl(1, "join", "%s:%d" % (c.names[0], c.port(0)))
     if r.returncode != 0:
@@ -693,6 +701,56 @@ def bench_messaging(tmp, R):
             erl.close()
 
 
+def tls_configs(tmp):
+    """One certificate for every bench daemon (its SAN is 127.0.0.1, the host
+    of every name), made with tests/integration/pki.py; and a secret."""
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+    from pki import Pki, tls_config
+    pki = Pki(os.path.join(tmp, "pki"))
+    crt, key = pki.node("bench@127.0.0.1", ips=["127.0.0.1"])
+    secret = os.path.join(tmp, "pki", "secret")
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, os.urandom(24).hex().encode())
+    os.close(fd)
+    return {"certificates": tls_config(crt, key, pki.crt), "secret": {"cluster": {"secret_file": secret}}}
+
+
+def bench_tls(tmp, R):
+    """TLS against plain TCP, pair by pair in the same run: certificates
+    (AES-GCM) and the cluster secret (ECDHE-PSK, ChaCha20-Poly1305)."""
+    cfgs = tls_configs(tmp)
+    r = run([TLS_CRYPTO], 60)
+    R["tls_crypto"] = {w[0]: float(w[1]) for w in (x.split() for x in r.stdout.splitlines()) if len(w) == 3}
+    pairs = {"plain": pt_pair(tmp, "tp"), "certificates": pt_pair(tmp, "tc", cfgs["certificates"]),
+             "secret": pt_pair(tmp, "ts", cfgs["secret"])}
+    try:
+        for mode, c in pairs.items():
+            log("tls bench: %s" % mode)
+            guarded(R, "tls_oneway_64_%s" % mode, oneway_pt, c, 64)
+            rate = guarded(R, "tls_bw_1048576_%s" % mode, oneway_pt, c, 1048576)
+            if isinstance(rate, float):
+                R["tls_bw_1048576_%s" % mode] = rate * 1048576 / 1e6
+            guarded(R, "tls_rtt_%s" % mode, rtt_pt, c)
+    finally:
+        for c in pairs.values():
+            c.stop()
+    for mode, cfg in (("plain", None), ("certificates", cfgs["certificates"])):
+        log("tls bench: converge 50, %s" % mode)
+        c = PtCluster(tmp, 50, "tm%s-" % mode[0], cfg)
+        entry = R.setdefault("tls_mesh", {})[mode] = {}
+        try:
+            # TLS handshakes are public-key arithmetic: give them time
+            rc, lines = c.mesh("converge", c.list_file(), TLS_CONVERGE_LIMIT, timeout=TLS_CONVERGE_LIMIT + 60)
+            entry["members"] = parse_kv(lines, "members")
+            entry["connected"] = parse_kv(lines, "connected")
+            if not entry["members"]:
+                entry["error"] = "not converged after %.0f s: %s" % (TLS_CONVERGE_LIMIT, " ".join(lines))
+        except Exception as e:
+            entry["error"] = str(e)
+        finally:
+            c.stop()
+
+
 def bcast_available(c):
     r = c.ctl(0, "broadcast", "bench-probe", "x", timeout=10)
     if r.returncode != 0:
@@ -974,6 +1032,22 @@ def build_table(R):
               ge(0.3), why(pt), why(raw))
         T.add(fig, "MB/s", val(pt), "iperf3 -l %d" % size, val(ip), None, None, why(pt), why(ip))
 
+    for mode in ("certificates", "secret") if want("tls") else ():
+        tag = "TLS (%s)" % ("certificates" if mode == "certificates" else "secret, ECDHE-PSK")
+        get = lambda k: R.get("tls_%s_%s" % (k, mode))  # noqa: E731
+        base = lambda k: R.get("tls_%s_plain" % k)  # noqa: E731
+        T.add("%s: one-way 64 B msgs/s" % tag, "msgs/s", val(get("oneway_64")), "plain TCP",
+              val(base("oneway_64")), ">= 0.7", ge(0.7), why(get("oneway_64")), why(base("oneway_64")))
+        T.add("%s: bandwidth 1 MiB msgs" % tag, "MB/s", val(get("bw_1048576")), "plain TCP",
+              val(base("bw_1048576")), ">= 0.5", ge(0.5), why(get("bw_1048576")), why(base("bw_1048576")))
+        T.add("%s: call RTT p50" % tag, "us", val(get("rtt"), "p50_us"), "plain TCP",
+              val(base("rtt"), "p50_us"), "<= 1.3", le(1.3), why(get("rtt")), why(base("rtt")))
+    if want("tls"):
+        tm = R.get("tls_mesh", {})
+        p, t = tm.get("plain", {"error": "not run"}), tm.get("certificates", {"error": "not run"})
+        T.add("TLS (certificates): converge 50 nodes", "s", conv_value(t), "plain TCP", conv_value(p),
+              "<= 1.5", le(1.5), why(t), why(p))
+
     if not (want("mesh") or want("serf")):
         return T
     mp, ms = R.get("mesh_partisan", {}), R.get("mesh_serf", {})
@@ -1021,7 +1095,7 @@ def build_table(R):
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    for b in (PARTISAND, PARTISANCTL, PT_MSGS, PT_MESH, RAW):
+    for b in (PARTISAND, PARTISANCTL, PT_MSGS, PT_MESH, RAW, TLS_CRYPTO):
         if not os.access(b, os.X_OK):
             sys.exit("bench: %s is missing; run `make bench`" % b)
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -1035,6 +1109,8 @@ def main():
     try:
         if want("msgs") or want("rtt") or want("bw"):
             bench_messaging(tmp, R)
+        if want("tls"):
+            bench_tls(tmp, R)
         if want("mesh"):
             bench_mesh(tmp, R)
         if want("serf"):
@@ -1049,6 +1125,13 @@ def main():
     if "200" not in R.get("mesh_serf", {}) and 200 in MESH_N:
         notes.append("serf at 200 agents: not run (BENCH_SERF_N)")
     notes.append("corosync CPG: " + R["corosync_cpg"])
+    k = R.get("tls_crypto")
+    if k:
+        notes.append("mbedTLS on this machine (bench/tls_crypto, one core): AES-128-GCM %.0f MB/s, "
+                     "ChaCha20-Poly1305 %.0f MB/s sealing 16 KiB records; P-256 key pair %.2f ms, "
+                     "ECDH %.2f ms, ECDSA sign %.2f ms, verify %.2f ms" % (
+                         k.get("aes128gcm", 0), k.get("chacha20poly1305", 0), k.get("p256_keypair", 0),
+                         k.get("p256_ecdh", 0), k.get("p256_sign", 0), k.get("p256_verify", 0)))
     notes.append("partisan: default config (gossip 1000 ms, failure_timeout 2000 ms); "
                  "serf: default LAN profile. Disterl RTT is plain send/receive. "
                  "\"send more\": the sender sets partisan_send_opts.more (as MSG_MORE), so a "

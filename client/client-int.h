@@ -86,20 +86,33 @@ int pc_request(struct partisan *c, PartisanIpc__Request *req, int wait_ms, int b
                PartisanIpc__ServerMsg **out);
 /* A request answered by a RefReply, the ref copied into ref (size n). */
 int pc_ref_request(struct partisan *c, PartisanIpc__Request *req, char *ref, size_t n);
+/* Turns an answer (a Response of the body case asked for, or without body
+ * where the body case was negated) into what out points at. */
+typedef int (*pc_conv_fn)(const PartisanIpc__Response *r, void *out);
+/* A request and its answer, waited for the handle's timeout + extra_ms;
+ * body as for pc_request; the answer converted into out by conv (NULL: the
+ * answer is not wanted), then freed. */
+int pc_query(struct partisan *c, PartisanIpc__Request *req, int extra_ms, int body, pc_conv_fn conv,
+             void *out);
+/* The same for a request without arguments: an Empty body of case kind. */
+int pc_query_empty(struct partisan *c, PartisanIpc__Request__BodyCase kind, int extra_ms, int body,
+                   pc_conv_fn conv, void *out);
 
 /* convert.c: decoded protobuf to the public structs the caller owns. */
 struct pc_event *pc_conv_event(PartisanIpc__ServerMsg *m);
 void pc_conv_event_free(struct pc_event *e);
 int pc_conv_strlist(char *const *v, size_t n, partisan_strlist_t *out);
-int pc_conv_spec(const PartisanIpc__NodeSpec *s, partisan_node_spec_t *out);
 /* The library's static copy of a member status name, or NULL if s is none. */
 const char *pc_status_name(const char *s);
-void pc_conv_spec_clear(partisan_node_spec_t *s);
-/* The list converters take NULL (a response without body) as empty. */
-int pc_conv_members(const PartisanIpc__MemberList *l, partisan_spec_list_t *out);
-int pc_conv_status(const PartisanIpc__StatusReply *s, partisan_status_t *out);
-int pc_conv_conns(const PartisanIpc__ConnList *l, partisan_conn_list_t *out);
-int pc_conv_registry(const PartisanIpc__RegistryReply *r, partisan_registry_t *out);
-int pc_conv_partitions(const PartisanIpc__PartitionList *l, partisan_partition_list_t *out);
+/* The answers (pc_conv_fn), by what out points at. A list answer without
+ * body is an empty list; on error nothing is left allocated. */
+int pc_conv_nodes(const PartisanIpc__Response *r, void *out);      /* partisan_strlist_t */
+int pc_conv_members(const PartisanIpc__Response *r, void *out);    /* partisan_spec_list_t */
+int pc_conv_conns(const PartisanIpc__Response *r, void *out);      /* partisan_conn_list_t */
+int pc_conv_registry(const PartisanIpc__Response *r, void *out);   /* partisan_registry_t */
+int pc_conv_partitions(const PartisanIpc__Response *r, void *out); /* partisan_partition_list_t */
+int pc_conv_graph(const PartisanIpc__Response *r, void *out);      /* partisan_graph_t */
+int pc_conv_status(const PartisanIpc__Response *r, void *out);     /* partisan_status_t *, new */
+int pc_conv_node_spec(const PartisanIpc__Response *r, void *out);  /* partisan_node_spec_t *, new */
 
 #endif

@@ -104,6 +104,30 @@ int pc_request(struct partisan *c, PartisanIpc__Request *req, int wait_ms, int b
 	return 0;
 }
 
+int pc_query(struct partisan *c, PartisanIpc__Request *req, int extra_ms, int body, pc_conv_fn conv,
+             void *out)
+{
+	PartisanIpc__ServerMsg *m;
+	int r = pc_request(c, req, pc_wait(c, extra_ms), body, conv != NULL ? &m : NULL);
+
+	if (r < 0 || conv == NULL)
+		return r;
+	r = conv(m->response, out);
+	pc_msg_free(m);
+	return r;
+}
+
+int pc_query_empty(struct partisan *c, PartisanIpc__Request__BodyCase kind, int extra_ms, int body,
+                   pc_conv_fn conv, void *out)
+{
+	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
+	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
+
+	req.body_case = kind;
+	req.status = &empty; /* every Empty body shares the union slot */
+	return pc_query(c, &req, extra_ms, body, conv, out);
+}
+
 /* A request without an answer body. */
 static int cl_simple(struct partisan *c, PartisanIpc__Request *req)
 {
@@ -262,27 +286,11 @@ int partisan_self(partisan_t *c, char *buf, size_t n)
 
 int partisan_node_spec(partisan_t *c, partisan_node_spec_t **out)
 {
-	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
-
 	if (c == NULL || out == NULL)
 		return PARTISAN_EINVAL;
 	*out = NULL;
-	req.body_case = PARTISAN_IPC__REQUEST__BODY_SPEC;
-	req.spec = &empty;
-	r = pc_request(c, &req, pc_wait(c, 0), PARTISAN_IPC__RESPONSE__BODY_SPEC, &m);
-	if (r < 0)
-		return r;
-	if ((*out = malloc(sizeof(**out))) == NULL)
-		r = PARTISAN_ENOMEM;
-	else if ((r = pc_conv_spec(m->response->spec, *out)) < 0) {
-		free(*out);
-		*out = NULL;
-	}
-	pc_msg_free(m);
-	return r;
+	return pc_query_empty(c, PARTISAN_IPC__REQUEST__BODY_SPEC, 0,
+	                      PARTISAN_IPC__RESPONSE__BODY_SPEC, pc_conv_node_spec, out);
 }
 
 int partisan_ref_parse(const char *uri, partisan_ref_t *out)

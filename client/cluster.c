@@ -1,7 +1,8 @@
 /* cluster.c: libpartisan-client's cluster-wide functions: membership and
  * connections, join/leave, plumtree broadcast, the distributed registry,
- * status and partition injection. One ipc.proto request each; answers are
- * copied into structs the caller frees (see partisan/client.h). */
+ * status and partition injection. One ipc.proto request each (pc_query);
+ * answers are copied into structs the caller frees (see partisan/client.h)
+ * by the converters in convert.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +15,6 @@ int partisan_nodes(partisan_t *c, partisan_node_type_t type, partisan_strlist_t 
 {
 	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
 	PartisanIpc__Nodes nodes = PARTISAN_IPC__NODES__INIT;
-	PartisanIpc__ServerMsg *m;
-	const PartisanIpc__NodeList *l;
-	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -27,14 +25,7 @@ int partisan_nodes(partisan_t *c, partisan_node_type_t type, partisan_strlist_t 
 	nodes.all = type == PARTISAN_NODES_ALL;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_NODES;
 	req.nodes = &nodes;
-	r = pc_request(c, &req, pc_wait(c, 0), -PARTISAN_IPC__RESPONSE__BODY_NODES, &m);
-	if (r < 0)
-		return r;
-	l = m->response->body_case != 0 ? m->response->nodes : NULL;
-	if (l != NULL)
-		r = pc_conv_strlist(l->nodes, l->n_nodes, out);
-	pc_msg_free(m);
-	return r;
+	return pc_query(c, &req, 0, -PARTISAN_IPC__RESPONSE__BODY_NODES, pc_conv_nodes, out);
 }
 
 int partisan_members(partisan_t *c, partisan_spec_list_t *out)
@@ -46,8 +37,6 @@ int partisan_members_status(partisan_t *c, const char *status, partisan_spec_lis
 {
 	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
 	PartisanIpc__MembersRequest mr = PARTISAN_IPC__MEMBERS_REQUEST__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -56,20 +45,13 @@ int partisan_members_status(partisan_t *c, const char *status, partisan_spec_lis
 	mr.status = (char *)status;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_MEMBERS;
 	req.members = &mr;
-	r = pc_request(c, &req, pc_wait(c, 0), -PARTISAN_IPC__RESPONSE__BODY_MEMBERS, &m);
-	if (r < 0)
-		return r;
-	r = pc_conv_members(m->response->body_case != 0 ? m->response->members : NULL, out);
-	pc_msg_free(m);
-	return r;
+	return pc_query(c, &req, 0, -PARTISAN_IPC__RESPONSE__BODY_MEMBERS, pc_conv_members, out);
 }
 
 int partisan_connections(partisan_t *c, const char *node, partisan_conn_list_t *out)
 {
 	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
 	PartisanIpc__Connections cs = PARTISAN_IPC__CONNECTIONS__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -78,12 +60,7 @@ int partisan_connections(partisan_t *c, const char *node, partisan_conn_list_t *
 	cs.node = (char *)node;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_CONNECTIONS;
 	req.connections = &cs;
-	r = pc_request(c, &req, pc_wait(c, 0), -PARTISAN_IPC__RESPONSE__BODY_CONNECTIONS, &m);
-	if (r < 0)
-		return r;
-	r = pc_conv_conns(m->response->body_case != 0 ? m->response->connections : NULL, out);
-	pc_msg_free(m);
-	return r;
+	return pc_query(c, &req, 0, -PARTISAN_IPC__RESPONSE__BODY_CONNECTIONS, pc_conv_conns, out);
 }
 
 int partisan_is_connected(partisan_t *c, const char *node)
@@ -134,7 +111,7 @@ int partisan_join(partisan_t *c, const char *target, int timeout_ms)
 	j.timeout_ms = (uint32_t)timeout_ms;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_JOIN;
 	req.join = &j;
-	return pc_request(c, &req, pc_wait(c, timeout_ms), PC_ANY, NULL);
+	return pc_query(c, &req, timeout_ms, PC_ANY, NULL, NULL);
 }
 
 int partisan_leave(partisan_t *c, const char *node)
@@ -147,7 +124,7 @@ int partisan_leave(partisan_t *c, const char *node)
 	l.node = (char *)node;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_LEAVE;
 	req.leave = &l;
-	return pc_request(c, &req, pc_wait(c, 0), PC_ANY, NULL);
+	return pc_query(c, &req, 0, PC_ANY, NULL, NULL);
 }
 
 /* ---- broadcast --------------------------------------------------------- */
@@ -164,7 +141,7 @@ int partisan_broadcast(partisan_t *c, const char *topic, const void *buf, size_t
 	b.payload.len = len;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_BROADCAST;
 	req.broadcast = &b;
-	return pc_request(c, &req, pc_wait(c, 0), PC_ANY, NULL);
+	return pc_query(c, &req, 0, PC_ANY, NULL, NULL);
 }
 
 static int cl_topic(partisan_t *c, const char *topic, PartisanIpc__Request__BodyCase kind)
@@ -177,7 +154,7 @@ static int cl_topic(partisan_t *c, const char *topic, PartisanIpc__Request__Body
 	t.topic = (char *)topic;
 	req.body_case = kind;
 	req.subscribe = &t; /* subscribe and unsubscribe share the union slot */
-	return pc_request(c, &req, pc_wait(c, 0), PC_ANY, NULL);
+	return pc_query(c, &req, 0, PC_ANY, NULL, NULL);
 }
 
 int partisan_subscribe(partisan_t *c, const char *topic)
@@ -196,8 +173,6 @@ int partisan_registry(partisan_t *c, const char *name, partisan_registry_t *out)
 {
 	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
 	PartisanIpc__Name n = PARTISAN_IPC__NAME__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
 
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
@@ -206,12 +181,7 @@ int partisan_registry(partisan_t *c, const char *name, partisan_registry_t *out)
 	n.name = (char *)(name != NULL ? name : "");
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_REGISTRY;
 	req.registry = &n;
-	r = pc_request(c, &req, pc_wait(c, 0), -PARTISAN_IPC__RESPONSE__BODY_REGISTRY, &m);
-	if (r < 0)
-		return r;
-	r = pc_conv_registry(m->response->body_case != 0 ? m->response->registry : NULL, out);
-	pc_msg_free(m);
-	return r;
+	return pc_query(c, &req, 0, -PARTISAN_IPC__RESPONSE__BODY_REGISTRY, pc_conv_registry, out);
 }
 
 /* Move the refs of name's entry out of reg into *out; ENOENT if none. */
@@ -310,27 +280,11 @@ int partisan_registry_pid_of(partisan_t *c, const char *name, char *ref, size_t 
 
 int partisan_status(partisan_t *c, partisan_status_t **out)
 {
-	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
-
 	if (c == NULL || out == NULL)
 		return PARTISAN_EINVAL;
 	*out = NULL;
-	req.body_case = PARTISAN_IPC__REQUEST__BODY_STATUS;
-	req.status = &empty;
-	r = pc_request(c, &req, pc_wait(c, 0), PARTISAN_IPC__RESPONSE__BODY_STATUS, &m);
-	if (r < 0)
-		return r;
-	if ((*out = calloc(1, sizeof(**out))) == NULL)
-		r = PARTISAN_ENOMEM;
-	else if ((r = pc_conv_status(m->response->status, *out)) < 0) {
-		partisan_status_free(*out);
-		*out = NULL;
-	}
-	pc_msg_free(m);
-	return r;
+	return pc_query_empty(c, PARTISAN_IPC__REQUEST__BODY_STATUS, 0,
+	                      PARTISAN_IPC__RESPONSE__BODY_STATUS, pc_conv_status, out);
 }
 
 int partisan_partition_inject(partisan_t *c, const char *node, char *ref, size_t n)
@@ -356,109 +310,29 @@ int partisan_partition_resolve(partisan_t *c, const char *ref)
 	pr.ref = (char *)ref;
 	req.body_case = PARTISAN_IPC__REQUEST__BODY_PARTITION_RESOLVE;
 	req.partition_resolve = &pr;
-	return pc_request(c, &req, pc_wait(c, 0), PC_ANY, NULL);
+	return pc_query(c, &req, 0, PC_ANY, NULL, NULL);
 }
 
 int partisan_partition_list(partisan_t *c, partisan_partition_list_t *out)
 {
-	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
-
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
 	if (c == NULL || out == NULL)
 		return PARTISAN_EINVAL;
-	req.body_case = PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST;
-	req.partition_list = &empty;
-	r = pc_request(c, &req, pc_wait(c, 0), -PARTISAN_IPC__RESPONSE__BODY_PARTITIONS, &m);
-	if (r < 0)
-		return r;
-	r = pc_conv_partitions(m->response->body_case != 0 ? m->response->partitions : NULL, out);
-	pc_msg_free(m);
-	return r;
+	return pc_query_empty(c, PARTISAN_IPC__REQUEST__BODY_PARTITION_LIST, 0,
+	                      -PARTISAN_IPC__RESPONSE__BODY_PARTITIONS, pc_conv_partitions, out);
 }
 
 /* ---- graph --------------------------------------------------------------- */
 
-void partisan_graph_free(partisan_graph_t *g)
-{
-	if (g == NULL)
-		return;
-	for (size_t i = 0; i < g->n_nodes; i++)
-		free(g->nodes[i].name);
-	for (size_t i = 0; i < g->n_edges; i++) {
-		for (size_t j = 0; j < g->edges[i].n_channels; j++) {
-			free(g->edges[i].channels[j].node);
-			free(g->edges[i].channels[j].channel);
-		}
-		free(g->edges[i].channels);
-		free(g->edges[i].from);
-		free(g->edges[i].to);
-	}
-	free(g->nodes);
-	free(g->edges);
-	memset(g, 0, sizeof(*g));
-}
-
-static int cl_graph_edge(const PartisanIpc__GraphEdge *e, partisan_graph_edge_t *out)
-{
-	out->passive = e->has_passive && e->passive;
-	if ((out->from = strdup(e->from)) == NULL || (out->to = strdup(e->to)) == NULL ||
-	    (e->n_channels &&
-	     (out->channels = calloc(e->n_channels, sizeof(*out->channels))) == NULL))
-		return PARTISAN_ENOMEM;
-	for (; out->n_channels < e->n_channels; out->n_channels++) {
-		partisan_conn_t *c = &out->channels[out->n_channels];
-
-		c->connected = e->channels[out->n_channels]->connected;
-		c->wanted = e->channels[out->n_channels]->wanted;
-		if ((c->node = strdup(e->to)) == NULL ||
-		    (c->channel = strdup(e->channels[out->n_channels]->channel)) == NULL) {
-			out->n_channels++;
-			return PARTISAN_ENOMEM;
-		}
-	}
-	return 0;
-}
-
-static int cl_graph(const PartisanIpc__GraphReply *g, partisan_graph_t *out)
-{
-	if ((g->n_nodes && (out->nodes = calloc(g->n_nodes, sizeof(*out->nodes))) == NULL) ||
-	    (g->n_edges && (out->edges = calloc(g->n_edges, sizeof(*out->edges))) == NULL))
-		return PARTISAN_ENOMEM;
-	for (; out->n_nodes < g->n_nodes; out->n_nodes++) {
-		out->nodes[out->n_nodes].status = pc_status_name(g->nodes[out->n_nodes]->status);
-		if ((out->nodes[out->n_nodes].name = strdup(g->nodes[out->n_nodes]->name)) == NULL)
-			return PARTISAN_ENOMEM;
-	}
-	for (; out->n_edges < g->n_edges; out->n_edges++)
-		if (cl_graph_edge(g->edges[out->n_edges], &out->edges[out->n_edges]) < 0) {
-			out->n_edges++;
-			return PARTISAN_ENOMEM;
-		}
-	return 0;
-}
-
+/* The daemon asks each linked node (up to a second each): the answer gets
+ * 5 s more than the handle's timeout. */
 int partisan_graph(partisan_t *c, partisan_graph_t *out)
 {
-	PartisanIpc__Request req = PARTISAN_IPC__REQUEST__INIT;
-	PartisanIpc__Empty empty = PARTISAN_IPC__EMPTY__INIT;
-	PartisanIpc__ServerMsg *m;
-	int r;
-
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
 	if (c == NULL || out == NULL)
 		return PARTISAN_EINVAL;
-	req.body_case = PARTISAN_IPC__REQUEST__BODY_GRAPH;
-	req.graph = &empty;
-	r = pc_request(c, &req, pc_wait(c, 5000), PARTISAN_IPC__RESPONSE__BODY_GRAPH, &m);
-	if (r < 0)
-		return r;
-	if ((r = cl_graph(m->response->graph, out)) < 0)
-		partisan_graph_free(out);
-	pc_msg_free(m);
-	return r;
+	return pc_query_empty(c, PARTISAN_IPC__REQUEST__BODY_GRAPH, 5000,
+	                      PARTISAN_IPC__RESPONSE__BODY_GRAPH, pc_conv_graph, out);
 }

@@ -470,15 +470,18 @@ static void text_endpoints(const partisan_status_t *s)
 
 static void text_connections(const partisan_conn_list_t *l)
 {
-	struct tbl t = {.ncols = 4};
+	struct tbl t = {.ncols = 5};
 
-	tbl_row(&t, "NODE", "CHANNEL", "CONNECTED", "WANTED");
+	tbl_row(&t, "NODE", "CHANNEL", "CONNECTED", "WANTED", "PEER");
 	for (size_t i = 0; i < l->n; i++) {
-		char con[16], want[16];
+		const partisan_conn_t *c = &l->v[i];
+		char con[16], want[16], peer[300];
 
-		snprintf(con, sizeof(con), "%u", l->v[i].connected);
-		snprintf(want, sizeof(want), "%u", l->v[i].wanted);
-		tbl_row(&t, l->v[i].node, l->v[i].channel, con, want);
+		snprintf(con, sizeof(con), "%u", c->connected);
+		snprintf(want, sizeof(want), "%u", c->wanted);
+		snprintf(peer, sizeof(peer), "%s%s%s", c->transport ? c->transport : "-",
+		         c->peer_subject ? " " : "", c->peer_subject ? c->peer_subject : "");
+		tbl_row(&t, c->node, c->channel, con, want, peer);
 	}
 	tbl_print(&t);
 }
@@ -504,6 +507,8 @@ static void text_status(const partisan_status_t *s, const partisan_conn_list_t *
 	text_kv("manager:", "%s", s->manager);
 	if (s->cluster[0] != '\0')
 		text_kv("cluster:", "%s", s->cluster);
+	if (s->security[0] != '\0')
+		text_kv("security:", "%s", s->security);
 	text_kv("uptime:", "%llus", (unsigned long long)s->uptime_s);
 	text_kv("members:", "%u", s->members);
 	text_kv("nodes:", "%u", s->nodes);
@@ -718,9 +723,11 @@ static json_t *json_conn_array(const partisan_conn_list_t *l)
 	if (a == NULL)
 		ctl_oom();
 	for (size_t i = 0; i < l->n; i++)
-		json_push(a, json_pack("{s:s, s:s, s:i, s:i}", "node", l->v[i].node, "channel",
-		                       l->v[i].channel, "connected", (int)l->v[i].connected,
-		                       "wanted", (int)l->v[i].wanted));
+		json_push(a,
+		          json_pack("{s:s, s:s, s:i, s:i, s:s?, s:s?}", "node", l->v[i].node,
+		                    "channel", l->v[i].channel, "connected", (int)l->v[i].connected,
+		                    "wanted", (int)l->v[i].wanted, "transport", l->v[i].transport,
+		                    "peer_subject", l->v[i].peer_subject));
 	return a;
 }
 
@@ -757,6 +764,7 @@ static void json_status(const partisan_status_t *s, const partisan_conn_list_t *
 	json_put(o, "endpoints", json_endpoints(s));
 	json_put(o, "spec", json_spec_obj(&s->spec));
 	json_put(o, "cluster", json_str(s->cluster));
+	json_put(o, "security", json_str(s->security));
 	json_put(o, "dropped", json_integer((json_int_t)s->dropped_no_proc));
 	json_put(o, "outstanding_acks", json_integer((json_int_t)s->outstanding_acks));
 	json_put(o, "active_view", json_strlist(&s->active_view));

@@ -3,11 +3,14 @@
  * the normalised dump.
  *
  * Documents are checked against tables of known keys (struct config_field);
- * anything not in a table is an error. A load works on a deep copy of the
- * struct and replaces it only when the whole document validated, so a
- * failed load leaves *c as it was.
+ * anything not in a table is an error. The tables are the one place a key is
+ * written: its checks, its default and its normalised form in the dump all
+ * come from its entry. A load works on a deep copy of the struct and
+ * replaces it only when the whole document validated, so a failed load
+ * leaves *c as it was.
  */
 #include "config.h"
+#include "keys.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <mbedtls/platform_util.h>
 
 #define CONFIG_INTERVAL_MAX     3600000
 #define CONFIG_NAME_MAX         255
@@ -59,33 +63,56 @@ struct config_ctx {
 	size_t len;
 };
 
-enum config_kind { CK_UINT, CK_U64, CK_BOOL, CK_PATH, CK_FN, CK_OBJ };
+enum config_kind { CK_UINT, CK_U64, CK_BOOL, CK_PATH, CK_IDS, CK_ENUM, CK_FN, CK_OBJ };
 
-/* One known key: where its value goes in the struct at hand and its checks. */
+/* One known key: where its value goes in the struct at hand, its checks,
+ * its default and how the dump writes it. CK_UINT, CK_U64, CK_BOOL, CK_PATH,
+ * CK_IDS (an array of ids, its count at off_n) and CK_ENUM (an enum, one of
+ * names) are read, defaulted and dumped from the entry alone (CK_PATH is
+ * null by default, CK_IDS empty); CK_FN keys bring their own check (fn) and
+ * dump, and their default is JSON text applied through fn as if it were in
+ * a document. */
 struct config_field {
 	const char *key;
 	enum config_kind kind;
-	size_t off;         /* offset of the field in the base struct */
-	long long min, max; /* CK_UINT, CK_U64 */
+	size_t off;               /* offset of the field in the base struct */
+	size_t off_n;             /* CK_IDS */
+	long long min, max;       /* CK_UINT, CK_U64 */
+	long long def;            /* CK_UINT, CK_U64, CK_BOOL, CK_ENUM */
+	const char *const *names; /* CK_ENUM: the value's name by value */
+	size_t nnames;
+	const char *want; /* CK_ENUM: what the error says was expected */
 	int (*fn)(void *base, json_t *v, struct config_ctx *x); /* CK_FN */
-	const struct config_field *sub;                         /* CK_OBJ */
+	json_t *(*dump)(const void *base);                      /* CK_FN */
+	const char *def_json; /* CK_FN; NULL: the zeroed field, or set by config_defaults */
+	const struct config_field *sub; /* CK_OBJ */
 	bool required;
 };
 
 /* clang-format off */
-#define CF_UINT(k, f, lo, hi) {.key = k, .kind = CK_UINT, .off = offsetof(struct config, f), .min = lo, .max = hi}
-#define CF_U64(k, f, lo, hi)  {.key = k, .kind = CK_U64, .off = offsetof(struct config, f), .min = lo, .max = hi}
-#define CF_MS(k, f)           CF_UINT(k, f, 1, CONFIG_INTERVAL_MAX)
-#define CF_BOOL(k, f)         {.key = k, .kind = CK_BOOL, .off = offsetof(struct config, f)}
-#define CF_PATH(k, f)         {.key = k, .kind = CK_PATH, .off = offsetof(struct config, f)}
-#define CF_FN(k, f)           {.key = k, .kind = CK_FN, .fn = f}
-#define CF_OBJ(k, t)          {.key = k, .kind = CK_OBJ, .sub = t}
-#define CF_END                {.key = NULL}
+#define CF_UINT(k, f, lo, hi, d) {.key = k, .kind = CK_UINT, .off = offsetof(struct config, f), .min = lo, .max = hi, .def = d}
+#define CF_U64(k, f, lo, hi, d)  {.key = k, .kind = CK_U64, .off = offsetof(struct config, f), .min = lo, .max = hi, .def = d}
+#define CF_MS(k, f, d)           CF_UINT(k, f, 1, CONFIG_INTERVAL_MAX, d)
+#define CF_BOOL(k, f, d)         {.key = k, .kind = CK_BOOL, .off = offsetof(struct config, f), .def = d}
+#define CF_PATH(k, f)            {.key = k, .kind = CK_PATH, .off = offsetof(struct config, f)}
+#define CF_IDS(k, f, n)          {.key = k, .kind = CK_IDS, .off = offsetof(struct config, f), .off_n = offsetof(struct config, n)}
+#define CF_ENUM(k, f, v, w, d)   {.key = k, .kind = CK_ENUM, .off = offsetof(struct config, f), .names = v, .nnames = sizeof(v) / sizeof(v[0]), .want = w, .def = d}
+#define CF_FN(k, f, dumpf, d)    {.key = k, .kind = CK_FN, .fn = f, .dump = dumpf, .def_json = d}
+#define CF_NEED(k, f, dumpf)     {.key = k, .kind = CK_FN, .fn = f, .dump = dumpf, .required = true}
+#define CF_OBJ(k, t)             {.key = k, .kind = CK_OBJ, .sub = t}
+#define CF_END                   {.key = NULL}
 /* clang-format on */
+
+#define CONFIG_STR_(x) #x
+#define CONFIG_STR(x)  CONFIG_STR_(x)
 
 static const char *const config_manager_names[] = {"full_mesh", "hyparview", "client_server",
                                                    "static"};
 static const char *const config_level_names[] = {"debug", "info", "notice", "warning", "error"};
+/* CK_ENUM fields are read and written as unsigned. */
+_Static_assert(sizeof(enum manager_kind) == sizeof(unsigned) &&
+                   sizeof(enum log_level) == sizeof(unsigned),
+               "enums are unsigned-sized");
 
 static int config_fail(struct config_ctx *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -425,6 +452,59 @@ static int config_get_path(struct config_ctx *x, json_t *v, char **slot)
 	return 0;
 }
 
+/* An array of ids 0..CONFIG_ID_MAX; returns its length or -1. */
+static long config_check_ids(json_t *v, struct config_ctx *x)
+{
+	json_t *el;
+	size_t i, mark;
+	long long n;
+
+	if (!json_is_array(v))
+		return config_expected(x, v, CONFIG_WANT_IDS);
+	json_array_foreach(v, i, el)
+	{
+		mark = config_path_index(x, i);
+		if (config_get_int(x, el, 0, CONFIG_ID_MAX, &n) < 0)
+			return -1;
+		config_path_pop(x, mark);
+	}
+	return (long)json_array_size(v);
+}
+
+/* CK_IDS: ipc.allow_uids and ipc.allow_gids, one pair of helpers for both
+ * (uid_t and gid_t are unsigned int here). */
+_Static_assert(_Generic((uid_t)0, unsigned : 1, default : 0) &&
+                   _Generic((gid_t)0, unsigned : 1, default : 0),
+               "uid_t and gid_t are unsigned int");
+
+/* Replace *ids (n of them) with the array v of ids. */
+static int config_apply_ids(json_t *v, struct config_ctx *x, unsigned **ids, size_t *n)
+{
+	long k = config_check_ids(v, x);
+
+	if (k < 0)
+		return -1;
+	free(*ids);
+	*ids = config_xcalloc((size_t)k, sizeof(**ids));
+	*n = (size_t)k;
+	for (long i = 0; i < k; i++)
+		(*ids)[i] = (unsigned)json_integer_value(json_array_get(v, (size_t)i));
+	return 0;
+}
+
+static json_t *config_dump_ids(const unsigned *ids, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		if (json_array_append_new(a, json_integer((json_int_t)ids[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static int config_apply_object(void *base, json_t *obj, const struct config_field *fields,
                                struct config_ctx *x);
 
@@ -451,6 +531,14 @@ static int config_apply_field(void *base, const struct config_field *f, json_t *
 		return 0;
 	case CK_PATH:
 		return config_get_path(x, v, (char **)(void *)p);
+	case CK_IDS:
+		return config_apply_ids(v, x, (unsigned **)(void *)p,
+		                        (size_t *)(void *)((char *)base + f->off_n));
+	case CK_ENUM:
+		if ((n = config_lookup(f->names, f->nnames, v)) < 0)
+			return config_expected(x, v, f->want);
+		*(unsigned *)(void *)p = (unsigned)n;
+		return 0;
 	case CK_FN:
 		return f->fn(base, v, x);
 	case CK_OBJ:
@@ -504,7 +592,15 @@ static int config_require(const json_t *obj, const struct config_field *fields,
 	return 0;
 }
 
-/* Handlers for keys with their own rules. */
+/* Handlers for keys with their own rules: config_apply_KEY checks a value
+ * and applies it, config_dump_KEY gives it back, normalised, as JSON. */
+
+static json_t *config_json_string(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+static json_t *config_dump_object(const void *base, const struct config_field *fields);
 
 static int config_apply_name(void *base, json_t *v, struct config_ctx *x)
 {
@@ -516,6 +612,11 @@ static int config_apply_name(void *base, json_t *v, struct config_ctx *x)
 	return 0;
 }
 
+static json_t *config_dump_name(const void *base)
+{
+	return config_json_string(((const struct config *)base)->name);
+}
+
 static int config_apply_addr_ip(void *base, json_t *v, struct config_ctx *x)
 {
 	struct config_addr *a = base;
@@ -523,6 +624,11 @@ static int config_apply_addr_ip(void *base, json_t *v, struct config_ctx *x)
 	if (!json_is_string(v) || config_parse_ip(json_string_value(v), a->ip, sizeof(a->ip)) < 0)
 		return config_expected(x, v, CONFIG_WANT_IP);
 	return 0;
+}
+
+static json_t *config_dump_addr_ip(const void *base)
+{
+	return json_string(((const struct config_addr *)base)->ip);
 }
 
 static int config_apply_addr_port(void *base, json_t *v, struct config_ctx *x)
@@ -536,9 +642,14 @@ static int config_apply_addr_port(void *base, json_t *v, struct config_ctx *x)
 	return 0;
 }
 
+static json_t *config_dump_addr_port(const void *base)
+{
+	return json_integer(((const struct config_addr *)base)->port);
+}
+
 static const struct config_field config_addr_fields[] = {
-    {.key = "ip", .kind = CK_FN, .fn = config_apply_addr_ip, .required = true},
-    {.key = "port", .kind = CK_FN, .fn = config_apply_addr_port, .required = true},
+    CF_NEED("ip", config_apply_addr_ip, config_dump_addr_ip),
+    CF_NEED("port", config_apply_addr_port, config_dump_addr_port),
     CF_END,
 };
 
@@ -567,12 +678,33 @@ static int config_apply_addrs(struct config_addr **arr, size_t *n, json_t *v,
 	return 0;
 }
 
+static json_t *config_dump_addrs(const struct config_addr *v, size_t n,
+                                 const struct config_field *fields)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++) {
+		if (json_array_append_new(a, config_dump_object(&v[i], fields)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static int config_apply_listen(void *base, json_t *v, struct config_ctx *x)
 {
 	struct config *c = base;
 
 	return config_apply_addrs(&c->listen_addrs, &c->nlisten_addrs, v, config_addr_fields, false,
 	                          x);
+}
+
+static json_t *config_dump_listen(const void *base)
+{
+	const struct config *c = base;
+
+	return config_dump_addrs(c->listen_addrs, c->nlisten_addrs, config_addr_fields);
 }
 
 /* An advertised address: what peers dial, so never a wildcard. */
@@ -587,8 +719,8 @@ static int config_apply_adv_ip(void *base, json_t *v, struct config_ctx *x)
 }
 
 static const struct config_field config_adv_fields[] = {
-    {.key = "ip", .kind = CK_FN, .fn = config_apply_adv_ip, .required = true},
-    {.key = "port", .kind = CK_FN, .fn = config_apply_addr_port, .required = true},
+    CF_NEED("ip", config_apply_adv_ip, config_dump_addr_ip),
+    CF_NEED("port", config_apply_addr_port, config_dump_addr_port),
     CF_END,
 };
 
@@ -600,15 +732,11 @@ static int config_apply_advertise(void *base, json_t *v, struct config_ctx *x)
 	                          true, x);
 }
 
-static int config_apply_manager(void *base, json_t *v, struct config_ctx *x)
+static json_t *config_dump_advertise(const void *base)
 {
-	struct config *c = base;
-	int k = config_lookup(config_manager_names, CONFIG_NELEM(config_manager_names), v);
+	const struct config *c = base;
 
-	if (k < 0)
-		return config_expected(x, v, CONFIG_WANT_MANAGER);
-	c->manager = (enum manager_kind)k;
-	return 0;
+	return config_dump_addrs(c->advertise_addrs, c->nadvertise_addrs, config_adv_fields);
 }
 
 static void config_join_free(struct config *c)
@@ -641,15 +769,32 @@ static int config_apply_join(void *base, json_t *v, struct config_ctx *x)
 	return 0;
 }
 
+static json_t *config_dump_join(const void *base)
+{
+	const struct config *c = base;
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < c->njoin; i++) {
+		if (json_array_append_new(a, json_string(c->join[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static const struct config_field config_channel_fields[] = {
     {.key = "parallelism",
      .kind = CK_UINT,
      .off = offsetof(struct config_channel, parallelism),
      .min = 1,
-     .max = 64},
+     .max = 64,
+     .def = 1},
     {.key = "monotonic", .kind = CK_BOOL, .off = offsetof(struct config_channel, monotonic)},
     CF_END,
 };
+
+static void config_default_object(void *base, const struct config_field *fields);
 
 static void config_channels_free(struct config *c)
 {
@@ -666,7 +811,7 @@ static void config_channels_reset(struct config *c, size_t n)
 	config_channels_free(c);
 	c->channels = config_xcalloc(n + 1, sizeof(*c->channels));
 	c->channels[0].name = config_xstrdup("default");
-	c->channels[0].parallelism = 1;
+	config_default_object(&c->channels[0], config_channel_fields);
 	c->nchannels = 1;
 }
 
@@ -689,7 +834,7 @@ static int config_apply_channels(void *base, json_t *v, struct config_ctx *x)
 		if (strcmp(key, "default") != 0) {
 			ch = &c->channels[c->nchannels++];
 			ch->name = config_xstrdup(key);
-			ch->parallelism = 1;
+			config_default_object(ch, config_channel_fields);
 		}
 		mark = config_path_push(x, key);
 		if (config_apply_object(ch, el, config_channel_fields, x) < 0)
@@ -697,6 +842,22 @@ static int config_apply_channels(void *base, json_t *v, struct config_ctx *x)
 		config_path_pop(x, mark);
 	}
 	return 0;
+}
+
+static json_t *config_dump_channels(const void *base)
+{
+	const struct config *c = base;
+	json_t *o = json_object();
+
+	for (size_t i = 0; o != NULL && i < c->nchannels; i++) {
+		if (json_object_set_new(
+		        o, c->channels[i].name,
+		        config_dump_object(&c->channels[i], config_channel_fields)) < 0) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
 }
 
 static int config_apply_cluster_name(void *base, json_t *v, struct config_ctx *x)
@@ -710,6 +871,11 @@ static int config_apply_cluster_name(void *base, json_t *v, struct config_ctx *x
 	return 0;
 }
 
+static json_t *config_dump_cluster_name(const void *base)
+{
+	return config_json_string(((const struct config *)base)->cluster_name);
+}
+
 static int config_apply_socket(void *base, json_t *v, struct config_ctx *x)
 {
 	struct config *c = base;
@@ -718,6 +884,11 @@ static int config_apply_socket(void *base, json_t *v, struct config_ctx *x)
 		return config_expected(x, v, CONFIG_WANT_SOCKET);
 	config_replace(&c->ipc.socket, json_string_value(v));
 	return 0;
+}
+
+static json_t *config_dump_socket(const void *base)
+{
+	return config_json_string(((const struct config *)base)->ipc.socket);
 }
 
 static int config_apply_mode(void *base, json_t *v, struct config_ctx *x)
@@ -729,53 +900,12 @@ static int config_apply_mode(void *base, json_t *v, struct config_ctx *x)
 	return 0;
 }
 
-/* An array of ids 0..CONFIG_ID_MAX; returns its length or -1. */
-static long config_check_ids(json_t *v, struct config_ctx *x)
+static json_t *config_dump_mode(const void *base)
 {
-	json_t *el;
-	size_t i, mark;
-	long long n;
+	char mode[8];
 
-	if (!json_is_array(v))
-		return config_expected(x, v, CONFIG_WANT_IDS);
-	json_array_foreach(v, i, el)
-	{
-		mark = config_path_index(x, i);
-		if (config_get_int(x, el, 0, CONFIG_ID_MAX, &n) < 0)
-			return -1;
-		config_path_pop(x, mark);
-	}
-	return (long)json_array_size(v);
-}
-
-static int config_apply_uids(void *base, json_t *v, struct config_ctx *x)
-{
-	struct config *c = base;
-	long n = config_check_ids(v, x);
-
-	if (n < 0)
-		return -1;
-	free(c->ipc.allow_uids);
-	c->ipc.allow_uids = config_xcalloc((size_t)n, sizeof(uid_t));
-	c->ipc.nallow_uids = (size_t)n;
-	for (long i = 0; i < n; i++)
-		c->ipc.allow_uids[i] = (uid_t)json_integer_value(json_array_get(v, (size_t)i));
-	return 0;
-}
-
-static int config_apply_gids(void *base, json_t *v, struct config_ctx *x)
-{
-	struct config *c = base;
-	long n = config_check_ids(v, x);
-
-	if (n < 0)
-		return -1;
-	free(c->ipc.allow_gids);
-	c->ipc.allow_gids = config_xcalloc((size_t)n, sizeof(gid_t));
-	c->ipc.nallow_gids = (size_t)n;
-	for (long i = 0; i < n; i++)
-		c->ipc.allow_gids[i] = (gid_t)json_integer_value(json_array_get(v, (size_t)i));
-	return 0;
+	snprintf(mode, sizeof(mode), "%04o", ((const struct config *)base)->ipc.mode & 0777);
+	return json_string(mode);
 }
 
 static int config_apply_role(void *base, json_t *v, struct config_ctx *x)
@@ -788,6 +918,12 @@ static int config_apply_role(void *base, json_t *v, struct config_ctx *x)
 		return config_expected(x, v, CONFIG_WANT_ROLE);
 	c->client_server_is_server = k == 0;
 	return 0;
+}
+
+static json_t *config_dump_role(const void *base)
+{
+	return json_string(((const struct config *)base)->client_server_is_server ? "server"
+	                                                                          : "client");
 }
 
 static int config_apply_metrics_listen(void *base, json_t *v, struct config_ctx *x)
@@ -805,91 +941,91 @@ static int config_apply_metrics_listen(void *base, json_t *v, struct config_ctx 
 	return 0;
 }
 
-static int config_apply_level(void *base, json_t *v, struct config_ctx *x)
+static json_t *config_dump_metrics_listen(const void *base)
 {
-	struct config *c = base;
-	int k = config_lookup(config_level_names, CONFIG_NELEM(config_level_names), v);
-
-	if (k < 0)
-		return config_expected(x, v, CONFIG_WANT_LEVEL);
-	c->log_level = (enum log_level)k;
-	return 0;
+	return config_json_string(((const struct config *)base)->metrics_listen);
 }
 
-/* The key tables, one per JSON object. */
+/* The key tables, one per JSON object: each key with its default. */
 
 static const struct config_field config_cluster_fields[] = {
-    CF_FN("name", config_apply_cluster_name),
+    CF_FN("name", config_apply_cluster_name, config_dump_cluster_name, "\"default\""),
     CF_PATH("secret_file", secret_file),
+    CF_BOOL("insecure", insecure, false),
     CF_END,
 };
 
 static const struct config_field config_tls_fields[] = {
-    CF_BOOL("enabled", tls.enabled),
+    CF_BOOL("enabled", tls.enabled, false),
     CF_PATH("cert", tls.cert),
     CF_PATH("key", tls.key),
     CF_PATH("ca", tls.ca),
-    CF_BOOL("verify_peer", tls.verify_peer),
+    CF_BOOL("verify_peer", tls.verify_peer, true),
     CF_END,
 };
 
 static const struct config_field config_ipc_fields[] = {
-    CF_FN("socket", config_apply_socket),
-    CF_FN("mode", config_apply_mode),
+    CF_FN("socket", config_apply_socket, config_dump_socket, "\"" CONFIG_DEFAULT_SOCKET "\""),
+    CF_FN("mode", config_apply_mode, config_dump_mode, "\"0660\""),
     CF_PATH("group", ipc.group),
-    CF_FN("allow_uids", config_apply_uids),
-    CF_FN("allow_gids", config_apply_gids),
+    CF_IDS("allow_uids", ipc.allow_uids, ipc.nallow_uids),
+    CF_IDS("allow_gids", ipc.allow_gids, ipc.nallow_gids),
     CF_END,
 };
 
 static const struct config_field config_hyparview_fields[] = {
-    CF_UINT("active_max_size", hyparview.active_max_size, 1, 1000),
-    CF_UINT("passive_max_size", hyparview.passive_max_size, 1, 1000),
-    CF_UINT("arwl", hyparview.arwl, 1, 1000),
-    CF_UINT("prwl", hyparview.prwl, 1, 1000),
-    CF_MS("shuffle_interval_ms", hyparview.shuffle_interval_ms),
-    CF_UINT("shuffle_k_active", hyparview.shuffle_k_active, 1, 1000),
-    CF_UINT("shuffle_k_passive", hyparview.shuffle_k_passive, 1, 1000),
-    CF_MS("random_promotion_interval_ms", hyparview.random_promotion_interval_ms),
+    CF_UINT("active_max_size", hyparview.active_max_size, 1, 1000, 5),
+    CF_UINT("passive_max_size", hyparview.passive_max_size, 1, 1000, 30),
+    CF_UINT("arwl", hyparview.arwl, 1, 1000, 6),
+    CF_UINT("prwl", hyparview.prwl, 1, 1000, 3),
+    CF_MS("shuffle_interval_ms", hyparview.shuffle_interval_ms, 10000),
+    CF_UINT("shuffle_k_active", hyparview.shuffle_k_active, 1, 1000, 3),
+    CF_UINT("shuffle_k_passive", hyparview.shuffle_k_passive, 1, 1000, 4),
+    CF_MS("random_promotion_interval_ms", hyparview.random_promotion_interval_ms, 5000),
     CF_END,
 };
 
 static const struct config_field config_client_server_fields[] = {
-    CF_FN("role", config_apply_role),
+    CF_FN("role", config_apply_role, config_dump_role, "\"server\""),
     CF_END,
 };
 
 static const struct config_field config_broadcast_fields[] = {
-    CF_MS("lazy_tick_ms", broadcast.lazy_tick_ms),
-    CF_MS("exchange_tick_ms", broadcast.exchange_tick_ms),
+    CF_MS("lazy_tick_ms", broadcast.lazy_tick_ms, 1000),
+    CF_MS("exchange_tick_ms", broadcast.exchange_tick_ms, 10000),
     CF_END,
 };
 
 static const struct config_field config_metrics_fields[] = {
-    CF_FN("listen", config_apply_metrics_listen),
+    CF_FN("listen", config_apply_metrics_listen, config_dump_metrics_listen, NULL),
     CF_END,
 };
 
 static const struct config_field config_log_fields[] = {
-    CF_FN("level", config_apply_level),
+    CF_ENUM("level", log_level, config_level_names, CONFIG_WANT_LEVEL, LOG_LEVEL_INFO),
     CF_END,
 };
 
+/* name: partisan@HOSTNAME, set by config_defaults. listen_addrs: dual stack,
+ * IPv6 and IPv4 (v4-mapped) on one socket; peer_listen falls back to
+ * 0.0.0.0 on a host without IPv6. The order is config_diff's. */
 static const struct config_field config_root_fields[] = {
-    CF_FN("name", config_apply_name),
-    CF_FN("listen_addrs", config_apply_listen),
-    CF_FN("advertise_addrs", config_apply_advertise),
-    CF_FN("peer_service_manager", config_apply_manager),
-    CF_FN("join", config_apply_join),
-    CF_FN("channels", config_apply_channels),
-    CF_MS("gossip_interval_ms", gossip_interval_ms),
-    CF_MS("failure_timeout_ms", failure_timeout_ms),
-    CF_MS("connect_timeout_ms", connect_timeout_ms),
-    CF_MS("retransmit_interval_ms", retransmit_interval_ms),
-    CF_U64("max_frame_bytes", max_frame_bytes, 1024, 1073741824),
-    CF_U64("session_queue_bytes", session_queue_bytes, 4096, 1073741824),
-    CF_U64("peer_queue_bytes", peer_queue_bytes, 4096, 1073741824),
-    CF_UINT("max_outstanding_acks", max_outstanding_acks, 1, 10000000),
+    CF_FN("name", config_apply_name, config_dump_name, NULL),
+    CF_ENUM("peer_service_manager", manager, config_manager_names, CONFIG_WANT_MANAGER,
+            MANAGER_FULL_MESH),
+    CF_MS("gossip_interval_ms", gossip_interval_ms, 1000),
+    CF_MS("failure_timeout_ms", failure_timeout_ms, 2000),
+    CF_MS("connect_timeout_ms", connect_timeout_ms, 2000),
+    CF_MS("retransmit_interval_ms", retransmit_interval_ms, 1000),
+    CF_U64("max_frame_bytes", max_frame_bytes, 1024, 1073741824, 16777216),
+    CF_U64("session_queue_bytes", session_queue_bytes, 4096, 1073741824, 8388608),
+    CF_U64("peer_queue_bytes", peer_queue_bytes, 4096, 1073741824, 8388608),
+    CF_UINT("max_outstanding_acks", max_outstanding_acks, 1, 10000000, 65536),
+    CF_FN("listen_addrs", config_apply_listen, config_dump_listen,
+          "[{\"ip\": \"::\", \"port\": " CONFIG_STR(CONFIG_DEFAULT_PORT) "}]"),
+    CF_FN("advertise_addrs", config_apply_advertise, config_dump_advertise, NULL),
+    CF_FN("join", config_apply_join, config_dump_join, NULL),
+    CF_FN("channels", config_apply_channels, config_dump_channels, "{}"),
     CF_OBJ("cluster", config_cluster_fields),
     CF_OBJ("tls", config_tls_fields),
     CF_OBJ("ipc", config_ipc_fields),
@@ -903,48 +1039,74 @@ static const struct config_field config_root_fields[] = {
 
 /* Defaults, copies, freeing. */
 
+/* A built-in default that does not apply is a bug in a table above. */
+static _Noreturn void config_bad_default(const char *err)
+{
+	fprintf(stderr, "partisand: built-in default: %s\n", err);
+	abort();
+}
+
+/* Apply a CK_FN key's default, its JSON text, through the key's own check. */
+static void config_default_fn(void *base, const struct config_field *f)
+{
+	char err[CONFIG_ERR_MAX];
+	struct config_ctx x;
+	json_error_t je;
+	json_t *v = json_loads(f->def_json, JSON_DECODE_ANY, &je);
+
+	config_ctx_init(&x, "", f->key, err, sizeof(err));
+	if (v == NULL)
+		config_bad_default(je.text);
+	if (f->fn(base, v, &x) < 0)
+		config_bad_default(err);
+	json_decref(v);
+}
+
+/* Every key of a table at its default; base is zeroed (CK_PATH keys stay
+ * null, CK_FN keys without def_json stay zero). */
+static void config_default_object(void *base, const struct config_field *fields)
+{
+	for (; fields->key != NULL; fields++) {
+		char *p = (char *)base + fields->off;
+
+		switch (fields->kind) {
+		case CK_UINT:
+			*(unsigned *)(void *)p = (unsigned)fields->def;
+			break;
+		case CK_U64:
+			*(uint64_t *)(void *)p = (uint64_t)fields->def;
+			break;
+		case CK_BOOL:
+			*(bool *)(void *)p = fields->def != 0;
+			break;
+		case CK_ENUM:
+			*(unsigned *)(void *)p = (unsigned)fields->def;
+			break;
+		case CK_PATH:
+		case CK_IDS:
+			break;
+		case CK_FN:
+			if (fields->def_json != NULL)
+				config_default_fn(base, fields);
+			break;
+		case CK_OBJ:
+			config_default_object(base, fields->sub);
+			break;
+		}
+	}
+}
+
 int config_defaults(struct config *c)
 {
 	char host[256], name[sizeof("partisan@") + sizeof(host)];
 
 	memset(c, 0, sizeof(*c));
+	config_default_object(c, config_root_fields);
 	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	snprintf(name, sizeof(name), "partisan@%s", host);
 	c->name = config_xstrdup(name);
-	c->listen_addrs = config_xcalloc(1, sizeof(*c->listen_addrs));
-	c->nlisten_addrs = 1;
-	/* Dual stack: IPv6 and IPv4 (v4-mapped) on one socket; peer_listen falls
-	 * back to 0.0.0.0 on a host without IPv6. */
-	snprintf(c->listen_addrs[0].ip, sizeof(c->listen_addrs[0].ip), "::");
-	c->listen_addrs[0].port = CONFIG_DEFAULT_PORT;
-	c->manager = MANAGER_FULL_MESH;
-	config_channels_reset(c, 0);
-	c->gossip_interval_ms = 1000;
-	c->failure_timeout_ms = 2000;
-	c->connect_timeout_ms = 2000;
-	c->retransmit_interval_ms = 1000;
-	c->max_frame_bytes = 16777216;
-	c->session_queue_bytes = 8388608;
-	c->peer_queue_bytes = 8388608;
-	c->max_outstanding_acks = 65536;
-	c->cluster_name = config_xstrdup("default");
-	c->tls.verify_peer = true;
-	c->ipc.socket = config_xstrdup(CONFIG_DEFAULT_SOCKET);
-	c->ipc.mode = 0660;
-	c->hyparview.active_max_size = 5;
-	c->hyparview.passive_max_size = 30;
-	c->hyparview.arwl = 6;
-	c->hyparview.prwl = 3;
-	c->hyparview.shuffle_interval_ms = 10000;
-	c->hyparview.shuffle_k_active = 3;
-	c->hyparview.shuffle_k_passive = 4;
-	c->hyparview.random_promotion_interval_ms = 5000;
-	c->client_server_is_server = true;
-	c->broadcast.lazy_tick_ms = 1000;
-	c->broadcast.exchange_tick_ms = 10000;
-	c->log_level = LOG_LEVEL_INFO;
 	return 0;
 }
 
@@ -1182,6 +1344,9 @@ static int config_check_readable(struct config_ctx *x, const char *key, const ch
 
 static int config_finish_tls(const struct config *c, struct config_ctx *x)
 {
+	const char *which;
+	char err[300];
+
 	if (c->tls.cert == NULL || c->tls.key == NULL) {
 		config_path_push(x, c->tls.cert == NULL ? "tls.cert" : "tls.key");
 		return config_fail(x, "required when tls.enabled is true");
@@ -1191,7 +1356,31 @@ static int config_finish_tls(const struct config *c, struct config_ctx *x)
 		return -1;
 	if (c->tls.ca != NULL && config_check_readable(x, "tls.ca", c->tls.ca) < 0)
 		return -1;
+	if (c->tls.verify_peer && c->tls.ca == NULL) {
+		config_path_push(x, "tls.ca");
+		return config_fail(x, "required when tls.verify_peer is true");
+	}
+	if (keys_check_tls(c->tls.cert, c->tls.key, c->tls.ca, &which, err, sizeof(err)) < 0) {
+		config_path_push(x, strcmp(which, "cert") == 0  ? "tls.cert"
+		                    : strcmp(which, "key") == 0 ? "tls.key"
+		                                                : "tls.ca");
+		return config_fail(x, "%s", err);
+	}
 	return 0;
+}
+
+/* The secret file must read as one or two secrets (security.h). */
+static int config_finish_secret(const struct config *c, struct config_ctx *x)
+{
+	struct secrets s;
+	char err[300];
+	int r = secrets_read(c->secret_file, &s, err, sizeof(err));
+
+	mbedtls_platform_zeroize(&s, sizeof(s));
+	if (r == 0)
+		return 0;
+	config_path_push(x, "cluster.secret_file");
+	return config_fail(x, "%s", err);
 }
 
 /* ipc.group: a group name, or a number, that exists. */
@@ -1218,8 +1407,7 @@ int config_finish(struct config *c, char *err, size_t errlen)
 	config_ctx_init(&x, "config: ", "", err, errlen);
 	if (c->tls.enabled && config_finish_tls(c, &x) < 0)
 		return -1;
-	if (c->secret_file != NULL &&
-	    config_check_readable(&x, "cluster.secret_file", c->secret_file) < 0)
+	if (c->secret_file != NULL && config_finish_secret(c, &x) < 0)
 		return -1;
 	if (c->ipc.group != NULL && config_finish_group(c, &x) < 0)
 		return -1;
@@ -1242,53 +1430,39 @@ const char *config_log_level_name(enum log_level l)
 	return config_level_names[l];
 }
 
-static json_t *config_dump_addrs(const struct config_addr *v, size_t n)
+static json_t *config_dump_field(const void *base, const struct config_field *f)
 {
-	json_t *a = json_array(), *el;
+	const char *p = (const char *)base + f->off, *n = (const char *)base + f->off_n;
 
-	for (size_t i = 0; a != NULL && i < n; i++) {
-		el = json_pack("{s:s, s:i}", "ip", v[i].ip, "port", (int)v[i].port);
-		if (json_array_append_new(a, el) < 0) {
-			json_decref(a);
-			return NULL;
-		}
+	switch (f->kind) {
+	case CK_UINT:
+		return json_integer((json_int_t)(*(const unsigned *)(const void *)p));
+	case CK_U64:
+		return json_integer((json_int_t)(*(const uint64_t *)(const void *)p));
+	case CK_BOOL:
+		return json_boolean(*(const bool *)(const void *)p);
+	case CK_PATH:
+		return config_json_string(*(char *const *)(const void *)p);
+	case CK_IDS:
+		return config_dump_ids(*(unsigned *const *)(const void *)p, *(const size_t *)n);
+	case CK_ENUM:
+		return json_string(f->names[*(const unsigned *)(const void *)p]);
+	case CK_FN:
+		return f->dump(base);
+	case CK_OBJ:
+		return config_dump_object(base, f->sub);
 	}
-	return a;
+	return NULL;
 }
 
-static json_t *config_dump_listen(const struct config *c)
+/* Every key of a table, as JSON; NULL on OOM. */
+static json_t *config_dump_object(const void *base, const struct config_field *fields)
 {
-	return config_dump_addrs(c->listen_addrs, c->nlisten_addrs);
-}
+	json_t *o = json_object(), *v;
 
-static json_t *config_dump_advertise(const struct config *c)
-{
-	return config_dump_addrs(c->advertise_addrs, c->nadvertise_addrs);
-}
-
-static json_t *config_dump_join(const struct config *c)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a != NULL && i < c->njoin; i++) {
-		if (json_array_append_new(a, json_string(c->join[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static json_t *config_dump_channels(const struct config *c)
-{
-	const struct config_channel *ch;
-	json_t *o = json_object(), *el;
-
-	for (size_t i = 0; o != NULL && i < c->nchannels; i++) {
-		ch = &c->channels[i];
-		el = json_pack("{s:b, s:I}", "monotonic", ch->monotonic, "parallelism",
-		               (json_int_t)ch->parallelism);
-		if (json_object_set_new(o, ch->name, el) < 0) {
+	for (; o != NULL && fields->key != NULL; fields++) {
+		v = config_dump_field(base, fields);
+		if (v == NULL || json_object_set_new(o, fields->key, v) < 0) {
 			json_decref(o);
 			return NULL;
 		}
@@ -1296,147 +1470,9 @@ static json_t *config_dump_channels(const struct config *c)
 	return o;
 }
 
-static json_t *config_dump_uids(const struct config *c)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a != NULL && i < c->ipc.nallow_uids; i++) {
-		if (json_array_append_new(a, json_integer((json_int_t)c->ipc.allow_uids[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static json_t *config_dump_gids(const struct config *c)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a != NULL && i < c->ipc.nallow_gids; i++) {
-		if (json_array_append_new(a, json_integer((json_int_t)c->ipc.allow_gids[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-/* clang-format off */
-static json_t *config_dump_ipc(const struct config *c)
-{
-	char mode[8];
-
-	snprintf(mode, sizeof(mode), "%04o", c->ipc.mode & 0777);
-	return json_pack("{s:s?, s:s, s:s?, s:o, s:o}",
-	                 "socket", c->ipc.socket,
-	                 "mode", mode,
-	                 "group", c->ipc.group,
-	                 "allow_uids", config_dump_uids(c),
-	                 "allow_gids", config_dump_gids(c));
-}
-
-static json_t *config_dump_hyparview(const struct config *c)
-{
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	                 "active_max_size", (json_int_t)c->hyparview.active_max_size,
-	                 "passive_max_size", (json_int_t)c->hyparview.passive_max_size,
-	                 "arwl", (json_int_t)c->hyparview.arwl,
-	                 "prwl", (json_int_t)c->hyparview.prwl,
-	                 "shuffle_interval_ms", (json_int_t)c->hyparview.shuffle_interval_ms,
-	                 "shuffle_k_active", (json_int_t)c->hyparview.shuffle_k_active,
-	                 "shuffle_k_passive", (json_int_t)c->hyparview.shuffle_k_passive,
-	                 "random_promotion_interval_ms",
-	                 (json_int_t)c->hyparview.random_promotion_interval_ms);
-}
-
-static json_t *config_dump_cluster(const struct config *c)
-{
-	return json_pack("{s:s?, s:s?}",
-	                 "name", c->cluster_name,
-	                 "secret_file", c->secret_file);
-}
-
-static json_t *config_dump_tls(const struct config *c)
-{
-	return json_pack("{s:b, s:s?, s:s?, s:s?, s:b}",
-	                 "enabled", c->tls.enabled,
-	                 "cert", c->tls.cert,
-	                 "key", c->tls.key,
-	                 "ca", c->tls.ca,
-	                 "verify_peer", c->tls.verify_peer);
-}
-
-static json_t *config_dump_client_server(const struct config *c)
-{
-	return json_pack("{s:s}", "role", c->client_server_is_server ? "server" : "client");
-}
-
-static json_t *config_dump_broadcast(const struct config *c)
-{
-	return json_pack("{s:I, s:I}",
-	                 "lazy_tick_ms", (json_int_t)c->broadcast.lazy_tick_ms,
-	                 "exchange_tick_ms", (json_int_t)c->broadcast.exchange_tick_ms);
-}
-
-static json_t *config_dump_metrics(const struct config *c)
-{
-	return json_pack("{s:s?}", "listen", c->metrics_listen);
-}
-
-static json_t *config_dump_log(const struct config *c)
-{
-	return json_pack("{s:s}", "level", config_log_level_name(c->log_level));
-}
-
-/* The top-level keys that hold plain values. */
-static json_t *config_dump_scalars(const struct config *c)
-{
-	return json_pack("{s:s?, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	                 "name", c->name,
-	                 "peer_service_manager", config_manager_name(c->manager),
-	                 "gossip_interval_ms", (json_int_t)c->gossip_interval_ms,
-	                 "failure_timeout_ms", (json_int_t)c->failure_timeout_ms,
-	                 "connect_timeout_ms", (json_int_t)c->connect_timeout_ms,
-	                 "retransmit_interval_ms", (json_int_t)c->retransmit_interval_ms,
-	                 "max_frame_bytes", (json_int_t)c->max_frame_bytes,
-	                 "session_queue_bytes", (json_int_t)c->session_queue_bytes,
-	                 "peer_queue_bytes", (json_int_t)c->peer_queue_bytes,
-	                 "max_outstanding_acks", (json_int_t)c->max_outstanding_acks);
-}
-
-/* The top-level keys that hold arrays and objects. */
-static const struct {
-	const char *key;
-	json_t *(*dump)(const struct config *c);
-} config_dump_sections[] = {
-	{"listen_addrs", config_dump_listen},
-	{"advertise_addrs", config_dump_advertise},
-	{"join", config_dump_join},
-	{"channels", config_dump_channels},
-	{"cluster", config_dump_cluster},
-	{"tls", config_dump_tls},
-	{"ipc", config_dump_ipc},
-	{"hyparview", config_dump_hyparview},
-	{"client_server", config_dump_client_server},
-	{"broadcast", config_dump_broadcast},
-	{"metrics", config_dump_metrics},
-	{"log", config_dump_log},
-};
-/* clang-format on */
-
 static json_t *config_dump_root(const struct config *c)
 {
-	json_t *root = config_dump_scalars(c), *v;
-
-	for (size_t i = 0; root != NULL && i < CONFIG_NELEM(config_dump_sections); i++) {
-		v = config_dump_sections[i].dump(c);
-		if (v == NULL || json_object_set_new(root, config_dump_sections[i].key, v) < 0) {
-			json_decref(root);
-			return NULL;
-		}
-	}
-	return root;
+	return config_dump_object(c, config_root_fields);
 }
 
 char *config_dump(const struct config *c)

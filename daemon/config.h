@@ -60,6 +60,7 @@ struct config {
 	unsigned max_outstanding_acks;   /* per daemon, default 65536 */
 	char *cluster_name;              /* default "default" */
 	char *secret_file;               /* NULL: no secret */
+	bool insecure;                   /* cluster.insecure: links from anywhere, unprotected */
 	struct {
 		bool enabled;
 		char *cert, *key, *ca; /* NULL when unset */

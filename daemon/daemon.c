@@ -26,6 +26,7 @@
 #include "peer.h"
 #include "plumtree.h"
 #include "router.h"
+#include "security.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -125,8 +126,8 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	d->splice = evbuffer_new();
 	d->base = event_base_new();
 	if (d->mops == NULL || d->base == NULL || d->splice == NULL || router_init(d) < 0 ||
-	    peer_listen(d) < 0 || daemon_advertise(d) < 0 || ipc_listen(d) < 0 ||
-	    metrics_start(d) < 0)
+	    security_open(d) < 0 || peer_listen(d) < 0 || daemon_advertise(d) < 0 ||
+	    ipc_listen(d) < 0 || metrics_start(d) < 0)
 		return -1;
 	daemon_reset_manager(d);
 	epoch = daemon_realtime_us(); /* tells this run's acks and broadcasts from the last */
@@ -143,6 +144,7 @@ void daemon_close(struct daemon *d)
 	graph_free(d);
 	ipc_shutdown(d);
 	peer_shutdown(d);
+	security_close(d);
 	arena_free(&d->peer_arena);
 	arena_free(&d->ipc_arena);
 	if (d->splice)

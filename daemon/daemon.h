@@ -23,11 +23,13 @@ struct event_base;
 struct event;
 struct pconn;
 struct pnode;
+struct fd;
 struct ipc;
 struct metrics;
 struct graph;
 struct router;
 struct transport_ops;
+struct security;
 struct ack_core;
 struct causal_core;
 struct plumtree;
@@ -80,17 +82,15 @@ struct daemon {
 	                                     * turn's frames queue for one writev */
 	struct arena peer_arena, ipc_arena; /* for decoding one frame */
 	struct evbuffer *splice;            /* a big payload passing through (splice.h) */
-	uint64_t hb_round;                  /* peer.c: the heartbeat round last begun */
-	bool ring_dirty;                    /* peer.c: the set of up nodes changed */
+	struct fd *fd;                      /* peer.c: the failure detector (fd.h) */
 	bool peer_scan;                     /* peer.c: some node needs a look at the next tick */
 	uint64_t peer_ticks;
-	struct pnode **watch; /* peer.c: the ring neighbours watched */
-	size_t nwatch;
+	unsigned dialing;      /* peer.c: outbound handshakes in progress */
 	bool stopped;          /* this node left or was removed */
 	struct strmap mstatus; /* member -> struct member_status (daemon.c) */
-	uint8_t secret[256];
-	size_t secret_len; /* 0: no cluster secret */
+	struct security *sec;  /* security.c: how links are protected */
 	const struct transport_ops *transport;
+	void *transport_ctx; /* given to the transport's dial and accept */
 	struct ipc *ipc;
 	struct metrics *metrics; /* metrics.c; NULL without metrics.listen */
 	struct graph *graph;     /* graph.c: pending partisanctl graph requests */

@@ -1,11 +1,19 @@
-/* full_mesh.c: the full-mesh peer service manager (Partisan's pluggable
- * manager with full membership). Pure core.
+/* full_mesh.c: the full_mesh and client_server peer service managers
+ * (Partisan's pluggable managers with full membership). Pure core.
  *
  * Membership is an ORSWOT of node specs (orset.c). Every node keeps
  * connections to every member. Gossip is cheap: each round a node sends a
  * digest (a hash of its state) to a few connected members; full state goes
  * only to a node whose digest differs, and after a local change a node
  * pushes its state at once (rate limited) to a few members.
+ *
+ * client_server (peer_service_manager "client_server", params.client_server)
+ * is this manager with two rules added, and so has no file of its own: a
+ * client never links to another client (fm_connect_members), and a client's
+ * members() are the servers and itself (fm_visible). Membership, gossip,
+ * joins, leaves and failures are the full mesh's, unchanged: Partisan's
+ * client_server manager is the same full membership with a star of links,
+ * and a second copy of this file would only drift from it.
  */
 #include <stdlib.h>
 #include <string.h>

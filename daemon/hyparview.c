@@ -127,10 +127,10 @@ struct hv {
 	uint64_t self_h;
 	struct hv_stamp me; /* our epoch and the last seq we sent */
 	unsigned amax, pmax, arwl, prwl, ka, kp, shuffle_ms, promote_ms;
-	struct hv_peer *act; /* active view, amax slots */
-	size_t nact;
-	struct hv_cand *pas; /* passive view, pmax slots */
-	size_t npas;
+	struct hv_peer *active; /* active view, amax slots */
+	size_t nactive;
+	struct hv_cand *passive; /* passive view, pmax slots */
+	size_t npassive;
 	struct hv_pending *pend; /* handshakes, pend_max slots */
 	size_t npend, pend_max;
 	struct hv_temp *tmp; /* HV_TEMP_MAX slots */
@@ -238,14 +238,14 @@ static long hv_find(const void *base, size_t n, size_t stride, const char *name,
 
 #define HV_FIND(arr, n, name, h) hv_find((arr), (n), sizeof(*(arr)), (name), (h))
 
-static long hv_act_find(const struct hv *m, const char *name, uint64_t h)
+static long hv_active_find(const struct hv *m, const char *name, uint64_t h)
 {
-	return HV_FIND(m->act, m->nact, name, h);
+	return HV_FIND(m->active, m->nactive, name, h);
 }
 
-static long hv_pas_find(const struct hv *m, const char *name, uint64_t h)
+static long hv_passive_find(const struct hv *m, const char *name, uint64_t h)
 {
-	return HV_FIND(m->pas, m->npas, name, h);
+	return HV_FIND(m->passive, m->npassive, name, h);
 }
 
 static long hv_pend_find(const struct hv *m, const char *name, uint64_t h)
@@ -261,7 +261,7 @@ static bool hv_is_self(const struct hv *m, const char *name, uint64_t h)
 /* Do we want a link to name (neighbor, handshake or waiting message)? */
 static bool hv_wanted(const struct hv *m, const char *name, uint64_t h)
 {
-	return hv_act_find(m, name, h) >= 0 || hv_pend_find(m, name, h) >= 0 ||
+	return hv_active_find(m, name, h) >= 0 || hv_pend_find(m, name, h) >= 0 ||
 	       HV_FIND(m->tmp, m->ntmp, name, h) >= 0;
 }
 
@@ -364,7 +364,7 @@ static void hv_send_join(struct hv *m, const char *to, struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvJoin j = PARTISAN_PEER__HV_JOIN__INIT;
-	PartisanPeer__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 
 	node_spec_to_pb(m->self, &spec);
 	j.spec = &spec;
@@ -377,13 +377,13 @@ static void hv_send_join(struct hv *m, const char *to, struct actions *out)
 	node_spec_pb_release(&spec);
 }
 
-static void hv_send_forward_join(const char *to, const PartisanPeer__NodeSpec *spec, uint32_t ttl,
+static void hv_send_forward_join(const char *to, const PartisanCommon__NodeSpec *spec, uint32_t ttl,
                                  struct hv_stamp st, struct actions *out)
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvForwardJoin fj = PARTISAN_PEER__HV_FORWARD_JOIN__INIT;
 
-	fj.spec = (PartisanPeer__NodeSpec *)spec;
+	fj.spec = (PartisanCommon__NodeSpec *)spec;
 	fj.ttl = ttl;
 	fj.has_epoch = fj.has_seq = 1;
 	fj.epoch = st.epoch;
@@ -397,7 +397,7 @@ static void hv_send_neighbor(struct hv *m, const char *to, bool high, struct act
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvNeighbor nb = PARTISAN_PEER__HV_NEIGHBOR__INIT;
-	PartisanPeer__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 
 	node_spec_to_pb(m->self, &spec);
 	nb.spec = &spec;
@@ -448,7 +448,8 @@ static void hv_deliver(struct hv *m, const struct node_spec *spec, bool linked,
 	uint64_t h = hv_hash(spec->name);
 	struct hv_temp *t;
 
-	if (linked || hv_link_find(m, spec->name, h) >= 0 || hv_act_find(m, spec->name, h) >= 0) {
+	if (linked || hv_link_find(m, spec->name, h) >= 0 ||
+	    hv_active_find(m, spec->name, h) >= 0) {
 		actions_send(out, spec->name, NULL, msg);
 		return;
 	}
@@ -487,70 +488,70 @@ static void hv_temp_flush(struct hv *m, const char *name, uint64_t h, struct act
 
 /* ---- the passive view ---- */
 
-static void hv_pas_del(struct hv *m, size_t i)
+static void hv_passive_del(struct hv *m, size_t i)
 {
-	free(m->pas[i].n.spec);
-	m->pas[i] = m->pas[--m->npas];
+	free(m->passive[i].n.spec);
+	m->passive[i] = m->passive[--m->npassive];
 	m->changed = true;
 }
 
-static void hv_pas_forget(struct hv *m, const char *name, uint64_t h)
+static void hv_passive_forget(struct hv *m, const char *name, uint64_t h)
 {
-	long i = hv_pas_find(m, name, h);
+	long i = hv_passive_find(m, name, h);
 
 	if (i >= 0)
-		hv_pas_del(m, (size_t)i);
+		hv_passive_del(m, (size_t)i);
 }
 
 /* Make room: evict an entry named in prefer (hashes) if any, else a random
  * one. */
-static void hv_pas_evict(struct hv *m, const uint64_t *prefer, size_t nprefer,
-                         const struct core_env *env)
+static void hv_passive_evict(struct hv *m, const uint64_t *prefer, size_t nprefer,
+                             const struct core_env *env)
 {
-	for (size_t i = 0; i < m->npas; i++)
+	for (size_t i = 0; i < m->npassive; i++)
 		for (size_t k = 0; k < nprefer; k++)
-			if (m->pas[i].n.h == prefer[k]) {
-				hv_pas_del(m, i);
+			if (m->passive[i].n.h == prefer[k]) {
+				hv_passive_del(m, i);
 				return;
 			}
-	hv_pas_del(m, (size_t)rng_below(env->rng, m->npas));
+	hv_passive_del(m, (size_t)rng_below(env->rng, m->npassive));
 }
 
 /* Add n (taken) to the passive view unless it is us or in a view; not to be
  * asked before quiet_until. */
-static void hv_pas_put(struct hv *m, struct hv_node n, uint64_t quiet_until, const uint64_t *prefer,
-                       size_t nprefer, const struct core_env *env)
+static void hv_passive_put(struct hv *m, struct hv_node n, uint64_t quiet_until,
+                           const uint64_t *prefer, size_t nprefer, const struct core_env *env)
 {
 	const char *name = n.spec->name;
 
-	if (m->pmax == 0 || hv_is_self(m, name, n.h) || hv_act_find(m, name, n.h) >= 0 ||
-	    hv_pas_find(m, name, n.h) >= 0) {
+	if (m->pmax == 0 || hv_is_self(m, name, n.h) || hv_active_find(m, name, n.h) >= 0 ||
+	    hv_passive_find(m, name, n.h) >= 0) {
 		free(n.spec);
 		return;
 	}
-	if (m->npas >= m->pmax)
-		hv_pas_evict(m, prefer, nprefer, env);
-	m->pas[m->npas].n = n;
-	m->pas[m->npas++].quiet_until = quiet_until;
+	if (m->npassive >= m->pmax)
+		hv_passive_evict(m, prefer, nprefer, env);
+	m->passive[m->npassive].n = n;
+	m->passive[m->npassive++].quiet_until = quiet_until;
 	m->changed = true;
 }
 
-static void hv_pas_add(struct hv *m, const struct node_spec *spec, const uint64_t *prefer,
-                       size_t nprefer, const struct core_env *env)
+static void hv_passive_add(struct hv *m, const struct node_spec *spec, const uint64_t *prefer,
+                           size_t nprefer, const struct core_env *env)
 {
 	uint64_t h = hv_hash(spec->name);
 
-	if (hv_is_self(m, spec->name, h) || hv_act_find(m, spec->name, h) >= 0 ||
-	    hv_pas_find(m, spec->name, h) >= 0 || hv_tomb_has(m, h, env))
+	if (hv_is_self(m, spec->name, h) || hv_active_find(m, spec->name, h) >= 0 ||
+	    hv_passive_find(m, spec->name, h) >= 0 || hv_tomb_has(m, h, env))
 		return;
-	hv_pas_put(m, hv_node_make(spec), 0, prefer, nprefer, env);
+	hv_passive_put(m, hv_node_make(spec), 0, prefer, nprefer, env);
 }
 
 /* name left the cluster: no candidate, no contact to join again, and kept
  * out of the passive view for a while. */
 static void hv_departed(struct hv *m, const char *name, uint64_t h, const struct core_env *env)
 {
-	hv_pas_forget(m, name, h);
+	hv_passive_forget(m, name, h);
 	if (m->contact && strcmp(m->contact->name, name) == 0) {
 		free(m->contact);
 		m->contact = NULL;
@@ -570,48 +571,48 @@ static void hv_retry_soon(struct hv *m, const struct core_env *env)
 
 /* Remove neighbor i; close the link unless keep_link (the same name already
  * speaks for a newer incarnation on it). */
-static void hv_act_del(struct hv *m, size_t i, enum hv_drop how, bool keep_link,
-                       const struct core_env *env, struct actions *out)
+static void hv_active_del(struct hv *m, size_t i, enum hv_drop how, bool keep_link,
+                          const struct core_env *env, struct actions *out)
 {
-	struct hv_peer p = m->act[i];
+	struct hv_peer p = m->active[i];
 
-	m->act[i] = m->act[--m->nact];
+	m->active[i] = m->active[--m->nactive];
 	m->changed = true;
 	actions_event(out, EV_MEMBER_REMOVED, p.n.spec->name);
 	if (!keep_link && !hv_wanted(m, p.n.spec->name, p.n.h))
 		actions_disconnect(out, p.n.spec->name);
 	if (how == HV_TO_PASSIVE) /* it just left us: ask others first */
-		hv_pas_put(m, p.n, env->now_ms + m->promote_ms, NULL, 0, env);
+		hv_passive_put(m, p.n, env->now_ms + m->promote_ms, NULL, 0, env);
 	else
 		free(p.n.spec);
 	hv_retry_soon(m, env);
 }
 
-static void hv_act_drop_random(struct hv *m, const struct core_env *env, struct actions *out)
+static void hv_active_drop_random(struct hv *m, const struct core_env *env, struct actions *out)
 {
-	size_t i = (size_t)rng_below(env->rng, m->nact);
+	size_t i = (size_t)rng_below(env->rng, m->nactive);
 
-	hv_send_disconnect(m, m->act[i].n.spec->name, false, out);
-	hv_act_del(m, i, HV_TO_PASSIVE, false, env, out);
+	hv_send_disconnect(m, m->active[i].n.spec->name, false, out);
+	hv_active_del(m, i, HV_TO_PASSIVE, false, env, out);
 }
 
 /* spec becomes a neighbor (a random one makes room); st: its newest stamp. */
-static void hv_act_add(struct hv *m, const struct node_spec *spec, struct hv_stamp st,
-                       const struct core_env *env, struct actions *out)
+static void hv_active_add(struct hv *m, const struct node_spec *spec, struct hv_stamp st,
+                          const struct core_env *env, struct actions *out)
 {
 	uint64_t h = hv_hash(spec->name);
-	long i = hv_act_find(m, spec->name, h);
+	long i = hv_active_find(m, spec->name, h);
 
 	if (i >= 0 || hv_is_self(m, spec->name, h) || m->amax == 0) {
-		if (i >= 0 && hv_stamp_cmp(st, m->act[i].st) > 0)
-			m->act[i].st = st;
+		if (i >= 0 && hv_stamp_cmp(st, m->active[i].st) > 0)
+			m->active[i].st = st;
 		return;
 	}
-	hv_pas_forget(m, spec->name, h);
-	if (m->nact >= m->amax)
-		hv_act_drop_random(m, env, out);
-	m->act[m->nact].n = hv_node_make(spec);
-	m->act[m->nact++].st = st;
+	hv_passive_forget(m, spec->name, h);
+	if (m->nactive >= m->amax)
+		hv_active_drop_random(m, env, out);
+	m->active[m->nactive].n = hv_node_make(spec);
+	m->active[m->nactive++].st = st;
 	m->changed = true;
 	m->joined = true;
 	actions_connect(out, spec);
@@ -619,16 +620,16 @@ static void hv_act_add(struct hv *m, const struct node_spec *spec, struct hv_sta
 }
 
 /* A random neighbor other than the two names (either may be NULL). */
-static long hv_act_random_except(const struct hv *m, struct rng *r, const char *a, const char *b)
+static long hv_active_random_except(const struct hv *m, struct rng *r, const char *a, const char *b)
 {
-	size_t start, n = m->nact;
+	size_t start, n = m->nactive;
 
 	if (n == 0)
 		return -1;
 	start = (size_t)rng_below(r, n);
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (start + k) % n;
-		const char *name = m->act[i].n.spec->name;
+		const char *name = m->active[i].n.spec->name;
 
 		if ((a == NULL || strcmp(name, a) != 0) && (b == NULL || strcmp(name, b) != 0))
 			return (long)i;
@@ -698,26 +699,26 @@ static long hv_pick_candidate(const struct hv *m, bool any, const struct core_en
 {
 	size_t start;
 
-	if (m->npas == 0)
+	if (m->npassive == 0)
 		return -1;
-	start = (size_t)rng_below(env->rng, m->npas);
-	for (size_t k = 0; k < m->npas; k++) {
-		const struct hv_cand *c = &m->pas[(start + k) % m->npas];
+	start = (size_t)rng_below(env->rng, m->npassive);
+	for (size_t k = 0; k < m->npassive; k++) {
+		const struct hv_cand *c = &m->passive[(start + k) % m->npassive];
 
 		if ((any || c->quiet_until <= env->now_ms) &&
 		    hv_pend_find(m, c->n.spec->name, c->n.h) < 0)
-			return (long)((start + k) % m->npas);
+			return (long)((start + k) % m->npassive);
 	}
 	return -1;
 }
 
 /* name said no: ask others first. */
-static void hv_pas_quiet(struct hv *m, const char *name, uint64_t h, const struct core_env *env)
+static void hv_passive_quiet(struct hv *m, const char *name, uint64_t h, const struct core_env *env)
 {
-	long i = hv_pas_find(m, name, h);
+	long i = hv_passive_find(m, name, h);
 
 	if (i >= 0)
-		m->pas[i].quiet_until = env->now_ms + m->promote_ms;
+		m->passive[i].quiet_until = env->now_ms + m->promote_ms;
 }
 
 /* Ask passive nodes to fill the free active slots: high priority when we
@@ -726,14 +727,14 @@ static void hv_fill(struct hv *m, const struct core_env *env, struct actions *ou
 {
 	struct hv_stamp none = {0, 0};
 
-	while (m->nact + m->npend < m->amax) {
-		long c = hv_pick_candidate(m, m->nact == 0, env);
+	while (m->nactive + m->npend < m->amax) {
+		long c = hv_pick_candidate(m, m->nactive == 0, env);
 
-		if (c < 0 || !hv_pend_start(m, m->pas[c].n.spec, HV_PROMOTE, m->nact == 0, none,
-		                            false, env, out))
+		if (c < 0 || !hv_pend_start(m, m->passive[c].n.spec, HV_PROMOTE, m->nactive == 0,
+		                            none, false, env, out))
 			break;
 	}
-	if (m->nact == 0 && m->npend == 0 && m->npas == 0 && m->contact)
+	if (m->nactive == 0 && m->npend == 0 && m->npassive == 0 && m->contact)
 		hv_pend_start(m, m->contact, HV_JOIN, true, none, false, env, out);
 }
 
@@ -743,10 +744,10 @@ static void hv_accept_walk(struct hv *m, const struct node_spec *spec, struct hv
 {
 	uint64_t h = hv_hash(spec->name);
 
-	if (hv_act_find(m, spec->name, h) >= 0 || hv_pend_find(m, spec->name, h) >= 0)
+	if (hv_active_find(m, spec->name, h) >= 0 || hv_pend_find(m, spec->name, h) >= 0)
 		return; /* already ours, or on the way */
 	if (!hv_pend_start(m, spec, HV_ACCEPT, true, st, false, env, out))
-		hv_pas_add(m, spec, NULL, 0, env);
+		hv_passive_add(m, spec, NULL, 0, env);
 }
 
 static void hv_join_expired(struct hv *m, size_t i, const struct core_env *env, struct actions *out)
@@ -767,7 +768,7 @@ static void hv_join_expired(struct hv *m, size_t i, const struct core_env *env, 
 	t = hv_pend_take(m, i);
 	if (!hv_wanted(m, t.n.spec->name, t.n.h))
 		actions_disconnect(out, t.n.spec->name);
-	hv_pas_put(m, t.n, 0, NULL, 0, env);
+	hv_passive_put(m, t.n, 0, NULL, 0, env);
 	hv_retry_soon(m, env);
 }
 
@@ -782,7 +783,7 @@ static void hv_pend_expired(struct hv *m, size_t i, const struct core_env *env, 
 	/* Never reachable: no longer a candidate (the paper drops a passive
 	 * node it fails to reach). */
 	if (!p->sent)
-		hv_pas_forget(m, p->n.spec->name, p->n.h);
+		hv_passive_forget(m, p->n.spec->name, p->n.h);
 	hv_pend_drop(m, i, out);
 	hv_retry_soon(m, env);
 }
@@ -799,7 +800,7 @@ static void hv_pend_down(struct hv *m, size_t i, const struct core_env *env, str
 		actions_connect(out, p->n.spec);
 		return;
 	}
-	hv_pas_forget(m, p->n.spec->name, p->n.h);
+	hv_passive_forget(m, p->n.spec->name, p->n.h);
 	hv_pend_drop(m, i, out);
 	hv_retry_soon(m, env);
 }
@@ -817,7 +818,7 @@ static void hv_expire(struct hv *m, const struct core_env *env, struct actions *
 /* ---- incoming specs ---- */
 
 /* Decode a spec; want: the name it must have (the sender's), or NULL. */
-static struct node_spec *hv_spec_in(const PartisanPeer__NodeSpec *pb, const char *want,
+static struct node_spec *hv_spec_in(const PartisanCommon__NodeSpec *pb, const char *want,
                                     const char **why)
 {
 	struct node_spec *s;
@@ -844,7 +845,8 @@ static void hv_specs_free(struct node_spec **v, size_t n)
 }
 
 /* Decode every spec of a shuffle, or none. */
-static struct node_spec **hv_specs_in(PartisanPeer__NodeSpec *const *pb, size_t n, const char **why)
+static struct node_spec **hv_specs_in(PartisanCommon__NodeSpec *const *pb, size_t n,
+                                      const char **why)
 {
 	struct node_spec **v = xcalloc(n, sizeof(*v));
 
@@ -864,7 +866,7 @@ static void hv_repair(struct hv *m, const char *from, struct actions *out)
 {
 	uint64_t h = hv_hash(from);
 
-	if (hv_act_find(m, from, h) < 0 && hv_pend_find(m, from, h) < 0)
+	if (hv_active_find(m, from, h) < 0 && hv_pend_find(m, from, h) < 0)
 		hv_send_disconnect(m, from, false, out);
 }
 
@@ -877,9 +879,9 @@ static void hv_contact(struct hv *m, const char *from, const PartisanPeer__HvJoi
 
 	if (!hv_pend_start(m, spec, HV_ACCEPT, true, st, true, env, out))
 		return;
-	for (size_t i = 0; i < m->nact; i++)
-		if (strcmp(m->act[i].n.spec->name, from) != 0) {
-			hv_send_forward_join(m->act[i].n.spec->name, j->spec, m->arwl, st, out);
+	for (size_t i = 0; i < m->nactive; i++)
+		if (strcmp(m->active[i].n.spec->name, from) != 0) {
+			hv_send_forward_join(m->active[i].n.spec->name, j->spec, m->arwl, st, out);
 			walks++;
 		}
 	/* No neighbour to walk the join to (our own join is still in flight):
@@ -894,15 +896,15 @@ static void hv_contact(struct hv *m, const char *from, const PartisanPeer__HvJoi
 /* Walk the joins we took while alone, now that we have neighbours. */
 static void hv_walk_deferred(struct hv *m, struct actions *out)
 {
-	if (m->ndefer == 0 || m->nact == 0)
+	if (m->ndefer == 0 || m->nactive == 0)
 		return;
 	for (size_t k = 0; k < m->ndefer; k++) {
-		PartisanPeer__NodeSpec pb;
+		PartisanCommon__NodeSpec pb;
 
 		node_spec_to_pb(m->defer[k].spec, &pb);
-		for (size_t i = 0; i < m->nact; i++)
-			if (strcmp(m->act[i].n.spec->name, m->defer[k].spec->name) != 0)
-				hv_send_forward_join(m->act[i].n.spec->name, &pb, m->arwl,
+		for (size_t i = 0; i < m->nactive; i++)
+			if (strcmp(m->active[i].n.spec->name, m->defer[k].spec->name) != 0)
+				hv_send_forward_join(m->active[i].n.spec->name, &pb, m->arwl,
 				                     m->defer[k].st, out);
 		node_spec_pb_release(&pb);
 		free(m->defer[k].spec);
@@ -915,7 +917,7 @@ static void hv_walk_deferred(struct hv *m, struct actions *out)
 static void hv_join_again(struct hv *m, const char *from, uint64_t h, struct hv_stamp st,
                           const struct core_env *env, struct actions *out)
 {
-	long i = hv_act_find(m, from, h);
+	long i = hv_active_find(m, from, h);
 
 	if (i < 0) {
 		struct hv_pending *p = &m->pend[hv_pend_find(m, from, h)];
@@ -923,7 +925,7 @@ static void hv_join_again(struct hv *m, const char *from, uint64_t h, struct hv_
 		p->high = true;
 		p->deadline = env->now_ms + HV_PENDING_MS; /* it is alive */
 	}
-	if (i < 0 || hv_stamp_cmp(st, m->act[i].st) >= 0)
+	if (i < 0 || hv_stamp_cmp(st, m->active[i].st) >= 0)
 		hv_send_neighbor(m, from, true, out);
 }
 
@@ -940,11 +942,11 @@ static int hv_on_join(struct hv *m, const char *from, const PartisanPeer__HvJoin
 	h = hv_hash(from);
 	m->joined = true;
 	hv_tomb_clear(m, h);
-	if ((i = hv_act_find(m, from, h)) >= 0 && st.epoch > m->act[i].st.epoch)
-		hv_act_del(m, (size_t)i, HV_FORGET, true, env, out); /* it restarted */
+	if ((i = hv_active_find(m, from, h)) >= 0 && st.epoch > m->active[i].st.epoch)
+		hv_active_del(m, (size_t)i, HV_FORGET, true, env, out); /* it restarted */
 	if ((i = hv_pend_find(m, from, h)) >= 0 && m->pend[i].kind == HV_JOIN)
 		free(hv_pend_take(m, (size_t)i).n.spec); /* we both joined: be its contact */
-	if (hv_act_find(m, from, h) >= 0 || hv_pend_find(m, from, h) >= 0)
+	if (hv_active_find(m, from, h) >= 0 || hv_pend_find(m, from, h) >= 0)
 		hv_join_again(m, from, h, st, env, out);
 	else
 		hv_contact(m, from, j, spec, st, env, out);
@@ -959,17 +961,17 @@ static void hv_walk_on(struct hv *m, const char *from, const PartisanPeer__HvFor
 	uint32_t ttl = fj->ttl < m->arwl ? fj->ttl : m->arwl;
 	long next;
 
-	if (ttl == 0 || m->nact <= 1) {
+	if (ttl == 0 || m->nactive <= 1) {
 		hv_accept_walk(m, spec, st, env, out);
 		return;
 	}
 	if (ttl == m->prwl)
-		hv_pas_add(m, spec, NULL, 0, env);
-	next = hv_act_random_except(m, env->rng, from, spec->name);
+		hv_passive_add(m, spec, NULL, 0, env);
+	next = hv_active_random_except(m, env->rng, from, spec->name);
 	if (next < 0)
 		hv_accept_walk(m, spec, st, env, out);
 	else
-		hv_send_forward_join(m->act[next].n.spec->name, fj->spec, ttl - 1, st, out);
+		hv_send_forward_join(m->active[next].n.spec->name, fj->spec, ttl - 1, st, out);
 }
 
 static int hv_on_forward_join(struct hv *m, const char *from, const PartisanPeer__HvForwardJoin *fj,
@@ -1001,7 +1003,7 @@ static void hv_consider(struct hv *m, const struct node_spec *spec, bool high, s
 {
 	bool ours = pi >= 0 && m->pend[pi].high;
 
-	if (!high && !ours && m->nact >= m->amax) {
+	if (!high && !ours && m->nactive >= m->amax) {
 		hv_send_sample(m, spec->name, env, out);
 		hv_send_reply(m, spec->name, false, out);
 		return;
@@ -1009,7 +1011,7 @@ static void hv_consider(struct hv *m, const struct node_spec *spec, bool high, s
 	if (pi >= 0)
 		free(hv_pend_take(m, (size_t)pi).n.spec);
 	hv_send_reply(m, spec->name, true, out);
-	hv_act_add(m, spec, st, env, out);
+	hv_active_add(m, spec, st, env, out);
 }
 
 static int hv_on_neighbor(struct hv *m, const char *from, const PartisanPeer__HvNeighbor *nb,
@@ -1024,17 +1026,17 @@ static int hv_on_neighbor(struct hv *m, const char *from, const PartisanPeer__Hv
 		return -1;
 	h = hv_hash(from);
 	hv_tomb_clear(m, h);
-	i = hv_act_find(m, from, h);
+	i = hv_active_find(m, from, h);
 	pi = hv_pend_find(m, from, h);
 	if (i >= 0) {
-		if (hv_stamp_cmp(st, m->act[i].st) >= 0) { /* not older: yes, again */
-			m->act[i].st = st;
-			hv_node_refresh(&m->act[i].n, spec);
+		if (hv_stamp_cmp(st, m->active[i].st) >= 0) { /* not older: yes, again */
+			m->active[i].st = st;
+			hv_node_refresh(&m->active[i].n, spec);
 			hv_send_reply(m, from, true, out);
 		}
 	} else if (pi >= 0 && hv_stamp_cmp(st, m->pend[pi].st) < 0) {
 		; /* older than what it told us since */
-	} else if (!m->joined && m->npas == 0) {
+	} else if (!m->joined && m->npassive == 0) {
 		hv_send_disconnect(m, from, true, out); /* not part of a cluster */
 	} else {
 		hv_consider(m, spec, nb->high_priority, st, pi, env, out);
@@ -1050,12 +1052,12 @@ static void hv_accepted(struct hv *m, size_t pi, struct hv_stamp st, const struc
 {
 	struct hv_pending p = hv_pend_take(m, pi);
 
-	if (!p.high && m->nact >= m->amax) {
+	if (!p.high && m->nactive >= m->amax) {
 		hv_send_disconnect(m, p.n.spec->name, false, out);
 		if (!hv_wanted(m, p.n.spec->name, p.n.h))
 			actions_disconnect(out, p.n.spec->name);
 	} else {
-		hv_act_add(m, p.n.spec, st, env, out);
+		hv_active_add(m, p.n.spec, st, env, out);
 	}
 	free(p.n.spec);
 }
@@ -1065,14 +1067,14 @@ static void hv_on_reply(struct hv *m, const char *from, const PartisanPeer__HvNe
 {
 	struct hv_stamp st = hv_stamp_of(r->has_epoch, r->epoch, r->has_seq, r->seq);
 	uint64_t h = hv_hash(from);
-	long i = hv_act_find(m, from, h), pi = hv_pend_find(m, from, h);
+	long i = hv_active_find(m, from, h), pi = hv_pend_find(m, from, h);
 
 	if (i >= 0) {
-		if (hv_stamp_cmp(st, m->act[i].st) <= 0)
+		if (hv_stamp_cmp(st, m->active[i].st) <= 0)
 			return; /* stale or repeated */
-		m->act[i].st = st;
+		m->active[i].st = st;
 		if (!r->accepted)
-			hv_act_del(m, (size_t)i, HV_TO_PASSIVE, false, env, out);
+			hv_active_del(m, (size_t)i, HV_TO_PASSIVE, false, env, out);
 	} else if (pi >= 0) {
 		if (m->pend[pi].kind == HV_JOIN || hv_stamp_cmp(st, m->pend[pi].st) < 0)
 			return; /* answers an older request */
@@ -1080,7 +1082,7 @@ static void hv_on_reply(struct hv *m, const char *from, const PartisanPeer__HvNe
 			hv_accepted(m, (size_t)pi, st, env, out);
 		} else {
 			hv_pend_drop(m, (size_t)pi, out);
-			hv_pas_quiet(m, from, h, env);
+			hv_passive_quiet(m, from, h, env);
 			hv_retry_soon(m, env);
 		}
 	} else if (r->accepted) {
@@ -1097,12 +1099,12 @@ static void hv_on_disconnect(struct hv *m, const char *from, const PartisanPeer_
 	struct hv_stamp st = hv_stamp_of(d->has_epoch, d->epoch, d->has_seq, d->seq);
 	bool leaving = d->has_leaving && d->leaving;
 	uint64_t h = hv_hash(from);
-	long i = hv_act_find(m, from, h), pi = hv_pend_find(m, from, h);
+	long i = hv_active_find(m, from, h), pi = hv_pend_find(m, from, h);
 
 	if (i >= 0) {
-		if (hv_stamp_cmp(st, m->act[i].st) < 0)
+		if (hv_stamp_cmp(st, m->active[i].st) < 0)
 			return; /* from before its newest word: ignored */
-		hv_act_del(m, (size_t)i, leaving ? HV_FORGET : HV_TO_PASSIVE, false, env, out);
+		hv_active_del(m, (size_t)i, leaving ? HV_FORGET : HV_TO_PASSIVE, false, env, out);
 	} else if (pi >= 0) {
 		if (leaving) {
 			hv_pend_drop(m, (size_t)pi, out);
@@ -1117,8 +1119,8 @@ static void hv_on_disconnect(struct hv *m, const char *from, const PartisanPeer_
 /* ---- shuffles ---- */
 
 struct hv_pbspecs {
-	PartisanPeer__NodeSpec *v;
-	PartisanPeer__NodeSpec **p;
+	PartisanCommon__NodeSpec *v;
+	PartisanCommon__NodeSpec **p;
 	size_t n;
 };
 
@@ -1149,12 +1151,12 @@ static size_t hv_sample_passive(struct hv *m, size_t k, struct hv_pbspecs *s, ui
                                 struct rng *r)
 {
 	size_t *idx = xcalloc(k, sizeof(*idx));
-	size_t n = hv_sample(r, m->npas, k, idx);
+	size_t n = hv_sample(r, m->npassive, k, idx);
 
 	for (size_t i = 0; i < n; i++) {
-		hv_pbspecs_add(s, m->pas[idx[i]].n.spec);
+		hv_pbspecs_add(s, m->passive[idx[i]].n.spec);
 		if (sent)
-			sent[i] = m->pas[idx[i]].n.h;
+			sent[i] = m->passive[idx[i]].n.h;
 	}
 	free(idx);
 	return n;
@@ -1164,20 +1166,20 @@ static void hv_shuffle_start(struct hv *m, const struct core_env *env, struct ac
 {
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HvShuffle sh = PARTISAN_PEER__HV_SHUFFLE__INIT;
-	PartisanPeer__NodeSpec origin;
+	PartisanCommon__NodeSpec origin;
 	struct hv_pbspecs s;
 	size_t *idx = xcalloc(m->ka + 1, sizeof(*idx));
-	size_t target = (size_t)rng_below(env->rng, m->nact), n;
+	size_t target = (size_t)rng_below(env->rng, m->nactive), n;
 
 	hv_pbspecs_init(&s, m->ka + m->kp + 1);
 	node_spec_to_pb(m->self, &origin);
 	hv_pbspecs_add(&s, m->self);
 	m->nshuffle_sent = 0;
-	n = hv_sample(env->rng, m->nact, m->ka + 1, idx);
+	n = hv_sample(env->rng, m->nactive, m->ka + 1, idx);
 	for (size_t i = 0; i < n && m->nshuffle_sent < m->ka; i++)
 		if (idx[i] != target) {
-			hv_pbspecs_add(&s, m->act[idx[i]].n.spec);
-			m->shuffle_sent[m->nshuffle_sent++] = m->act[idx[i]].n.h;
+			hv_pbspecs_add(&s, m->active[idx[i]].n.spec);
+			m->shuffle_sent[m->nshuffle_sent++] = m->active[idx[i]].n.h;
 		}
 	m->nshuffle_sent +=
 	    hv_sample_passive(m, m->kp, &s, m->shuffle_sent + m->nshuffle_sent, env->rng);
@@ -1189,7 +1191,7 @@ static void hv_shuffle_start(struct hv *m, const struct core_env *env, struct ac
 	sh.id = m->shuffle_id;
 	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE;
 	msg.hv_shuffle = &sh;
-	hv_send_body(m->act[target].n.spec->name, &msg, out);
+	hv_send_body(m->active[target].n.spec->name, &msg, out);
 	node_spec_pb_release(&origin);
 	hv_pbspecs_free(&s);
 	free(idx);
@@ -1205,11 +1207,11 @@ static void hv_send_sample(struct hv *m, const char *to, const struct core_env *
 	PartisanPeer__HvShuffleReply rep = PARTISAN_PEER__HV_SHUFFLE_REPLY__INIT;
 	struct hv_pbspecs s;
 	size_t *idx = xcalloc(m->ka, sizeof(*idx));
-	size_t n = hv_sample(env->rng, m->nact, m->ka, idx);
+	size_t n = hv_sample(env->rng, m->nactive, m->ka, idx);
 
 	hv_pbspecs_init(&s, m->ka + m->kp);
 	for (size_t i = 0; i < n; i++)
-		hv_pbspecs_add(&s, m->act[idx[i]].n.spec);
+		hv_pbspecs_add(&s, m->active[idx[i]].n.spec);
 	hv_sample_passive(m, m->kp, &s, NULL, env->rng);
 	rep.n_specs = s.n;
 	rep.specs = s.p;
@@ -1221,11 +1223,11 @@ static void hv_send_sample(struct hv *m, const char *to, const struct core_env *
 }
 
 /* Merge specs into the passive view, evicting first what prefer names. */
-static void hv_pas_merge(struct hv *m, struct node_spec *const *specs, size_t n,
-                         const uint64_t *prefer, size_t nprefer, const struct core_env *env)
+static void hv_passive_merge(struct hv *m, struct node_spec *const *specs, size_t n,
+                             const uint64_t *prefer, size_t nprefer, const struct core_env *env)
 {
 	for (size_t i = 0; i < n; i++)
-		hv_pas_add(m, specs[i], prefer, nprefer, env);
+		hv_passive_add(m, specs[i], prefer, nprefer, env);
 }
 
 /* The walk ends here: answer the origin with as many passive entries as it
@@ -1250,7 +1252,7 @@ static void hv_shuffle_answer(struct hv *m, const char *from, const PartisanPeer
 	if (nsent > 0)
 		hv_deliver(m, origin, strcmp(from, origin->name) == 0, &msg, env, out);
 	hv_pbspecs_free(&s);
-	hv_pas_merge(m, specs, sh->n_specs, sent, nsent, env);
+	hv_passive_merge(m, specs, sh->n_specs, sent, nsent, env);
 	free(sent);
 }
 
@@ -1263,8 +1265,8 @@ static void hv_shuffle_on(struct hv *m, const char *from, const PartisanPeer__Hv
 	uint32_t ttl = sh->ttl < m->arwl ? sh->ttl : m->arwl;
 	long next = -1;
 
-	if (ttl > 1 && m->nact > 1)
-		next = hv_act_random_except(m, env->rng, from, origin->name);
+	if (ttl > 1 && m->nactive > 1)
+		next = hv_active_random_except(m, env->rng, from, origin->name);
 	if (next < 0) {
 		hv_shuffle_answer(m, from, sh, origin, specs, env, out);
 		return;
@@ -1272,7 +1274,7 @@ static void hv_shuffle_on(struct hv *m, const char *from, const PartisanPeer__Hv
 	fw.ttl = ttl - 1;
 	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE;
 	msg.hv_shuffle = &fw;
-	hv_send_body(m->act[next].n.spec->name, &msg, out);
+	hv_send_body(m->active[next].n.spec->name, &msg, out);
 }
 
 static int hv_on_shuffle(struct hv *m, const char *from, const PartisanPeer__HvShuffle *sh,
@@ -1303,8 +1305,8 @@ static int hv_on_shuffle_reply(struct hv *m, const PartisanPeer__HvShuffleReply 
 
 	if (specs == NULL)
 		return -1;
-	hv_pas_merge(m, specs, rep->n_specs, ours ? m->shuffle_sent : NULL,
-	             ours ? m->nshuffle_sent : 0, env);
+	hv_passive_merge(m, specs, rep->n_specs, ours ? m->shuffle_sent : NULL,
+	                 ours ? m->nshuffle_sent : 0, env);
 	hv_specs_free(specs, rep->n_specs);
 	return 0;
 }
@@ -1313,8 +1315,8 @@ static int hv_on_shuffle_reply(struct hv *m, const PartisanPeer__HvShuffleReply 
 
 static void hv_leave_self(struct hv *m, struct actions *out)
 {
-	while (m->nact > 0) {
-		struct hv_peer p = m->act[--m->nact];
+	while (m->nactive > 0) {
+		struct hv_peer p = m->active[--m->nactive];
 
 		hv_send_disconnect(m, p.n.spec->name, true, out);
 		actions_disconnect(out, p.n.spec->name);
@@ -1325,8 +1327,8 @@ static void hv_leave_self(struct hv *m, struct actions *out)
 		hv_pend_drop(m, m->npend - 1, out);
 	while (m->ntmp > 0)
 		hv_temp_del(m, m->ntmp - 1, out);
-	while (m->npas > 0)
-		hv_pas_del(m, m->npas - 1);
+	while (m->npassive > 0)
+		hv_passive_del(m, m->npassive - 1);
 	for (size_t i = 0; i < m->nlinks; i++)
 		actions_disconnect(out, m->links[i].name);
 	m->stopped = m->changed = true;
@@ -1340,11 +1342,11 @@ static void hv_leave_other(struct hv *m, const char *node, const struct core_env
 	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Leave lv = PARTISAN_PEER__LEAVE__INIT;
 	uint64_t h = hv_hash(node);
-	long i = hv_act_find(m, node, h), pi = hv_pend_find(m, node, h),
-	     k = hv_pas_find(m, node, h);
-	const struct node_spec *spec = i >= 0    ? m->act[i].n.spec
+	long i = hv_active_find(m, node, h), pi = hv_pend_find(m, node, h),
+	     k = hv_passive_find(m, node, h);
+	const struct node_spec *spec = i >= 0    ? m->active[i].n.spec
 	                               : pi >= 0 ? m->pend[pi].n.spec
-	                               : k >= 0  ? m->pas[k].n.spec
+	                               : k >= 0  ? m->passive[k].n.spec
 	                                         : NULL;
 
 	lv.node = (char *)node;
@@ -1355,7 +1357,7 @@ static void hv_leave_other(struct hv *m, const char *node, const struct core_env
 	if (pi >= 0)
 		free(hv_pend_take(m, (size_t)pi).n.spec);
 	if (i >= 0)
-		hv_act_del(m, (size_t)i, HV_FORGET, false, env, out);
+		hv_active_del(m, (size_t)i, HV_FORGET, false, env, out);
 	hv_departed(m, node, h, env);
 }
 
@@ -1370,7 +1372,7 @@ static int hv_on_leave(struct hv *m, const char *from, const PartisanPeer__Leave
 	}
 	/* Only a node that knows us may send us away. */
 	if (strcmp(lv->node, m->self->name) == 0 &&
-	    (hv_act_find(m, from, h) >= 0 || hv_pas_find(m, from, h) >= 0 ||
+	    (hv_active_find(m, from, h) >= 0 || hv_passive_find(m, from, h) >= 0 ||
 	     hv_pend_find(m, from, h) >= 0))
 		hv_leave_self(m, out);
 	return 0;
@@ -1393,7 +1395,7 @@ static void hv_begin(struct hv *m, const struct core_env *env)
  * priority), before others come to count on it as their way in. */
 static void hv_end(struct hv *m, const struct core_env *env, struct actions *out)
 {
-	if (m->nact == 0 && m->npend == 0 && m->joined && !m->stopped)
+	if (m->nactive == 0 && m->npend == 0 && m->joined && !m->stopped)
 		hv_fill(m, env, out);
 	if (!m->changed)
 		return;
@@ -1422,8 +1424,8 @@ static void *hv_create(const struct manager_params *p)
 	m->shuffle_ms = hv_param(p->shuffle_interval_ms, 10000);
 	m->promote_ms = hv_param(p->promotion_interval_ms, 5000);
 	m->pend_max = m->amax + 4;
-	m->act = xcalloc(m->amax, sizeof(*m->act));
-	m->pas = xcalloc(m->pmax, sizeof(*m->pas));
+	m->active = xcalloc(m->amax, sizeof(*m->active));
+	m->passive = xcalloc(m->pmax, sizeof(*m->passive));
 	m->pend = xcalloc(m->pend_max, sizeof(*m->pend));
 	m->tmp = xcalloc(HV_TEMP_MAX, sizeof(*m->tmp));
 	m->shuffle_sent = xcalloc(m->ka + m->kp, sizeof(*m->shuffle_sent));
@@ -1434,10 +1436,10 @@ static void hv_destroy(void *mp)
 {
 	struct hv *m = mp;
 
-	for (size_t i = 0; i < m->nact; i++)
-		free(m->act[i].n.spec);
-	for (size_t i = 0; i < m->npas; i++)
-		free(m->pas[i].n.spec);
+	for (size_t i = 0; i < m->nactive; i++)
+		free(m->active[i].n.spec);
+	for (size_t i = 0; i < m->npassive; i++)
+		free(m->passive[i].n.spec);
 	for (size_t i = 0; i < m->npend; i++)
 		free(m->pend[i].n.spec);
 	for (size_t i = 0; i < m->ntmp; i++) {
@@ -1446,8 +1448,8 @@ static void hv_destroy(void *mp)
 	}
 	for (size_t i = 0; i < m->nlinks; i++)
 		free(m->links[i].name);
-	free(m->act);
-	free(m->pas);
+	free(m->active);
+	free(m->passive);
 	free(m->pend);
 	free(m->tmp);
 	free(m->links);
@@ -1468,7 +1470,7 @@ static void hv_join(void *mp, const struct node_spec *spec, const struct core_en
 	struct hv_stamp none = {0, 0};
 	uint64_t h = hv_hash(spec->name);
 
-	if (m->stopped || hv_is_self(m, spec->name, h) || hv_act_find(m, spec->name, h) >= 0 ||
+	if (m->stopped || hv_is_self(m, spec->name, h) || hv_active_find(m, spec->name, h) >= 0 ||
 	    hv_pend_find(m, spec->name, h) >= 0)
 		return;
 	hv_begin(m, env);
@@ -1595,8 +1597,8 @@ static void hv_peer_up(void *mp, const struct node_spec *spec, const struct core
 		return;
 	hv_begin(m, env);
 	hv_link_up(m, spec->name, env->now_ms);
-	if ((i = hv_act_find(m, spec->name, h)) >= 0)
-		hv_node_refresh(&m->act[i].n, spec);
+	if ((i = hv_active_find(m, spec->name, h)) >= 0)
+		hv_node_refresh(&m->active[i].n, spec);
 	if ((i = hv_pend_find(m, spec->name, h)) >= 0) {
 		struct hv_pending *p = &m->pend[i];
 
@@ -1621,8 +1623,8 @@ static void hv_peer_down(void *mp, const char *node, const struct core_env *env,
 	if (m->stopped)
 		return;
 	hv_begin(m, env);
-	if ((i = hv_act_find(m, node, h)) >= 0) {
-		hv_act_del(m, (size_t)i, HV_FORGET, false, env, out);
+	if ((i = hv_active_find(m, node, h)) >= 0) {
+		hv_active_del(m, (size_t)i, HV_FORGET, false, env, out);
 		hv_fill(m, env, out); /* replace it at once */
 	}
 	if ((i = hv_pend_find(m, node, h)) >= 0)
@@ -1646,10 +1648,11 @@ static void hv_rejoin(struct hv *m, const struct core_env *env, struct actions *
 	if (m->rejoin_ms == 0 || env->now_ms < m->rejoin_ms)
 		return;
 	m->rejoin_ms = 0;
-	if (m->contact == NULL || m->nact == 0)
+	if (m->contact == NULL || m->nactive == 0)
 		return; /* hv_fill joins again when we have nobody */
 	h = hv_hash(m->contact->name);
-	if (hv_act_find(m, m->contact->name, h) >= 0 || hv_pend_find(m, m->contact->name, h) >= 0)
+	if (hv_active_find(m, m->contact->name, h) >= 0 ||
+	    hv_pend_find(m, m->contact->name, h) >= 0)
 		return;
 	hv_pend_start(m, m->contact, HV_JOIN, true, none, false, env, out);
 }
@@ -1666,7 +1669,7 @@ static void hv_tick(void *mp, const struct core_env *env, struct actions *out)
 	hv_walk_deferred(m, out);
 	if (env->now_ms >= m->next_shuffle_ms) {
 		m->next_shuffle_ms = env->now_ms + m->shuffle_ms;
-		if (m->nact > 0)
+		if (m->nactive > 0)
 			hv_shuffle_start(m, env, out);
 	}
 	if (env->now_ms >= m->next_promote_ms) {
@@ -1687,13 +1690,13 @@ static size_t hv_members(void *mp, const struct node_spec *const **out)
 {
 	struct hv *m = mp;
 
-	m->mcache = xrealloc(m->mcache, (m->nact + 1) * sizeof(*m->mcache));
+	m->mcache = xrealloc(m->mcache, (m->nactive + 1) * sizeof(*m->mcache));
 	m->mcache[0] = m->self;
-	for (size_t i = 0; i < m->nact; i++)
-		m->mcache[i + 1] = m->act[i].n.spec;
-	qsort(m->mcache, m->nact + 1, sizeof(*m->mcache), hv_spec_ptr_cmp);
+	for (size_t i = 0; i < m->nactive; i++)
+		m->mcache[i + 1] = m->active[i].n.spec;
+	qsort(m->mcache, m->nactive + 1, sizeof(*m->mcache), hv_spec_ptr_cmp);
 	*out = m->mcache;
-	return m->nact + 1;
+	return m->nactive + 1;
 }
 
 static bool hv_is_member(void *mp, const char *node)
@@ -1701,29 +1704,29 @@ static bool hv_is_member(void *mp, const char *node)
 	struct hv *m = mp;
 	uint64_t h = hv_hash(node);
 
-	return hv_is_self(m, node, h) || hv_act_find(m, node, h) >= 0;
+	return hv_is_self(m, node, h) || hv_active_find(m, node, h) >= 0;
 }
 
 static size_t hv_active_view(void *mp, const char *const **out)
 {
 	struct hv *m = mp;
 
-	m->vcache = xrealloc(m->vcache, (m->nact + 1) * sizeof(*m->vcache));
-	for (size_t i = 0; i < m->nact; i++)
-		m->vcache[i] = m->act[i].n.spec->name;
+	m->vcache = xrealloc(m->vcache, (m->nactive + 1) * sizeof(*m->vcache));
+	for (size_t i = 0; i < m->nactive; i++)
+		m->vcache[i] = m->active[i].n.spec->name;
 	*out = m->vcache;
-	return m->nact;
+	return m->nactive;
 }
 
 static size_t hv_passive_view(void *mp, const char *const **out)
 {
 	struct hv *m = mp;
 
-	m->vcache = xrealloc(m->vcache, (m->npas + 1) * sizeof(*m->vcache));
-	for (size_t i = 0; i < m->npas; i++)
-		m->vcache[i] = m->pas[i].n.spec->name;
+	m->vcache = xrealloc(m->vcache, (m->npassive + 1) * sizeof(*m->vcache));
+	for (size_t i = 0; i < m->npassive; i++)
+		m->vcache[i] = m->passive[i].n.spec->name;
 	*out = m->vcache;
-	return m->npas;
+	return m->npassive;
 }
 
 /* A departure heard through the overlay (the leaver's broadcast): drop the
@@ -1732,12 +1735,12 @@ static void hv_forget(void *mp, const char *node, const struct core_env *env, st
 {
 	struct hv *m = mp;
 	uint64_t h = hv_hash(node);
-	long i = hv_act_find(m, node, h);
+	long i = hv_active_find(m, node, h);
 
 	if (m->stopped || hv_is_self(m, node, h))
 		return;
 	if (i >= 0)
-		hv_act_del(m, (size_t)i, HV_FORGET, false, env, out);
+		hv_active_del(m, (size_t)i, HV_FORGET, false, env, out);
 	hv_departed(m, node, h, env);
 }
 

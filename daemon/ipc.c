@@ -22,12 +22,15 @@
 #include <event2/listener.h>
 
 #include "ack.h"
+#include "framer.h"
 #include "graph.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
 #include "router.h"
+#include "security.h"
 #include "splice.h"
+#include "transport.h"
 #include "wire.h"
 
 #define IPC_IO_CHUNK (256 * 1024) /* most bytes one read or write moves */
@@ -183,7 +186,7 @@ static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
 {
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	PartisanIpc__HelloReply h = PARTISAN_IPC__HELLO_REPLY__INIT;
-	PartisanIpc__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 
 	if (s->hello_done) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "hello sent twice");
@@ -197,7 +200,7 @@ static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
 		return;
 	}
 	s->hello_done = true;
-	node_spec_to_ipc(s->d->self, &spec);
+	node_spec_to_pb(s->d->self, &spec);
 	h.version = IPC_PROTOCOL_VERSION;
 	h.node = s->d->self->name;
 	h.self = s->ref;
@@ -205,7 +208,7 @@ static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_HELLO;
 	r.hello = &h;
 	ipc_respond(s, rq->id, &r);
-	node_spec_ipc_release(&spec);
+	node_spec_pb_release(&spec);
 	log_debug("ipc", "session %llu: hello from %s (pid %d, uid %u)", (unsigned long long)s->id,
 	          rq->hello->client ? rq->hello->client : "?", (int)s->pid, (unsigned)s->uid);
 }
@@ -213,13 +216,13 @@ static void ipc_hello(struct session *s, const PartisanIpc__Request *rq)
 static void ipc_spec(struct session *s, const PartisanIpc__Request *rq)
 {
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
-	PartisanIpc__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 
-	node_spec_to_ipc(s->d->self, &spec);
+	node_spec_to_pb(s->d->self, &spec);
 	r.body_case = PARTISAN_IPC__RESPONSE__BODY_SPEC;
 	r.spec = &spec;
 	ipc_respond(s, rq->id, &r);
-	node_spec_ipc_release(&spec);
+	node_spec_pb_release(&spec);
 }
 
 /* SPEC members: each with its status and since when (as Unix time). */
@@ -229,15 +232,15 @@ static void ipc_member_add(struct daemon *d, PartisanIpc__MemberList *ml,
 	uint64_t since, now = daemon_now_ms();
 	enum member_state st = daemon_member_status(d, name, &since);
 	const char *stname = daemon_member_state_name(st);
-	PartisanIpc__NodeSpec *m;
+	PartisanCommon__NodeSpec *m;
 
 	if (want && want[0] && strcmp(want, stname) != 0)
 		return;
 	m = xmalloc(sizeof(*m));
 	if (spec) {
-		node_spec_to_ipc(spec, m);
+		node_spec_to_pb(spec, m);
 	} else {
-		partisan_ipc__node_spec__init(m);
+		partisan_common__node_spec__init(m);
 		m->name = (char *)name;
 	}
 	m->status = (char *)stname;
@@ -271,7 +274,7 @@ static void ipc_members(struct session *s, const PartisanIpc__Request *rq)
 	r.members = &ml;
 	ipc_respond(s, rq->id, &r);
 	for (size_t i = 0; i < ml.n_members; i++) {
-		node_spec_ipc_release(ml.members[i]);
+		node_spec_pb_release(ml.members[i]);
 		free(ml.members[i]);
 	}
 	free(ml.members);
@@ -304,8 +307,8 @@ static void ipc_nodes(struct session *s, const PartisanIpc__Request *rq)
 	free(up);
 }
 
-static void ipc_conn_add(PartisanIpc__ConnList *cl, const char *node, const char *channel,
-                         unsigned have, unsigned want)
+static void ipc_conn_add(struct daemon *d, PartisanIpc__ConnList *cl, const char *node,
+                         const char *channel, unsigned have, unsigned want)
 {
 	PartisanIpc__ConnInfo *ci = xmalloc(sizeof(*ci));
 
@@ -314,6 +317,10 @@ static void ipc_conn_add(PartisanIpc__ConnList *cl, const char *node, const char
 	ci->channel = (char *)channel;
 	ci->connected = have;
 	ci->wanted = want;
+	if (have > 0) {
+		ci->transport = (char *)d->transport->name;
+		ci->peer_subject = (char *)peer_conn_subject(d, node, channel);
+	}
 	cl->connections = xrealloc(cl->connections, (cl->n_connections + 1) * sizeof(ci));
 	cl->connections[cl->n_connections++] = ci;
 }
@@ -334,7 +341,7 @@ static void ipc_connections(struct session *s, const PartisanIpc__Request *rq)
 			unsigned have, want;
 
 			peer_conn_count(d, v[i]->name, d->cfg->channels[ch].name, &have, &want);
-			ipc_conn_add(&cl, v[i]->name, d->cfg->channels[ch].name, have, want);
+			ipc_conn_add(d, &cl, v[i]->name, d->cfg->channels[ch].name, have, want);
 		}
 	}
 	if (only && cl.n_connections == 0) {
@@ -377,12 +384,12 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	PartisanIpc__StatusReply st = PARTISAN_IPC__STATUS_REPLY__INIT;
 	PartisanIpc__Counters ct;
-	PartisanIpc__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 	const struct node_spec *const *v;
 	const char *const *view;
 	const char **up;
 
-	node_spec_to_ipc(d->self, &spec);
+	node_spec_to_pb(d->self, &spec);
 	st.name = d->self->name;
 	st.spec = &spec;
 	st.manager = (char *)config_manager_name(d->cfg->manager);
@@ -403,6 +410,7 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	st.n_passive_view = d->mops->passive_view(d->mgr, &view);
 	st.passive_view = (char **)view;
 	st.cluster = d->cfg->cluster_name;
+	st.security = (char *)security_mode(d);
 	st.has_sessions = 1;
 	st.sessions = (uint32_t)ipc_count(d);
 	st.has_partitions = 1;
@@ -417,7 +425,7 @@ static void ipc_status(struct session *s, const PartisanIpc__Request *rq)
 	ipc_respond(s, rq->id, &r);
 	router_endpoints_free(st.endpoints, st.n_endpoints);
 	free(st.active_view);
-	node_spec_ipc_release(&spec);
+	node_spec_pb_release(&spec);
 }
 
 /* ---- join / leave ---- */
@@ -723,47 +731,35 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 	struct daemon *d = s->d;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	const struct framer fr = {&partisan_ipc__request__descriptor, ipc_send_path, &d->ipc_arena,
+	                          d->splice};
 	uint64_t max = s->d->cfg->max_frame_bytes + 4096;
 
 	d->turn++;
 	if (!s->paused)
 		daemon_read_more(bev, IPC_IO_CHUNK);
 	while (!s->closing && !s->paused) {
-		uint8_t hdr[FRAME_HEADER];
-		ProtobufCAllocator *al;
-		PartisanIpc__Request *rq;
-		uint32_t len;
-		bool big;
+		struct frame f;
 		int r;
 
-		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+		switch (frame_next(&fr, in, max, 2, &f)) {
+		case FRAME_WAIT:
 			return;
-		if (frame_peek(hdr, sizeof(hdr), max, &len) < 0) {
+		case FRAME_TOO_BIG:
 			log_warnx("ipc", "session %llu: frame of %u bytes too large, closing",
-			          (unsigned long long)s->id, len);
+			          (unsigned long long)s->id, f.len);
 			ipc_session_close(s, "frame too large");
 			return;
-		}
-		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
-			return;
-		evbuffer_drain(in, FRAME_HEADER);
-		al = arena_begin(&d->ipc_arena);
-		rq = (PartisanIpc__Request *)splice_unpack(in, len,
-		                                           &partisan_ipc__request__descriptor,
-		                                           ipc_send_path, 2, al, d->splice, &big);
-		if (rq == NULL) {
-			arena_end(&d->ipc_arena, al);
+		case FRAME_BAD:
 			log_warnx("ipc", "session %llu: undecodable frame, closing",
 			          (unsigned long long)s->id);
 			ipc_session_close(s, "bad frame");
 			return;
+		case FRAME_OK:
+			break;
 		}
-		r = ipc_handle(s, rq, big ? d->splice : NULL, al);
-		evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
-		if (al)
-			arena_end(&d->ipc_arena, al);
-		else
-			partisan_ipc__request__free_unpacked(rq, NULL);
+		r = ipc_handle(s, (PartisanIpc__Request *)f.msg, f.big ? d->splice : NULL, f.al);
+		frame_done(&fr, &f);
 		if (r < 0) {
 			if (!s->refused)
 				log_warnx("ipc", "session %llu: protocol violation, closing",

@@ -19,6 +19,7 @@
 
 #include "ipc.h"
 #include "log.h"
+#include "security.h"
 #include "peer.h"
 #include "router.h"
 
@@ -166,27 +167,6 @@ static void load_config(int argc, char **argv, struct config *cfg, struct opts *
 	saved_argv = argv;
 	config_path = o->config_file;
 }
-static int read_secret(struct daemon *d, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL) {
-		log_warn("main", "cluster.secret_file %s", path);
-		return -1;
-	}
-	n = fread(d->secret, 1, sizeof(d->secret), f);
-	fclose(f);
-	while (n > 0 && (d->secret[n - 1] == '\n' || d->secret[n - 1] == '\r'))
-		n--;
-	if (n == 0) {
-		log_error("main", "cluster.secret_file %s is empty", path);
-		return -1;
-	}
-	d->secret_len = n;
-	return 0;
-}
-
 /* ---- boot joins ---- */
 
 static void boot_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
@@ -296,12 +276,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 /* What a reload found changed. */
 struct reload {
 	char applied[256], restart[512];
+	bool cluster_safe; /* of cluster, only secret_file changed */
 };
 
 static bool reload_safe(const char *key)
 {
+	/* tls and the secret file: security_reload read them again. */
 	static const char *const keys[] = {"log", "join", "failure_timeout_ms",
-	                                   "connect_timeout_ms"};
+	                                   "connect_timeout_ms", "tls"};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strcmp(key, keys[i]) == 0)
@@ -312,16 +294,35 @@ static bool reload_safe(const char *key)
 static void reload_note(void *arg, const char *key)
 {
 	struct reload *r = arg;
-	char *list = reload_safe(key) ? r->applied : r->restart;
-	size_t n = reload_safe(key) ? sizeof(r->applied) : sizeof(r->restart);
+	bool safe = reload_safe(key) || (strcmp(key, "cluster") == 0 && r->cluster_safe);
+	char *list = safe ? r->applied : r->restart;
+	size_t n = safe ? sizeof(r->applied) : sizeof(r->restart);
 
 	snprintf(list + strlen(list), n - strlen(list), "%s%s", list[0] ? ", " : "", key);
+}
+
+static void swap_str(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b, *b = t;
+}
+
+/* The running config takes the security files security_reload read. */
+static void swap_security(struct config *a, struct config *b)
+{
+	swap_str(&a->secret_file, &b->secret_file);
+	swap_str(&a->tls.cert, &b->tls.cert);
+	swap_str(&a->tls.key, &b->tls.key);
+	swap_str(&a->tls.ca, &b->tls.ca);
+	a->tls.verify_peer = b->tls.verify_peer;
 }
 
 /* SIGHUP: read the config again. A config that does not validate is
  * refused whole; of a valid one, the keys that can change safely take
  * effect (log.level, join: new contacts are tried, failure_timeout_ms,
- * connect_timeout_ms) and the others are named as needing a restart. */
+ * connect_timeout_ms, the TLS files and the secret file: for the links
+ * opened from now on) and the others are named as needing a restart. */
 static void reload(struct daemon *d, struct config *cfg)
 {
 	struct config fresh;
@@ -335,11 +336,19 @@ static void reload(struct daemon *d, struct config *cfg)
 		log_error("main", "reload refused, the running config stays: %s", err);
 		return;
 	}
+	if (security_reload(d, &fresh, err, sizeof(err)) < 0) {
+		log_error("main", "reload refused, the running config stays: %s", err);
+		config_free(&fresh);
+		return;
+	}
+	r.cluster_safe =
+	    strcmp(cfg->cluster_name, fresh.cluster_name) == 0 && cfg->insecure == fresh.insecure;
 	config_diff(cfg, &fresh, reload_note, &r);
 	cfg->log_level = fresh.log_level;
 	log_set_level(cfg->log_level);
 	cfg->failure_timeout_ms = fresh.failure_timeout_ms;
 	cfg->connect_timeout_ms = fresh.connect_timeout_ms;
+	swap_security(cfg, &fresh); /* the files security_reload read */
 	join = cfg->join, njoin = cfg->njoin;
 	cfg->join = fresh.join, cfg->njoin = fresh.njoin;
 	fresh.join = join, fresh.njoin = njoin; /* freed with fresh */
@@ -424,8 +433,6 @@ static int run(struct daemon *d, const struct opts *o)
 	struct event *sigs[3];
 	const int signos[3] = {SIGTERM, SIGINT, SIGHUP};
 
-	if (d->cfg->secret_file && read_secret(d, d->cfg->secret_file) < 0)
-		return EX_CONFIG_;
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		event_add(sigs[i], NULL);
@@ -452,13 +459,6 @@ static int run(struct daemon *d, const struct opts *o)
 	return 0;
 }
 
-static void unsupported(struct config *cfg, const char *what)
-{
-	fprintf(stderr, "partisand: config: %s\n", what);
-	config_free(cfg);
-	exit(EX_CONFIG_);
-}
-
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -478,8 +478,6 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 0;
 	}
-	if (cfg.tls.enabled)
-		unsupported(&cfg, "tls.enabled: TLS is not available in this build");
 	if (daemon_manager_for(cfg.manager) == NULL) {
 		fprintf(stderr,
 		        "partisand: config: peer_service_manager: %s is not available in "

@@ -1,6 +1,8 @@
 /* manager.h: the peer service manager interface. One file per strategy
- * (full_mesh.c, hyparview.c, ...), chosen by peer_service_manager; each is a
- * pure core driven by the daemon's shell or by the simulator. */
+ * (full_mesh.c, hyparview.c, static.c; client_server is full_mesh.c with
+ * params.client_server, see its first comment), chosen by
+ * peer_service_manager; each is a pure core driven by the daemon's shell or
+ * by the simulator. */
 #ifndef PARTISAN_MANAGER_H
 #define PARTISAN_MANAGER_H
 

@@ -20,6 +20,7 @@
 #include <event2/http.h>
 
 #include "ack.h"
+#include "ipc.pb-c.h"
 #include "log.h"
 #include "metrics.h"
 #include "peer.h"

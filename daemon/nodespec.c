@@ -117,16 +117,16 @@ const struct ns_channel *node_spec_channel(const struct node_spec *s, const char
 	return NULL;
 }
 
-void node_spec_to_pb(const struct node_spec *s, PartisanPeer__NodeSpec *out)
+void node_spec_to_pb(const struct node_spec *s, PartisanCommon__NodeSpec *out)
 {
-	partisan_peer__node_spec__init(out);
+	partisan_common__node_spec__init(out);
 	out->name = s->name;
 	out->n_listen_addrs = s->naddrs;
 	out->listen_addrs = xcalloc(s->naddrs, sizeof(*out->listen_addrs));
 	for (size_t i = 0; i < s->naddrs; i++) {
-		PartisanPeer__Addr *a = xmalloc(sizeof(*a));
+		PartisanCommon__Addr *a = xmalloc(sizeof(*a));
 
-		partisan_peer__addr__init(a);
+		partisan_common__addr__init(a);
 		a->ip = (char *)s->addrs[i].ip;
 		a->port = s->addrs[i].port;
 		out->listen_addrs[i] = a;
@@ -134,9 +134,9 @@ void node_spec_to_pb(const struct node_spec *s, PartisanPeer__NodeSpec *out)
 	out->n_channels = s->nchannels;
 	out->channels = xcalloc(s->nchannels, sizeof(*out->channels));
 	for (size_t i = 0; i < s->nchannels; i++) {
-		PartisanPeer__ChannelSpec *c = xmalloc(sizeof(*c));
+		PartisanCommon__ChannelSpec *c = xmalloc(sizeof(*c));
 
-		partisan_peer__channel_spec__init(c);
+		partisan_common__channel_spec__init(c);
 		c->name = s->channels[i].name;
 		c->has_parallelism = c->has_monotonic = 1;
 		c->parallelism = s->channels[i].parallelism;
@@ -149,52 +149,7 @@ void node_spec_to_pb(const struct node_spec *s, PartisanPeer__NodeSpec *out)
 		out->role = "client";
 }
 
-void node_spec_pb_release(PartisanPeer__NodeSpec *out)
-{
-	for (size_t i = 0; i < out->n_listen_addrs; i++)
-		free(out->listen_addrs[i]);
-	for (size_t i = 0; i < out->n_channels; i++)
-		free(out->channels[i]);
-	free(out->listen_addrs);
-	free(out->channels);
-	out->listen_addrs = NULL;
-	out->channels = NULL;
-	out->n_listen_addrs = out->n_channels = 0;
-}
-
-void node_spec_to_ipc(const struct node_spec *s, PartisanIpc__NodeSpec *out)
-{
-	partisan_ipc__node_spec__init(out);
-	out->name = s->name;
-	out->n_listen_addrs = s->naddrs;
-	out->listen_addrs = xcalloc(s->naddrs, sizeof(*out->listen_addrs));
-	for (size_t i = 0; i < s->naddrs; i++) {
-		PartisanIpc__Addr *a = xmalloc(sizeof(*a));
-
-		partisan_ipc__addr__init(a);
-		a->ip = (char *)s->addrs[i].ip;
-		a->port = s->addrs[i].port;
-		out->listen_addrs[i] = a;
-	}
-	out->n_channels = s->nchannels;
-	out->channels = xcalloc(s->nchannels, sizeof(*out->channels));
-	for (size_t i = 0; i < s->nchannels; i++) {
-		PartisanIpc__ChannelSpec *c = xmalloc(sizeof(*c));
-
-		partisan_ipc__channel_spec__init(c);
-		c->name = s->channels[i].name;
-		c->has_parallelism = c->has_monotonic = 1;
-		c->parallelism = s->channels[i].parallelism;
-		c->monotonic = s->channels[i].monotonic;
-		out->channels[i] = c;
-	}
-	out->has_parallelism = 1;
-	out->parallelism = s->parallelism;
-	if (s->client)
-		out->role = "client";
-}
-
-void node_spec_ipc_release(PartisanIpc__NodeSpec *out)
+void node_spec_pb_release(PartisanCommon__NodeSpec *out)
 {
 	for (size_t i = 0; i < out->n_listen_addrs; i++)
 		free(out->listen_addrs[i]);
@@ -214,7 +169,7 @@ static bool node_spec_ip_valid(const char *ip)
 	return inet_pton(AF_INET, ip, buf) == 1 || inet_pton(AF_INET6, ip, buf) == 1;
 }
 
-struct node_spec *node_spec_from_pb(const PartisanPeer__NodeSpec *pb, const char **why)
+struct node_spec *node_spec_from_pb(const PartisanCommon__NodeSpec *pb, const char **why)
 {
 	struct node_spec *s;
 
@@ -229,7 +184,7 @@ struct node_spec *node_spec_from_pb(const PartisanPeer__NodeSpec *pb, const char
 	s->name = xstrdup(pb->name);
 	s->addrs = xcalloc(pb->n_listen_addrs, sizeof(*s->addrs));
 	for (size_t i = 0; i < pb->n_listen_addrs; i++) {
-		const PartisanPeer__Addr *a = pb->listen_addrs[i];
+		const PartisanCommon__Addr *a = pb->listen_addrs[i];
 
 		if (strlen(a->ip) >= sizeof(s->addrs[i].ip) || !node_spec_ip_valid(a->ip) ||
 		    a->port == 0 || a->port > 65535) {
@@ -242,7 +197,7 @@ struct node_spec *node_spec_from_pb(const PartisanPeer__NodeSpec *pb, const char
 	}
 	s->channels = xcalloc(pb->n_channels, sizeof(*s->channels));
 	for (size_t i = 0; i < pb->n_channels; i++) {
-		const PartisanPeer__ChannelSpec *c = pb->channels[i];
+		const PartisanCommon__ChannelSpec *c = pb->channels[i];
 		unsigned par = c->has_parallelism ? c->parallelism : 1;
 
 		if (c->name[0] == '\0' || strlen(c->name) > 64 || par < 1 || par > 64) {

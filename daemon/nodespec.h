@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "peer.pb-c.h"
-#include "ipc.pb-c.h"
+#include "common.pb-c.h"
 
 struct ns_addr {
 	char ip[64];
@@ -40,14 +39,13 @@ int node_spec_cmp(const struct node_spec *a, const struct node_spec *b);
 uint64_t node_spec_hash(const struct node_spec *s, uint64_t h);
 const struct ns_channel *node_spec_channel(const struct node_spec *s, const char *name);
 
-/* Protobuf conversion. to_pb fills *out with pointers into s (valid while s
- * lives); free the arrays with node_spec_pb_release. from_pb validates and
- * returns NULL with a reason on bad input. */
-void node_spec_to_pb(const struct node_spec *s, PartisanPeer__NodeSpec *out);
-void node_spec_pb_release(PartisanPeer__NodeSpec *out);
-struct node_spec *node_spec_from_pb(const PartisanPeer__NodeSpec *pb, const char **why);
-void node_spec_to_ipc(const struct node_spec *s, PartisanIpc__NodeSpec *out);
-void node_spec_ipc_release(PartisanIpc__NodeSpec *out);
+/* Protobuf conversion (proto/common.proto, the NodeSpec both protocols
+ * carry). to_pb fills *out with pointers into s (valid while s lives);
+ * free the arrays with node_spec_pb_release. from_pb validates and returns
+ * NULL with a reason on bad input. */
+void node_spec_to_pb(const struct node_spec *s, PartisanCommon__NodeSpec *out);
+void node_spec_pb_release(PartisanCommon__NodeSpec *out);
+struct node_spec *node_spec_from_pb(const PartisanCommon__NodeSpec *pb, const char **why);
 
 /* Is NAME@HOST well formed? */
 bool node_name_valid(const char *name);

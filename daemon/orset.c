@@ -380,7 +380,7 @@ void orset_to_pb(const struct orset *s, PartisanPeer__Membership *out)
 	out->entries = xcalloc(s->nentries, sizeof(*out->entries));
 	for (size_t i = 0; i < s->nentries; i++) {
 		PartisanPeer__MemberEntry *e = xmalloc(sizeof(*e));
-		PartisanPeer__NodeSpec *ns = xmalloc(sizeof(*ns));
+		PartisanCommon__NodeSpec *ns = xmalloc(sizeof(*ns));
 
 		partisan_peer__member_entry__init(e);
 		node_spec_to_pb(s->entries[i].spec, ns);

@@ -26,10 +26,13 @@
 #include <mbedtls/md.h>
 
 #include "advertise.h"
+#include "framer.h"
+#include "fd.h"
 #include "ipc.h"
 #include "log.h"
 #include "peer.h"
 #include "router.h"
+#include "security.h"
 #include "splice.h"
 #include "transport.h"
 #include "wire.h"
@@ -38,11 +41,16 @@
 #define PEER_BACKOFF_MAX_MS      2000
 #define PEER_MONOTONIC_WINDOW_MS 100
 #define PEER_NONCE               16
-#define PEER_WATCH               2 /* ring neighbours watched on each side */
 #define PEER_KEEPALIVE_IDLE      5 /* failure timeouts before TCP keepalive probes */
 #define PEER_KEEPALIVE_PROBES    2
 #define PEER_HANDSHAKE_SCAN      5            /* ticks between looks for stuck handshakes */
 #define PEER_IO_CHUNK            (256 * 1024) /* most bytes one read or write moves */
+/* TLS handshakes this node runs as a dialer at once. A handshake costs
+ * milliseconds of public-key arithmetic on each side: a node that dialled
+ * every member at once would have them all time out together on a busy
+ * host, and dial them all again. */
+#define PEER_TLS_DIALS 8
+#define PEER_HELLO_MAX (64 * 1024) /* the largest frame before the hello completes */
 
 enum pconn_state {
 	PC_CONNECTING,     /* dialer: TCP connect in progress */
@@ -77,6 +85,9 @@ struct pconn {
 	uint64_t id;         /* for pause / resume by id */
 	bool paused;         /* reading stopped: a local receiver is full */
 	bool from_loopback;  /* accepted from a loopback address */
+	char host[64];       /* accepted: the peer's address; dialled: "" */
+	void *tconn;         /* the transport's handle (transport.h) */
+	bool dialing;        /* counted in d->dialing until open or closed */
 	char addr[80];       /* for logs */
 	char refusal[160];   /* why the other side refused our hello */
 	TAILQ_ENTRY(pconn) entry;
@@ -87,13 +98,9 @@ struct pnode {
 	struct node_spec *spec; /* as last heard (hello) or asked for */
 	bool wanted;            /* the manager wants us connected */
 	bool up;
-	bool watched;        /* a ring neighbour: heartbeats and timeout */
-	bool ring_mark;      /* peer_ring_update's scratch */
-	uint64_t silent_at;  /* when a watcher last reported it silent */
-	uint64_t silent_by;  /* that watcher's name, hashed */
-	uint64_t suspect_at; /* two watchers said silent, but we heard it lately */
+	struct fd_node *fd;  /* its failure detector record (fd.h) */
 	struct pconn ***out; /* out[chan][idx] */
-	uint64_t last_rx_ms, last_tx_ms, next_try_ms;
+	uint64_t next_try_ms;
 	uint64_t incarnation; /* as its last hello said; 0: unknown */
 	uint64_t hb_asked_ms; /* our last heartbeat request, until its reply */
 	struct peer_rtt rtt;  /* heartbeat round trips */
@@ -129,6 +136,7 @@ static struct pnode *pnode_get(struct daemon *d, const char *name, bool create)
 	for (size_t i = 0; i < cfg->nchannels; i++)
 		n->out[i] = xcalloc(cfg->channels[i].parallelism, sizeof(**n->out));
 	n->backoff_ms = PEER_BACKOFF_MIN_MS;
+	n->fd = fd_node(d->fd, name);
 	strmap_put(&d->nodes, name, n);
 	return n;
 }
@@ -167,7 +175,7 @@ static bool pnode_unread(struct daemon *d, struct pnode *n)
 			continue;
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 			return true;
-		if (ioctl((int)bufferevent_getfd(c->bev), FIONREAD, &pending) == 0 && pending > 0)
+		if (ioctl(transport_fd(c->bev), FIONREAD, &pending) == 0 && pending > 0)
 			return true;
 	}
 	return false;
@@ -179,6 +187,7 @@ static bool pnode_gc(struct daemon *d, struct pnode *n)
 {
 	if (n->wanted || n->up || pnode_has_conns(d, n))
 		return false;
+	fd_forget(d->fd, n->fd);
 	strmap_del(&d->nodes, n->name);
 	pnode_free(d, n);
 	return true;
@@ -197,10 +206,10 @@ static size_t pconn_write_now(struct pconn *c, const uint8_t *hdr, const uint8_t
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	ssize_t n;
 
-	if (!c->d->transport->direct_write || c->state == PC_CONNECTING ||
+	if (!c->d->transport->direct_io || c->state == PC_CONNECTING ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
 		return 0;
-	n = sendmsg((int)bufferevent_getfd(c->bev), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	n = sendmsg(transport_fd(c->bev), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -212,7 +221,7 @@ static void pconn_sent(struct pconn *c, size_t bytes)
 	c->d->stats.chan[c->chan].bytes_out += bytes;
 	c->last_send_ms = daemon_now_ms();
 	if (c->node)
-		c->node->last_tx_ms = c->last_send_ms;
+		fd_sent(c->node->fd, c->last_send_ms);
 }
 
 static void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, bool now)
@@ -260,18 +269,6 @@ static void pconn_write_msg(struct pconn *c, const PartisanPeer__PeerMsg *msg)
 
 /* ---- node up / down ---- */
 
-/* Heartbeats go in rounds of half the failure timeout, which leaves a whole
- * round of slack. A round begins at a multiple of its length on the
- * monotonic clock, so the daemons of one host (ticking on the same 100 ms
- * boundaries) send theirs in the same instant: a receiver reads a burst in
- * one wakeup instead of waking once per peer. */
-static uint64_t hb_round_ms(const struct daemon *d)
-{
-	uint64_t hb = d->cfg->failure_timeout_ms / 2;
-
-	return hb > 50 ? hb : 50;
-}
-
 static bool pnode_default_open(struct daemon *d, struct pnode *n)
 {
 	for (unsigned i = 0; i < d->cfg->channels[0].parallelism; i++)
@@ -285,9 +282,8 @@ static void pnode_set_up(struct daemon *d, struct pnode *n)
 	if (n->up || !pnode_default_open(d, n) || n->spec == NULL)
 		return;
 	n->up = true;
-	d->ring_dirty = true;
+	fd_node_up(d->fd, n->fd, daemon_now_ms());
 	n->backoff_ms = PEER_BACKOFF_MIN_MS;
-	n->last_rx_ms = daemon_now_ms();
 	log_info("peer", "%s: up", n->name);
 	daemon_node_up(d, n->spec);
 }
@@ -301,8 +297,7 @@ static void pnode_down(struct daemon *d, struct pnode *n, const char *reason, bo
 	bool was_up = n->up;
 
 	n->up = false;
-	n->suspect_at = 0;
-	d->ring_dirty = d->ring_dirty || was_up;
+	fd_node_down(d->fd, n->fd);
 	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
 	if (c->node == n && c->state != PC_CLOSING && (inbound || c->outbound))
 		pconn_close(c, reason);
@@ -324,10 +319,20 @@ static void pconn_detach(struct pconn *c)
 	}
 }
 
+/* c's handshake as a dialer ended, one way or the other. */
+static void pconn_dial_done(struct pconn *c)
+{
+	if (c->dialing) {
+		c->dialing = false;
+		c->d->dialing--;
+	}
+}
+
 static void pconn_free(struct pconn *c)
 {
 	struct daemon *d = c->d;
 
+	pconn_dial_done(c);
 	pconn_detach(c);
 	TAILQ_REMOVE(&d->conns, c, entry);
 	if (c->bev)
@@ -344,10 +349,7 @@ static void pconn_free(struct pconn *c)
  * would reset the link and could destroy what we sent last). */
 static void pconn_half_close(struct pconn *c)
 {
-	int fd = (int)bufferevent_getfd(c->bev);
-
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
+	c->d->transport->close_write(c->bev, c->tconn);
 }
 
 /* In CLOSING: discard whatever still arrives. */
@@ -369,6 +371,7 @@ static void pconn_close_how(struct pconn *c, const char *why, bool broken)
 	if (c->state == PC_CLOSING)
 		return;
 	log_debug("peer", "%s: closing connection (%s)", pconn_who(c), why);
+	pconn_dial_done(c);
 	if (!was_open)
 		d->stats.conns_failed++;
 	pconn_detach(c);
@@ -424,15 +427,17 @@ static struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool o
 
 /* ---- handshake ---- */
 
-static void peer_mac(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
-                     const char *name, uint8_t out[32])
+/* With certificates and a secret, the hello proves the secret too: an HMAC
+ * of the other side's nonce under the current secret, or the next one. */
+static void peer_mac_with(const uint8_t *key, size_t keylen, const char *tag, const uint8_t *nonce,
+                          size_t nlen, const char *name, uint8_t out[32])
 {
 	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
 	mbedtls_md_context_t ctx;
 
 	mbedtls_md_init(&ctx);
 	mbedtls_md_setup(&ctx, md, 1);
-	mbedtls_md_hmac_starts(&ctx, d->secret, d->secret_len);
+	mbedtls_md_hmac_starts(&ctx, key, keylen);
 	mbedtls_md_hmac_update(&ctx, (const unsigned char *)tag, 4);
 	mbedtls_md_hmac_update(&ctx, nonce, nlen);
 	mbedtls_md_hmac_update(&ctx, (const unsigned char *)name, strlen(name));
@@ -440,20 +445,33 @@ static void peer_mac(struct daemon *d, const char *tag, const uint8_t *nonce, si
 	mbedtls_md_free(&ctx);
 }
 
+static void peer_mac(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
+                     const char *name, uint8_t out[32])
+{
+	const struct secrets *s = security_secrets(d);
+
+	peer_mac_with(s->key[0], s->len[0], tag, nonce, nlen, name, out);
+}
+
 static bool peer_mac_ok(struct daemon *d, const char *tag, const uint8_t *nonce, size_t nlen,
                         const char *name, const ProtobufCBinaryData *mac)
 {
-	uint8_t want[32];
-	uint8_t diff = 0;
+	const struct secrets *s = security_secrets(d);
+	bool ok = false;
 
-	if (d->secret_len == 0)
+	if (!security_hello_mac(d))
 		return true;
 	if (mac == NULL || mac->len != 32)
 		return false;
-	peer_mac(d, tag, nonce, nlen, name, want);
-	for (size_t i = 0; i < 32; i++)
-		diff |= want[i] ^ mac->data[i];
-	return diff == 0;
+	for (size_t k = 0; k < s->n; k++) {
+		uint8_t want[32], diff = 0;
+
+		peer_mac_with(s->key[k], s->len[k], tag, nonce, nlen, name, want);
+		for (size_t i = 0; i < 32; i++)
+			diff |= want[i] ^ mac->data[i];
+		ok = ok || diff == 0;
+	}
+	return ok;
 }
 
 static void peer_fill_nonce(uint8_t *buf, size_t n)
@@ -483,7 +501,7 @@ static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch
 	struct daemon *d = c->d;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Hello h = PARTISAN_PEER__HELLO__INIT;
-	PartisanPeer__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 	uint8_t mac[32];
 
 	if (ch->version != PEER_PROTOCOL_VERSION)
@@ -500,7 +518,7 @@ static int pconn_on_challenge(struct pconn *c, const PartisanPeer__Challenge *ch
 	h.nonce.len = PEER_NONCE;
 	h.has_incarnation = 1;
 	h.incarnation = d->incarnation;
-	if (d->secret_len) {
+	if (security_hello_mac(d)) {
 		peer_mac(d, "dial", ch->nonce.data, ch->nonce.len, d->self->name, mac);
 		h.has_mac = 1;
 		h.mac.data = mac;
@@ -564,12 +582,52 @@ static const char *pconn_unusable(struct pconn *c, const struct node_spec *s)
 	return c->refusal;
 }
 
+/* With certificates, the name a peer claims must be one its certificate
+ * names (tls.c says which do). True, with *why, when it is not. */
+static bool pconn_name_unproven(struct pconn *c, const char *name, const char **why)
+{
+	const struct transport_ops *t = c->d->transport;
+	char reason[sizeof(c->refusal) - 16];
+
+	if (t->peer_name_ok == NULL || c->tconn == NULL ||
+	    t->peer_name_ok(c->tconn, name, reason, sizeof(reason)) == 0)
+		return false;
+	snprintf(c->refusal, sizeof(c->refusal), "hello: %s", reason);
+	*why = c->refusal;
+	return true;
+}
+
+/* A hello naming a node that is linked to us from another address, not one
+ * it advertises: someone else claims its name (whatever incarnation it
+ * says). A node that really moved to another host is let in once its old
+ * links are found dead. */
+static bool pconn_name_taken(struct pconn *c, const char *name, const char **why)
+{
+	struct pnode *n = pnode_get(c->d, name, false);
+	const struct pconn *o;
+
+	if (n == NULL || !n->up)
+		return false;
+	for (size_t i = 0; n->spec && i < n->spec->naddrs; i++)
+		if (strcmp(n->spec->addrs[i].ip, c->host) == 0)
+			return false; /* one of its own addresses (dual stack, say) */
+	TAILQ_FOREACH(o, &c->d->conns, entry)
+	if (o->node == n && !o->outbound && o->state == PC_OPEN && strcmp(o->host, c->host) != 0) {
+		snprintf(c->refusal, sizeof(c->refusal), "hello: %s is linked from %s already",
+		         name, o->host);
+		log_notice("peer", "%s: refused: %s", c->addr, c->refusal);
+		*why = c->refusal;
+		return true;
+	}
+	return false;
+}
+
 static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const char **why)
 {
 	struct daemon *d = c->d;
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__HelloAck ack = PARTISAN_PEER__HELLO_ACK__INIT;
-	PartisanPeer__NodeSpec spec;
+	PartisanCommon__NodeSpec spec;
 	struct node_spec *their = NULL;
 	struct pnode *n;
 	uint8_t mac[32];
@@ -585,6 +643,10 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		;
 	else if (strcmp(their->name, d->self->name) == 0)
 		*why = "hello: node has our own name";
+	else if (pconn_name_unproven(c, their->name, why))
+		;
+	else if (pconn_name_taken(c, their->name, why))
+		;
 	else if (!advertise_spec_usable(their, c->from_loopback))
 		*why = pconn_unusable(c, their);
 	else if (peer_partitioned(d, their->name))
@@ -609,12 +671,12 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		node_spec_free(their);
 	}
 	c->node = n;
-	n->last_rx_ms = daemon_now_ms();
+	fd_heard(n->fd, daemon_now_ms());
 	node_spec_to_pb(d->self, &spec);
 	ack.spec = &spec;
 	ack.has_incarnation = 1;
 	ack.incarnation = d->incarnation;
-	if (d->secret_len && h->has_nonce) {
+	if (security_hello_mac(d) && h->has_nonce) {
 		peer_mac(d, "acpt", h->nonce.data, h->nonce.len, d->self->name, mac);
 		ack.has_mac = 1;
 		ack.mac.data = mac;
@@ -664,6 +726,10 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 		node_spec_free(their);
 		return *why = "that address is this node", -1;
 	}
+	if (pconn_name_unproven(c, their->name, why)) {
+		node_spec_free(their);
+		return -1;
+	}
 	if (peer_partitioned(d, their->name)) {
 		node_spec_free(their);
 		return *why = "node is behind an injected partition", -1;
@@ -675,8 +741,9 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 	}
 	node_spec_free(n->spec);
 	n->spec = their;
-	n->last_rx_ms = daemon_now_ms();
+	fd_heard(n->fd, daemon_now_ms());
 	c->state = PC_OPEN;
+	pconn_dial_done(c);
 	d->stats.conns_opened++;
 	if (c->node == NULL) {
 		/* A probe: keep the link as the node's first default connection. */
@@ -752,7 +819,7 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	default:
 		return 0;
 	}
-	c->node->last_rx_ms = daemon_now_ms();
+	fd_heard(c->node->fd, daemon_now_ms());
 	switch (k) {
 	case PARTISAN_PEER__PEER_MSG__BODY_CHALLENGE:
 	case PARTISAN_PEER__PEER_MSG__BODY_HELLO:
@@ -761,13 +828,13 @@ static int pconn_dispatch(struct pconn *c, const PartisanPeer__PeerMsg *m, const
 	case PARTISAN_PEER__PEER_MSG__BODY_REFUSE:
 		return *why = "peer refused", -1;
 	case PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT:
-		/* It refreshed last_rx_ms. A request wants an answer unless we
+		/* It counted as heard. A request wants an answer unless we
 		 * already sent this node something this round. */
 		if (m->heartbeat->has_reply && m->heartbeat->reply) {
 			if (c->node->hb_asked_ms) /* the coarse clock: a few ms of grain */
 				pnode_rtt(c->node, daemon_now_ms() - c->node->hb_asked_ms);
 			c->node->hb_asked_ms = 0;
-		} else if (c->node->last_tx_ms < c->d->hb_round * hb_round_ms(c->d)) {
+		} else if (fd_heartbeat_asked(c->d->fd, c->node->fd)) {
 			pconn_heartbeat(c, true);
 		}
 		return 0;
@@ -792,7 +859,7 @@ static bool pconn_data_big(struct pconn *c, PartisanPeer__PeerMsg *m, ProtobufCA
 	struct daemon *d = c->d;
 
 	if (m->body_case == PARTISAN_PEER__PEER_MSG__BODY_DATA && c->node != NULL) {
-		c->node->last_rx_ms = daemon_now_ms();
+		fd_heard(c->node->fd, daemon_now_ms());
 		if (router_data_big(d, c->node->name, m->data, d->splice))
 			return true;
 		splice_take(d->splice, al, &m->data->payload);
@@ -800,68 +867,77 @@ static bool pconn_data_big(struct pconn *c, PartisanPeer__PeerMsg *m, ProtobufCA
 	return false;
 }
 
+/* A TLS record where a plain hello frame belongs: a TLS peer (the plain
+ * reader would take it for a frame of some 369 MB). */
+static bool pconn_tls_hello(struct pconn *c, struct evbuffer *in)
+{
+	uint8_t hdr[2];
+
+	if (c->state != PC_WAIT_HELLO || evbuffer_copyout(in, hdr, 2) < 2 || hdr[0] != 0x16 ||
+	    hdr[1] != 0x03)
+		return false;
+	log_warnx("peer",
+	          "%s: refused: the peer speaks TLS and links here are plain TCP "
+	          "(set tls or cluster.secret_file alike on both)",
+	          pconn_who(c));
+	c->d->stats.peer_frames_bad++;
+	pconn_close(c, "a TLS peer");
+	return true;
+}
+
 static void pconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct pconn *c = arg;
 	struct daemon *d = c->d;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	/* A payload of max_frame_bytes from a client arrives here with the
-	 * sender's refs around it: the same slack as on the IPC socket. */
-	uint64_t max = c->d->cfg->max_frame_bytes + 4096;
+	const struct framer fr = {&partisan_peer__peer_msg__descriptor, peer_data_path,
+	                          &d->peer_arena, d->splice};
 
 	d->turn++;
-	if (!c->paused)
+	if (!c->paused && d->transport->direct_io)
 		daemon_read_more(bev, PEER_IO_CHUNK);
+	if (pconn_tls_hello(c, in))
+		return;
 	while (c->state != PC_CLOSING && !c->paused) {
-		uint8_t hdr[FRAME_HEADER];
-		ProtobufCAllocator *al;
-		PartisanPeer__PeerMsg *m;
+		/* A payload of max_frame_bytes from a client arrives here with
+		 * the sender's refs around it: the same slack as on the IPC
+		 * socket. Before the hello, only a hello's worth. */
+		bool open = c->state == PC_OPEN;
+		uint64_t max = open ? d->cfg->max_frame_bytes + 4096 : PEER_HELLO_MAX;
 		const char *why = NULL;
-		uint32_t len;
-		bool big;
+		struct frame f;
 		int r;
 
-		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+		switch (frame_next(&fr, in, max, open ? 2 : 0, &f)) { /* only data splits */
+		case FRAME_WAIT:
 			return;
-		if (frame_peek(hdr, sizeof(hdr), max, &len) < 0) {
-			log_warnx("peer", "%s: frame of %u bytes over max_frame_bytes, closing",
-			          pconn_who(c), len);
-			c->d->stats.peer_frames_bad++;
+		case FRAME_TOO_BIG:
+			log_warnx("peer", "%s: frame of %u bytes over %s, closing", pconn_who(c),
+			          f.len, open ? "max_frame_bytes" : "what a hello may take");
+			d->stats.peer_frames_bad++;
 			pconn_close(c, "frame too large");
 			return;
-		}
-		if (evbuffer_get_length(in) < FRAME_HEADER + (size_t)len)
-			return;
-		evbuffer_drain(in, FRAME_HEADER);
-		d->stats.bytes_in += FRAME_HEADER + (size_t)len;
-		d->stats.chan[c->chan].bytes_in += FRAME_HEADER + (size_t)len;
-		al = arena_begin(&d->peer_arena);
-		/* Only an open link carries data. */
-		m = (PartisanPeer__PeerMsg *)splice_unpack(
-		    in, len, &partisan_peer__peer_msg__descriptor, peer_data_path,
-		    c->state == PC_OPEN ? 2 : 0, al, d->splice, &big);
-		if (m == NULL) {
-			arena_end(&d->peer_arena, al);
+		case FRAME_BAD:
 			log_warnx("peer", "%s: undecodable frame, closing", pconn_who(c));
-			c->d->stats.peer_frames_bad++;
+			d->stats.peer_frames_bad++;
 			pconn_close(c, "bad frame");
 			return;
+		case FRAME_OK:
+			break;
 		}
+		d->stats.bytes_in += FRAME_HEADER + (size_t)f.len;
+		d->stats.chan[c->chan].bytes_in += FRAME_HEADER + (size_t)f.len;
 		d->cur_conn = c->id;
-		if (big && pconn_data_big(c, m, al))
+		if (f.big && pconn_data_big(c, (PartisanPeer__PeerMsg *)f.msg, f.al))
 			r = 0;
 		else
-			r = pconn_dispatch(c, m, &why);
+			r = pconn_dispatch(c, (PartisanPeer__PeerMsg *)f.msg, &why);
 		d->cur_conn = 0;
-		evbuffer_drain(d->splice, evbuffer_get_length(d->splice));
-		if (al)
-			arena_end(&d->peer_arena, al);
-		else
-			partisan_peer__peer_msg__free_unpacked(m, NULL);
+		frame_done(&fr, &f);
 		if (r < 0) {
 			if (strcmp(why, "duplicate connection") != 0) {
 				log_warnx("peer", "%s: %s, closing", pconn_who(c), why);
-				c->d->stats.peer_frames_bad++;
+				d->stats.peer_frames_bad++;
 			}
 			pconn_close(c, why);
 			return;
@@ -896,6 +972,14 @@ static void pconn_keepalive(struct daemon *d, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
 }
 
+/* What the transport knows of why c failed (a TLS alert), or NULL. */
+static const char *pconn_transport_error(const struct pconn *c)
+{
+	const struct transport_ops *t = c->d->transport;
+
+	return t->error && c->tconn ? t->error(c->tconn) : NULL;
+}
+
 static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct pconn *c = arg;
@@ -903,8 +987,8 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		int one = 1;
 
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		pconn_keepalive(c->d, (int)bufferevent_getfd(bev));
+		setsockopt(transport_fd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pconn_keepalive(c->d, transport_fd(bev));
 		if (c->state == PC_CONNECTING) {
 			c->state = PC_WAIT_CHALLENGE;
 			c->since_ms = daemon_now_ms();
@@ -916,12 +1000,40 @@ static void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 		pconn_free(c);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
+	if ((what & BEV_EVENT_EOF) && c->state != PC_OPEN && pconn_transport_error(c)) {
+		/* Gone before TLS began: a plain node that gave up on us, say. */
+		log_info("peer", "%s: closed before the handshake: %s", pconn_who(c),
+		         pconn_transport_error(c));
+		pconn_close_how(c, pconn_transport_error(c), false);
+	} else if (what & BEV_EVENT_EOF)
 		pconn_close_how(c, "connection closed", false);
+	else if ((what & BEV_EVENT_ERROR) && pconn_transport_error(c))
+		pconn_close_how(c, pconn_transport_error(c), true);
 	else if (what & BEV_EVENT_ERROR)
 		pconn_close_how(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), true);
 	else
 		pconn_close_how(c, "connection event", true);
+}
+
+/* No hello within connect_timeout_ms. Where the silence has a likely
+ * cause (a TLS peer waiting for our ClientHello, or one sending nothing
+ * TLS could read), say it once: a dialer retries with backoff. */
+static void pconn_handshake_timeout(struct pconn *c)
+{
+	const char *why = pconn_transport_error(c);
+
+	if (why == NULL && c->state == PC_WAIT_CHALLENGE && c->d->transport->direct_io)
+		why = "no challenge from the peer (a TLS node? tls and cluster.secret_file must "
+		      "agree on both sides)";
+	if (why == NULL) {
+		pconn_close(c, "handshake timed out");
+		return;
+	}
+	if (c->d->transport->direct_io)
+		log_info("peer", "%s: handshake timed out: %s", pconn_who(c), why);
+	else
+		log_warnx("peer", "%s: handshake timed out: %s", pconn_who(c), why);
+	pconn_close(c, why);
 }
 
 /* ---- dialing and accepting ---- */
@@ -961,13 +1073,17 @@ static struct pconn *peer_dial(struct daemon *d, const char *ip, uint16_t port)
 	socklen_t sslen;
 	struct bufferevent *bev;
 	struct pconn *c;
+	void *tconn;
 
 	if (peer_sockaddr(ip, port, &ss, &sslen) < 0)
 		return NULL;
-	bev = d->transport->dial(NULL, d->base, (struct sockaddr *)&ss, sslen);
+	bev = d->transport->dial(d->transport_ctx, d->base, (struct sockaddr *)&ss, sslen, &tconn);
 	if (bev == NULL)
 		return NULL;
 	c = pconn_new(d, bev, true);
+	c->tconn = tconn;
+	c->dialing = true;
+	d->dialing++;
 	c->state = PC_CONNECTING;
 	snprintf(c->addr, sizeof(c->addr), "%s", peer_addr_text(ip, port));
 	return c;
@@ -1006,6 +1122,10 @@ static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 			 * for every node. */
 			if ((partitioned = peer_partitioned(d, n->name)))
 				break;
+			if (!d->transport->direct_io && d->dialing >= PEER_TLS_DIALS) {
+				d->peer_scan = true; /* the next tick dials on */
+				break;
+			}
 			pnode_dial_slot(d, n, ch, i);
 			dialed = true;
 		}
@@ -1018,32 +1138,45 @@ static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 	}
 }
 
+/* An accepted peer's address, IPv4 on a dual-stack socket as plain IPv4. */
+static void peer_sa_host(const struct sockaddr *sa, char *host, size_t n)
+{
+	snprintf(host, n, "?");
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, (socklen_t)n);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], host, (socklen_t)n);
+		else
+			inet_ntop(AF_INET6, a6, host, (socklen_t)n);
+	}
+}
+
 static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                            int salen, void *arg)
 {
 	struct daemon *d = arg;
 	struct bufferevent *bev;
 	struct pconn *c;
-	char host[64] = "?";
+	char host[64];
+	bool loopback;
+	void *tconn;
 
-	bev = d->transport->accept(NULL, d->base, fd);
-	if (bev == NULL) {
+	peer_sa_host(sa, host, sizeof(host));
+	loopback = advertise_loopback(host);
+	if (!security_admits(d, host, loopback)) {
 		evutil_closesocket(fd);
 		return;
 	}
+	bev = d->transport->accept(d->transport_ctx, d->base, fd, sa, &tconn);
+	if (bev == NULL)
+		return;               /* the transport closed fd */
 	c = pconn_new(d, bev, false); /* keepalive and nodelay: from the listener */
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((struct sockaddr_in6 *)sa)->sin6_addr;
-
-		/* IPv4 on a dual-stack socket comes as ::ffff:a.b.c.d. */
-		if (IN6_IS_ADDR_V4MAPPED(a6))
-			inet_ntop(AF_INET, &a6->s6_addr[12], host, sizeof(host));
-		else
-			inet_ntop(AF_INET6, a6, host, sizeof(host));
-	}
-	c->from_loopback = advertise_loopback(host);
+	c->tconn = tconn;
+	c->from_loopback = loopback;
+	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->addr, sizeof(c->addr), "%s",
 	         peer_addr_text(host, ntohs(((struct sockaddr_in *)sa)->sin_port)));
 	pconn_send_challenge(c);
@@ -1080,6 +1213,9 @@ int peer_listen(struct daemon *d)
 	const struct config *cfg = d->cfg;
 	int one = 1;
 
+	/* The ring needs every node linked to every other (full_mesh). */
+	d->fd =
+	    fd_create(d->self->name, cfg->failure_timeout_ms, cfg->manager == MANAGER_FULL_MESH);
 	d->listeners = xcalloc(cfg->nlisten_addrs, sizeof(*d->listeners));
 	d->bound = xcalloc(cfg->nlisten_addrs, sizeof(*d->bound));
 	for (size_t i = 0; i < cfg->nlisten_addrs; i++) {
@@ -1149,9 +1285,8 @@ void peer_shutdown(struct daemon *d)
 	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
 		pnode_free(d, v);
 	strmap_free(&d->nodes);
-	free(d->watch);
-	d->watch = NULL;
-	d->nwatch = 0;
+	fd_destroy(d->fd);
+	d->fd = NULL;
 	for (size_t i = 0; strmap_next(&d->partitions, &i, &k, &v);)
 		free(v);
 	strmap_free(&d->partitions);
@@ -1212,116 +1347,91 @@ static void peer_tell_silent(struct daemon *d, const struct pnode *n, uint64_t s
 	}
 }
 
-/* A watcher of node says it went silent. Believe it once a second watcher
- * says so too within failure_timeout (one watcher may itself be the slow
- * one; a hung node has four, all timing it out in the same round), and
- * unless we heard from node ourselves within failure_timeout. A hung node
- * is then down everywhere within about failure_timeout, though only its
- * ring neighbours exchanged heartbeats with it. */
-static void pnode_reported_silent(struct daemon *d, struct pnode *from,
-                                  const PartisanPeer__Silent *sl)
+/* ---- failure detection: the decisions are fd.c's, the I/O is here ---- */
+
+static void peer_fd_heartbeat(struct daemon *d, struct pnode *n)
 {
-	struct pnode *n = sl->node ? pnode_get(d, sl->node, false) : NULL;
-	uint64_t now = daemon_now_ms(), by = hash_bytes(HASH_INIT, from->name, strlen(from->name));
-	bool second;
+	struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
 
-	if (n == NULL || n == from || !n->up)
-		return;
-	second =
-	    n->silent_at && now <= n->silent_at + d->cfg->failure_timeout_ms && n->silent_by != by;
-	if (!second) {
-		n->silent_at = now;
-		n->silent_by = by;
-		return;
-	}
-	if (now < n->last_rx_ms + d->cfg->failure_timeout_ms || pnode_unread(d, n)) {
-		/* We heard from it lately, so it may be the watchers that are
-		 * slow. Ask it ourselves: a live node answers and clears the
-		 * suspicion; a hung one is down once our own silence reaches
-		 * failure_timeout (pnode_check). The watchers say it only once. */
-		if (n->suspect_at == 0) {
-			struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
+	if (c)
+		pconn_heartbeat(c, false);
+}
 
-			d->stats.fd_suspicions++;
-			log_info("peer",
-			         "%s: silent says %s, but heard here %llu ms ago; asking it",
-			         n->name, from->name, (unsigned long long)(now - n->last_rx_ms));
-			if (c)
-				pconn_heartbeat(c, false);
-			n->suspect_at = now;
-		}
-		d->peer_scan = true;
-		return;
+static void peer_fd_down(struct daemon *d, struct pnode *n, const struct fd_action *a, uint64_t now)
+{
+	if (a->reason == FD_TIMEOUT) {
+		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
+		          (unsigned long long)a->silent_ms);
+		d->stats.fd_timeouts++;
+	} else {
+		log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms",
+		          n->name, (unsigned long long)a->silent_ms, a->by,
+		          (unsigned long long)a->heard_ago_ms);
+		d->stats.fd_silent++;
 	}
-	log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms", n->name,
-	          (unsigned long long)sl->silent_ms, from->name,
-	          (unsigned long long)(now - n->last_rx_ms));
-	d->stats.fd_silent++;
 	pnode_down(d, n, "timeout", true);
 	n->next_try_ms = now + n->backoff_ms;
 }
 
-/* Failure detection without O(N^2) heartbeats: the up nodes and this one,
- * sorted by name, form a ring, and a node watches its PEER_WATCH
- * neighbours on each side (everyone when the ring is that small). Watchers
- * exchange heartbeats and time each other out; a timeout is told to every
- * other node (Silent). A killed node needs no watch: its connections
- * close. An idle link that dies is the kernel's to find (keepalive). */
-static int name_cmp(const void *a, const void *b)
+/* Carry out (and clear) what the failure detector asked for. */
+static void peer_fd_do(struct daemon *d, struct fd_actions *acts, uint64_t now)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	for (size_t i = 0; i < acts->n; i++) {
+		const struct fd_action *a = &acts->v[i];
+		struct pnode *n = pnode_get(d, a->name, false);
+
+		if (n == NULL)
+			continue;
+		switch (a->kind) {
+		case FD_HEARTBEAT:
+			peer_fd_heartbeat(d, n);
+			break;
+		case FD_SUSPECT:
+			d->stats.fd_suspicions++;
+			log_info("peer",
+			         "%s: silent says %s, but heard here %llu ms ago; asking it",
+			         n->name, a->by, (unsigned long long)a->heard_ago_ms);
+			peer_fd_heartbeat(d, n);
+			break;
+		case FD_DOWN:
+			peer_fd_down(d, n, a, now);
+			break;
+		case FD_SILENT_TELL:
+			peer_tell_silent(d, n, a->silent_ms);
+			break;
+		}
+	}
+	fd_actions_clear(acts);
 }
 
-static void peer_ring_update(struct daemon *d, uint64_t now)
+/* A watcher of node says it went silent (fd.c decides what to believe). */
+static void pnode_reported_silent(struct daemon *d, struct pnode *from,
+                                  const PartisanPeer__Silent *sl)
 {
-	const char **names = NULL, *k;
-	size_t n = 0, cap = 0, me = 0;
-	void *v;
+	struct pnode *n = sl->node ? pnode_get(d, sl->node, false) : NULL;
+	uint64_t now = daemon_now_ms();
+	struct fd_actions acts;
 
-	d->ring_dirty = false;
-	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
-		struct pnode *p = v;
+	if (n == NULL || n == from || !n->up)
+		return;
+	fd_actions_init(&acts);
+	fd_silent_report(d->fd, from->fd, n->fd, sl->silent_ms, pnode_unread(d, n), now, &acts);
+	peer_fd_do(d, &acts, now);
+	fd_actions_free(&acts);
+}
 
-		p->ring_mark = false;
-		if (!p->up)
-			continue;
-		if (n == cap)
-			names = xrealloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
-		names[n++] = p->name;
-	}
-	if (n == cap)
-		names = xrealloc(names, (cap + 1) * sizeof(*names));
-	names[n++] = d->self->name;
-	qsort(names, n, sizeof(*names), name_cmp);
-	while (me < n && names[me] != d->self->name)
-		me++;
-	for (size_t j = 0; j < n; j++) {
-		size_t fwd = (j + n - me) % n, back = (me + n - j) % n;
-		struct pnode *p;
+/* Bytes waiting unread are life: tell the detector about the nodes it
+ * would time out now. */
+static void peer_fd_unread(struct daemon *d, uint64_t now)
+{
+	struct fd_node **due;
+	size_t k = fd_overdue(d->fd, now, &due);
 
-		/* The ring needs every node linked to every other (full_mesh):
-		 * other managers watch all their up nodes, a bounded set
-		 * (hyparview's active view, a client's servers, a static list). */
-		if (j == me || (n > 2 * PEER_WATCH + 1 && d->cfg->manager == MANAGER_FULL_MESH &&
-		                fwd > PEER_WATCH && back > PEER_WATCH))
-			continue;
-		p = pnode_get(d, names[j], false);
-		p->ring_mark = true;
-	}
-	free(names);
-	/* A node newly watched gets a whole timeout before it counts as silent:
-	 * it had no reason to send us anything so far. */
-	d->nwatch = 0;
-	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
-		struct pnode *p = v;
+	for (size_t i = 0; i < k; i++) {
+		struct pnode *n = pnode_get(d, fd_node_name(due[i]), false);
 
-		if (p->ring_mark && !p->watched && p->last_rx_ms < now)
-			p->last_rx_ms = now;
-		p->watched = p->ring_mark;
-		if (p->watched) {
-			d->watch = xrealloc(d->watch, (d->nwatch + 1) * sizeof(*d->watch));
-			d->watch[d->nwatch++] = p;
-		}
+		if (n && pnode_unread(d, n))
+			fd_unread(due[i], now);
 	}
 }
 
@@ -1329,8 +1439,6 @@ static void peer_ring_update(struct daemon *d, uint64_t now)
  * to drop. */
 static bool pnode_pending(struct daemon *d, const struct pnode *n)
 {
-	if (n->suspect_at)
-		return true;
 	if (!n->wanted)
 		return !n->up;
 	for (size_t ch = 0; ch < d->cfg->nchannels; ch++)
@@ -1340,82 +1448,47 @@ static bool pnode_pending(struct daemon *d, const struct pnode *n)
 	return false;
 }
 
-static void pnode_check(struct daemon *d, struct pnode *n, uint64_t now, uint64_t hb_from)
+static void peer_handshake_scan(struct daemon *d, uint64_t now)
 {
-	uint64_t timeout = d->cfg->failure_timeout_ms;
-	bool timed;
+	uint64_t handshake = d->cfg->connect_timeout_ms;
+	struct pconn *c, *tmp;
 
-	if (n->suspect_at && n->last_rx_ms > n->suspect_at)
-		n->suspect_at = 0; /* it spoke after the watchers gave up on it */
-	timed = n->up && (n->watched || n->suspect_at);
-	if (timed && now > n->last_rx_ms + timeout && pnode_unread(d, n))
-		n->last_rx_ms = now;
-	if (timed && now > n->last_rx_ms + timeout) {
-		uint64_t silent = now - n->last_rx_ms;
-
-		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
-		          (unsigned long long)silent);
-		d->stats.fd_timeouts++;
-		pnode_down(d, n, "timeout", true);
-		n->next_try_ms = now + n->backoff_ms;
-		if (n->watched)
-			peer_tell_silent(d, n, silent);
-		return;
+	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
+	{
+		if (c->state != PC_OPEN && c->state != PC_CLOSING && now > c->since_ms + handshake)
+			pconn_handshake_timeout(c);
+		else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
+			c->node = NULL;
+			pconn_free(c); /* the other side never closed its end */
+		}
 	}
-	/* A watched link that carried nothing of ours since the round began
-	 * gets a heartbeat: traffic is proof enough of life. */
-	if (n->up && n->watched && hb_from && n->last_tx_ms < hb_from) {
-		struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
-
-		if (c)
-			pconn_heartbeat(c, false);
-	}
-	pnode_fill(d, n, now);
 }
 
 void peer_tick(struct daemon *d, uint64_t now)
 {
-	struct pconn *c, *tmp;
+	struct fd_actions acts;
 	const char *k;
 	void *v;
-	uint64_t handshake = d->cfg->connect_timeout_ms;
-	uint64_t round = now / hb_round_ms(d);
-	uint64_t hb_from = 0; /* the round's start on its first tick, else 0 */
-
 	bool full;
 
-	if (round != d->hb_round) {
-		d->hb_round = round;
-		hb_from = round * hb_round_ms(d);
-	}
-	/* A tick of an idle daemon touches only what can change: the watched
-	 * nodes. Everything is looked at when a node waits for a connection
-	 * or for its record to go, and once a heartbeat round. */
-	full = hb_from || d->peer_scan;
-	if (full || ++d->peer_ticks % PEER_HANDSHAKE_SCAN == 0) {
-		TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
-		{
-			if (c->state != PC_OPEN && c->state != PC_CLOSING &&
-			    now > c->since_ms + handshake)
-				pconn_close(c, "handshake timed out");
-			else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
-				c->node = NULL;
-				pconn_free(c); /* the other side never closed its end */
-			}
-		}
-	}
-	if (d->ring_dirty)
-		peer_ring_update(d, now);
-	if (!full) {
-		for (size_t i = 0; i < d->nwatch && !d->ring_dirty; i++)
-			pnode_check(d, d->watch[i], now, 0);
+	/* Failure detection first (fd.c). A tick of an idle daemon then
+	 * touches nothing more; every node is looked at when one waits for a
+	 * connection or for its record to go, and once a heartbeat round. */
+	fd_actions_init(&acts);
+	peer_fd_unread(d, now);
+	full = fd_tick(d->fd, now, &acts);
+	full = full || d->peer_scan;
+	peer_fd_do(d, &acts, now);
+	fd_actions_free(&acts);
+	if (full || ++d->peer_ticks % PEER_HANDSHAKE_SCAN == 0)
+		peer_handshake_scan(d, now);
+	if (!full)
 		return;
-	}
 	d->peer_scan = false;
 	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
 		if (pnode_gc(d, v))
 			continue;
-		pnode_check(d, v, now, hb_from);
+		pnode_fill(d, v, now);
 		if (pnode_pending(d, v))
 			d->peer_scan = true;
 	}
@@ -1423,11 +1496,7 @@ void peer_tick(struct daemon *d, uint64_t now)
 
 void peer_forgive(struct daemon *d, uint64_t now)
 {
-	const char *k;
-	void *v;
-
-	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
-		((struct pnode *)v)->last_rx_ms = now;
+	fd_forgive(d->fd, now);
 }
 
 static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, const void *key,
@@ -1610,7 +1679,9 @@ void peer_resume(struct daemon *d, uint64_t id)
 	if (c && c->paused && c->state == PC_OPEN) {
 		c->paused = false;
 		bufferevent_enable(c->bev, EV_READ);
-		/* Frames already buffered need no new bytes to be read. */
+		/* Bytes a filter (TLS) holds, and frames already buffered, need
+		 * no new bytes to be read. */
+		bufferevent_flush(c->bev, EV_READ, BEV_NORMAL);
 		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
 }
@@ -1641,10 +1712,7 @@ bool peer_suspect(struct daemon *d, const char *node, uint64_t *since_ms)
 {
 	struct pnode *n = pnode_get(d, node, false);
 
-	if (n == NULL || !n->up || n->suspect_at == 0)
-		return false;
-	*since_ms = n->suspect_at;
-	return true;
+	return n && n->up && fd_suspect(n->fd, since_ms);
 }
 
 bool peer_is_up(struct daemon *d, const char *node)
@@ -1665,6 +1733,20 @@ size_t peer_up_nodes(struct daemon *d, const char ***out)
 		if (((struct pnode *)v)->up)
 			(*out)[n++] = k;
 	return n;
+}
+
+const char *peer_conn_subject(struct daemon *d, const char *node, const char *channel)
+{
+	struct pnode *n = pnode_get(d, node, false);
+	size_t ch = config_channel_index(d->cfg, channel);
+	const struct pconn *c;
+
+	if (n == NULL || d->transport->peer_subject == NULL)
+		return NULL;
+	TAILQ_FOREACH(c, &d->conns, entry)
+	if (c->node == n && c->state == PC_OPEN && c->chan == ch && c->tconn)
+		return d->transport->peer_subject(c->tconn);
+	return NULL;
 }
 
 void peer_conn_count(struct daemon *d, const char *node, const char *channel, unsigned *connected,

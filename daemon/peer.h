@@ -1,7 +1,8 @@
 /* peer.h: connections to other daemons. Per node and channel, `parallelism`
  * outbound connections carry what this node sends; inbound ones carry what
- * the other side sends. Hello handshake, framing, heartbeats, failure
- * detection and reconnection with backoff live here. */
+ * the other side sends. Hello handshake, framing, heartbeats and Silent
+ * reports (sent when the failure detector, fd.c, decides), unread-byte
+ * checks for it, and reconnection with backoff live here. */
 #ifndef PARTISAN_PEER_H
 #define PARTISAN_PEER_H
 
@@ -88,6 +89,9 @@ const char *peer_channel_name(struct daemon *d, const char *channel);
  * layer and valid until the next event-loop turn). */
 size_t peer_up_nodes(struct daemon *d, const char ***out);
 /* Outbound connections open / wanted to node on channel. */
+/* What the peer proved on an open link of node's channel (transport.h's
+ * peer_subject), or NULL. */
+const char *peer_conn_subject(struct daemon *d, const char *node, const char *channel);
 void peer_conn_count(struct daemon *d, const char *node, const char *channel, unsigned *connected,
                      unsigned *wanted);
 bool peer_fully_connected(struct daemon *d, const char *node);

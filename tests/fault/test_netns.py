@@ -20,8 +20,8 @@ class NetnsFaultTest(unittest.TestCase):
         self.hosts = netns.Hosts()
         self.c = Cluster()
         self.procs = []
-        self.a = self.c.add("a", host=self.hosts.ip[0], prefix=self.hosts.prefix(0))
-        self.b = self.c.add("b", host=self.hosts.ip[1], prefix=self.hosts.prefix(1))
+        self.a = self.c.add("a", self.c.secured(), host=self.hosts.ip[0], prefix=self.hosts.prefix(0))
+        self.b = self.c.add("b", self.c.secured(), host=self.hosts.ip[1], prefix=self.hosts.prefix(1))
         self.b.ctl("join", self.a.addr)
         wait_for(lambda: self.a.nodes() == [self.b.name], 10, "a and b connected")
 

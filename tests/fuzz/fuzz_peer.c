@@ -16,11 +16,11 @@ static void hello(struct fuzz_buf *b)
 {
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
 	PartisanPeer__Hello h = PARTISAN_PEER__HELLO__INIT;
-	PartisanPeer__NodeSpec spec = PARTISAN_PEER__NODE_SPEC__INIT;
-	PartisanPeer__Addr addr = PARTISAN_PEER__ADDR__INIT;
-	PartisanPeer__Addr *addrs[1] = {&addr};
-	PartisanPeer__ChannelSpec ch = PARTISAN_PEER__CHANNEL_SPEC__INIT;
-	PartisanPeer__ChannelSpec *chs[1] = {&ch};
+	PartisanCommon__NodeSpec spec = PARTISAN_COMMON__NODE_SPEC__INIT;
+	PartisanCommon__Addr addr = PARTISAN_COMMON__ADDR__INIT;
+	PartisanCommon__Addr *addrs[1] = {&addr};
+	PartisanCommon__ChannelSpec ch = PARTISAN_COMMON__CHANNEL_SPEC__INIT;
+	PartisanCommon__ChannelSpec *chs[1] = {&ch};
 
 	addr.ip = "127.0.0.1";
 	addr.port = 9; /* nobody listens: the daemon's dial back fails at once */

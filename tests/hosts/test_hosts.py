@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(here, "..", "integration"))
 sys.path.insert(0, here)
 from harness import PARTISANCTL, Cluster, Daemon, kill_all, wait_for  # noqa: E402
 import bed  # noqa: E402
+from pki import Pki, tls_config  # noqa: E402
 
 REASON = bed.available()
 PORT = 10200
@@ -46,8 +47,11 @@ class HostsTestCase(unittest.TestCase):
     def host(self, i):
         return self.bed.ip[i] if self.IPV4 else "[%s]" % self.bed.ip6[i]
 
-    def start(self, i, config=None, listen=None, short=None):
-        """The daemon of host i on its defaults (listen None), named after the host."""
+    def start(self, i, config=None, listen=None, short=None, secured=True):
+        """The daemon of host i on its defaults (listen None), named after the
+        host; with the bed's shared secret unless secured is False."""
+        if secured:
+            config = self.c.secured(config)
         return self.c.add(short or "n%d" % i, config, host=self.host(i), prefix=self.bed.prefix(i),
                           listen=listen)
 
@@ -132,7 +136,7 @@ class FullMeshHostsTest(HostsTestCase):
         self.mesh(ds)
         inbox = self.listen(ds[1], "inbox")
         ds[2].signal(signal.SIGSTOP)  # hung, its links still open: nobody has noticed yet
-        new = Daemon(self.c, ds[2].name, None, (), self.bed.prefix(2), "0.0.0.0:15000")
+        new = Daemon(self.c, ds[2].name, self.c.secured(), (), self.bed.prefix(2), "0.0.0.0:15000")
         new.sock = ds[2].sock + ".new"
         new.log = ds[2].log + ".new"
         self.c.daemons.append(new)
@@ -312,6 +316,65 @@ class ClientServerHostsTest(HostsTestCase):
         ds[2].ctl("send", ds[5].name, "inbox", "via-server", "--transitive")
         self.assertEqual(json.loads(inbox.stdout.readline())["message"], "via-server")
         self.assertEqual(ds[3].ctl("call", ds[5].name, "inbox", "rt", "--transitive").stdout.strip(), "rt")
+
+
+class SecurityHostsTest(HostsTestCase):
+    """The three ways to run across hosts: protected mode (the default)
+    refuses other hosts, cluster.insecure admits them, certificates bind a
+    node's name to its host."""
+    N = 3
+
+    def test_protected_mode_refuses_other_hosts_and_insecure_admits_them(self):
+        a, b = self.start(0, secured=False), self.start(1, secured=False)
+        r = b.ctl("join", self.contact(0), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        wait_for(lambda: "protected mode: set cluster.secret_file or tls, or cluster.insecure" in a.logtext(),
+                 10, "the refusal logged")
+        self.assertEqual(a.logtext().count("protected mode"), 1, "once per peer, however often it tries")
+        self.assertEqual(a.ctl_json("status")["security"], "protected")
+        for d in (a, b):
+            d.stop()
+        self.c.daemons = []
+        insecure = {"cluster": {"insecure": True}}
+        a, b = self.start(0, insecure, secured=False), self.start(1, insecure, secured=False)
+        self.assertIn("cluster.insecure", a.logtext())
+        b.ctl("join", self.contact(0))
+        self.mesh([a, b])
+
+    def test_a_hello_claiming_a_member_linked_from_another_address_is_refused(self):
+        ds = [self.start(i) for i in range(2)]
+        ds[1].ctl("join", self.contact(0))
+        self.mesh(ds)
+        # host 2 holds the secret and says it is n1, which is linked from host 1
+        impostor = Daemon(self.c, ds[1].name, self.c.secured(), (), self.bed.prefix(2), None)
+        impostor.sock, impostor.log = ds[1].sock + ".impostor", ds[1].log + ".impostor"
+        self.c.daemons.append(impostor)
+        impostor.start()
+        r = impostor.ctl("join", self.contact(0), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        wait_for(lambda: "n1@%s is linked from %s already" % (self.bed.ip[1], self.bed.ip[1])
+                 in ds[0].logtext(), 10, "the refusal, at notice")
+        self.assertEqual(ds[0].nodes(), [ds[1].name])
+        ds[0].ctl("send", ds[1].name, "nobody", "still-linked")  # the real n1 is undisturbed
+
+    def test_a_tls_cluster_across_hosts_binds_each_name_to_its_host(self):
+        pki = Pki(self.c.dir)
+        certs = [pki.node("n%d@%s" % (i, self.bed.ip[i]), ips=[self.bed.ip[i], self.bed.ip6[i]])
+                 for i in range(self.N)]
+        ds = [self.start(i, tls_config(*certs[i], pki.crt), secured=False) for i in range(2)]
+        ds[1].ctl("join", self.contact(0))
+        self.mesh(ds)
+        inbox = self.listen(ds[0], "inbox")
+        ds[1].ctl("send", ds[0].name, "inbox", "over-tls", "--ack")
+        self.assertEqual(json.loads(inbox.stdout.readline())["message"], "over-tls")
+        subj = {x["peer_subject"] for x in ds[0].ctl_json("connections")["connections"]}
+        self.assertEqual(subj, {"CN=n1@%s" % self.bed.ip[1]})
+        # host 2 with host 1's certificate: a valid certificate, the wrong host
+        thief = self.start(2, tls_config(*certs[1], pki.crt), secured=False)
+        r = thief.ctl("join", self.contact(0), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        wait_for(lambda: "does not name n2@%s" % self.bed.ip[2] in ds[0].logtext(), 10, "the refusal")
+        self.assertEqual(ds[0].nodes(), [ds[1].name])
 
 
 if __name__ == "__main__":

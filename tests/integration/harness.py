@@ -134,6 +134,19 @@ class Cluster:
             d.start()
         return d
 
+    def secured(self, config=None):
+        """config (a dict, or None) with this cluster's shared secret, made once
+        with mode 0600: how daemons on separate hosts run (off loopback, a
+        daemon without a secret or TLS refuses peers: protected mode)."""
+        path = os.path.join(self.dir, "cluster.secret")
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, os.urandom(24).hex().encode() + b"\n")
+            os.close(fd)
+        config = json.loads(json.dumps(config or {}))
+        config.setdefault("cluster", {}).setdefault("secret_file", path)
+        return config
+
     def close(self):
         """Stop every daemon (SIGTERM, so sanitizers report at exit), then fail
         if any of them logged a sanitizer error or a crash."""

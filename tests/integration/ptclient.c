@@ -77,7 +77,7 @@ static void wait_stdin(void)
 		;
 }
 
-/* source SOCK NODE NAME COUNT [--ack] [--size N] [--id S] [--channel C] [--key K]
+/* source SOCK NODE NAME COUNT [--ack] [--size N] [--id S] [--channel C] [--key K] [--pace-us N]
  *        [--more] [--close] */
 static int mode_source(partisan_t *c, int argc, char **argv)
 {
@@ -86,6 +86,7 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 	size_t size = opt(argc, argv, "--size") ? (size_t)atol(opt(argc, argv, "--size")) : 64;
 	const char *id = opt(argc, argv, "--id") ? opt(argc, argv, "--id") : "s";
 	long every = opt(argc, argv, "--flush-every") ? atol(opt(argc, argv, "--flush-every")) : 0;
+	long pace = opt(argc, argv, "--pace-us") ? atol(opt(argc, argv, "--pace-us")) : 0;
 	char *buf = calloc(1, size + 64);
 	double t0;
 	int rc;
@@ -114,6 +115,10 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 		 * that messages leave one by one (a packet each) */
 		if (every > 0 && (i + 1) % every == 0 && (rc = partisan_flush(c)) < 0)
 			return fail("flush", rc);
+		/* --pace-us N: a steady stream over a while (load during a
+		 * reload, say), not a burst */
+		if (pace > 0 && (rc = partisan_flush(c)) == 0)
+			usleep((useconds_t)pace);
 	}
 	/* --close: what sends with more held back must go out with the close */
 	if (flag(argc, argv, "--close")) {

@@ -13,6 +13,11 @@
  * is torn down gracefully (ACT_DISCONNECT: what was sent before still
  * arrives, then the other end gets peer_down) or aborted (crash, partition:
  * in-flight messages are lost, both live ends get peer_down at once).
+ *
+ * Every live node also runs the real failure detector (daemon/fd.c, driven
+ * by sim_fd.c): its heartbeats and Silent reports are messages on these
+ * links, and its DOWN closes a link. A node can be paused (it reads and
+ * ticks nothing) or starved of CPU (it wakes rarely, and reads only then).
  */
 #ifndef PARTISAN_SIM_H
 #define PARTISAN_SIM_H
@@ -22,6 +27,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "fd.h"
 #include "manager.h"
 
 #define SIM_ACTIVE_MAX 5 /* hyparview active view size given to managers */
@@ -64,6 +70,9 @@ struct sim_stats {
 	uint64_t refused;       /* receive() returned -1 */
 	uint64_t undecodable;   /* a buffer that did not unpack */
 	uint64_t connects, connect_fail;
+	uint64_t fd_msgs, fd_bytes; /* the failure detector's Heartbeat and Silent messages */
+	uint64_t fd_downs;          /* its DOWN verdicts */
+	uint64_t fd_false;          /* of which about a node alive and not paused */
 };
 
 enum sim_ev_kind {
@@ -118,6 +127,13 @@ struct sim_node {
 	unsigned contact_inc; /* the contact's incarnation when join() was called */
 	int group;            /* partition group */
 	struct sim_stats st;
+	struct fd *fd;          /* the real failure detector (sim_fd.c); NULL unless alive */
+	bool paused;            /* SIGSTOP-like: reads and ticks nothing (events held) */
+	unsigned tick_ms;       /* SIM_TICK_MS, or longer when starved of CPU */
+	bool starved;           /* reads only when it ticks (events held until then) */
+	uint64_t last_tick;     /* for the daemon's pause rule (daemon_tick) */
+	struct sim_event *held; /* paused or starved: what it has not read yet */
+	size_t nheld, capheld;
 };
 
 struct sim_world {
@@ -130,6 +146,9 @@ struct sim_world {
 	struct sim_link *links; /* triangular: pair (a < b) at b*(b-1)/2 + a */
 	struct sim_stats st;    /* world-wide counters not tied to a sender */
 	const char *refused_why;
+	int victim;            /* a node whose link state sim_fd.c records, or -1 */
+	uint64_t *victim_down; /* per node: when its link to victim went down (0: not) */
+	uint64_t *victim_up;   /* per node: when its link to victim came up (0: not) */
 };
 
 struct sim_world *sim_create(const struct sim_opts *o);
@@ -179,6 +198,35 @@ void sim_net_event(struct sim_world *w, const struct sim_event *e);
 uint64_t sim_uniform(struct rng *r, uint64_t lo, uint64_t hi);
 bool sim_chance(struct rng *r, unsigned ppm);
 
+/* The failure detector's shell (sim_fd.c): each live node runs the real
+ * fd.c, fed by its links; its Heartbeat and Silent messages travel the
+ * simulated network, and a DOWN closes the link. */
+#define SIM_TICK_MS       100  /* the daemon's tick */
+#define SIM_FD_TIMEOUT_MS 2000 /* failure_timeout_ms, the daemon's default */
+void sim_fd_start(struct sim_world *w, unsigned i);
+void sim_fd_stop(struct sim_world *w, unsigned i);
+void sim_fd_link(struct sim_world *w, unsigned i, unsigned other, bool up);
+/* Feeds the detector; true when msg was its own (Heartbeat, Silent). */
+bool sim_fd_receive(struct sim_world *w, unsigned to, unsigned from,
+                    const PartisanPeer__PeerMsg *msg);
+void sim_fd_sent(struct sim_world *w, unsigned from, unsigned to);
+/* The detector's part of node i's tick (before the manager's, as in the
+ * daemon). */
+void sim_fd_tick(struct sim_world *w, unsigned i);
+/* Pause node i (it stops reading and ticking: what reaches it is held and
+ * dials to it fail) / resume it (what was held is read, in order). */
+void sim_pause(struct sim_world *w, unsigned i);
+void sim_resume(struct sim_world *w, unsigned i);
+/* Starve node i of CPU: it wakes every tick_ms only, ticks, then reads
+ * what came meanwhile (which until then waits unread). */
+void sim_starve(struct sim_world *w, unsigned i, unsigned tick_ms);
+/* Called by the event loop: true when e waits for a paused or starved
+ * node (the queue gave it up: the hold owns it now). */
+bool sim_hold(struct sim_world *w, struct sim_event *e);
+/* Node i reads what was held for it. */
+void sim_release(struct sim_world *w, unsigned i);
+void sim_held_free(struct sim_node *n);
+
 /* Tracing (sim_trace.c); all no-ops unless opts.trace names node i. */
 bool sim_tracing(const struct sim_world *w, unsigned i);
 void sim_trace(const struct sim_world *w, unsigned i, const char *fmt, ...)
@@ -191,6 +239,7 @@ const char *sim_msg_kind(const uint8_t *buf, size_t len);
 struct sim_result {
 	bool ok;
 	bool skipped;  /* does not apply to this manager */
+	bool note;     /* the full suite prints msg under the table row too */
 	char msg[512]; /* one line: the measurements, or what failed */
 	uint64_t converge_ms;
 	double idle_msgs, idle_bytes; /* per live node per second, once converged */
@@ -233,6 +282,8 @@ bool sim_clean(struct sim_world *w, struct sim_result *r);
 void sim_split(struct sim_world *w, unsigned n);
 
 void scen_leave_race(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
+void scen_pause(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
+void scen_starve(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_chaos(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 
 #endif

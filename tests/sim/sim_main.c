@@ -171,6 +171,8 @@ static void sim_table_row(struct sim_cli *c, const struct sim_scenario *s, unsig
 		printf("  %6u  %11llu  %9.1f  %9.1f  %15.2f  %13.1f\n", nodes,
 		       (unsigned long long)r.converge_ms, (double)r.tot.sent / nodes,
 		       (double)r.tot.bytes / 1024.0 / nodes, r.idle_msgs, r.idle_bytes);
+	if (r.ok && r.note)
+		printf("          %s\n", r.msg);
 	fflush(stdout);
 }
 

@@ -9,7 +9,6 @@
 
 #include "sim.h"
 
-#define SIM_TICK_MS   100 /* the daemon's manager tick */
 #define SIM_BASE_PORT 10200
 
 /* Idle byte bounds, at the defaults (gossip 1 s, fanout 3, shuffle 10 s):
@@ -65,6 +64,7 @@ struct sim_world *sim_create(const struct sim_opts *o)
 	rng_seed(&w->rng, o->seed);
 	w->nodes = xcalloc(o->capacity, sizeof(*w->nodes));
 	w->links = xcalloc(npairs ? npairs : 1, sizeof(*w->links));
+	w->victim = -1;
 	return w;
 }
 
@@ -74,7 +74,10 @@ void sim_destroy(struct sim_world *w)
 		if (w->nodes[i].mgr)
 			w->o.mgr->ops->destroy(w->nodes[i].mgr);
 		node_spec_free(w->nodes[i].spec);
+		sim_fd_stop(w, i);
 	}
+	free(w->victim_down);
+	free(w->victim_up);
 	simq_free(&w->q);
 	free(w->nodes);
 	free(w->links);
@@ -106,10 +109,12 @@ static void sim_act(struct sim_world *w, unsigned i, struct action *a)
 	case ACT_SEND:
 		n->st.sent++;
 		n->st.bytes += a->len;
-		if (j < 0)
+		if (j < 0) {
 			n->st.drop_nolink++;
-		else
+		} else {
+			sim_fd_sent(w, i, (unsigned)j);
 			sim_net_send(w, i, (unsigned)j, a->buf, a->len);
+		}
 		a->buf = NULL;
 		break;
 	case ACT_CONNECT:
@@ -166,6 +171,7 @@ void sim_node_peer_up(struct sim_world *w, unsigned i, unsigned other)
 	if (!w->nodes[i].alive)
 		return;
 	sim_trace(w, i, "peer_up %s", w->nodes[other].name);
+	sim_fd_link(w, i, other, true);
 	actions_init(&out);
 	w->o.mgr->ops->peer_up(w->nodes[i].mgr, w->nodes[other].spec, &env, &out);
 	sim_drain(w, i, &out);
@@ -182,6 +188,7 @@ void sim_node_peer_down(struct sim_world *w, unsigned i, unsigned other)
 	if (!w->nodes[i].alive)
 		return;
 	sim_trace(w, i, "peer_down %s", w->nodes[other].name);
+	sim_fd_link(w, i, other, false);
 	actions_init(&out);
 	w->o.mgr->ops->peer_down(w->nodes[i].mgr, w->nodes[other].name, &env, &out);
 	sim_drain(w, i, &out);
@@ -203,8 +210,12 @@ void sim_node_receive(struct sim_world *w, unsigned to, unsigned from, const uin
 	if (sim_tracing(w, to))
 		sim_trace(w, to, "receive %s from %s (%zu B)", sim_msg_kind(buf, len),
 		          w->nodes[from].name, len);
-	actions_init(&out);
 	w->nodes[to].st.delivered++;
+	if (sim_fd_receive(w, to, from, msg)) {
+		partisan_peer__peer_msg__free_unpacked(msg, NULL);
+		return;
+	}
+	actions_init(&out);
 	rc = w->o.mgr->ops->receive(w->nodes[to].mgr, w->nodes[from].name, msg, &env, &out, &why);
 	partisan_peer__peer_msg__free_unpacked(msg, NULL);
 	sim_drain(w, to, &out);
@@ -276,11 +287,14 @@ static void sim_tick(struct sim_world *w, const struct sim_event *e)
 
 	if (!n->alive || n->inc != e->inc)
 		return;
+	sim_fd_tick(w, e->to);
 	actions_init(&out);
 	w->o.mgr->ops->tick(n->mgr, &env, &out);
 	sim_drain(w, e->to, &out);
 	sim_retry_join(w, e->to);
-	sim_schedule_tick(w, e->to, w->now + SIM_TICK_MS);
+	if (n->starved)
+		sim_release(w, e->to); /* it reads once it is awake */
+	sim_schedule_tick(w, e->to, w->now + n->tick_ms);
 }
 
 static struct node_spec *sim_make_spec(unsigned i, uint16_t port)
@@ -339,6 +353,7 @@ void sim_start(struct sim_world *w, unsigned i, int contact, bool new_port)
 	sim_trace(w, i, "start: incarnation %u, port %u, contact %s", n->inc,
 	          n->spec->addrs[0].port, contact >= 0 ? w->nodes[contact].name : "none");
 	n->alive = true;
+	sim_fd_start(w, i);
 	n->removed = false;
 	n->joined = contact < 0;
 	n->contact = contact;
@@ -360,6 +375,7 @@ void sim_crash(struct sim_world *w, unsigned i)
 			sim_net_abort(w, i, j);
 	w->o.mgr->ops->destroy(n->mgr);
 	n->mgr = NULL;
+	sim_fd_stop(w, i);
 }
 
 void sim_leave(struct sim_world *w, unsigned i, unsigned target)
@@ -379,6 +395,8 @@ void sim_run_until(struct sim_world *w, uint64_t t)
 
 	while (simq_pop(&w->q, t, &e)) {
 		w->now = e.at;
+		if (sim_hold(w, &e))
+			continue; /* a paused or starved node reads it later */
 		if (e.kind == SE_TICK)
 			sim_tick(w, &e);
 		else
@@ -419,6 +437,10 @@ static void sim_stats_add(struct sim_stats *t, const struct sim_stats *s)
 	t->undecodable += s->undecodable;
 	t->connects += s->connects;
 	t->connect_fail += s->connect_fail;
+	t->fd_msgs += s->fd_msgs;
+	t->fd_bytes += s->fd_bytes;
+	t->fd_downs += s->fd_downs;
+	t->fd_false += s->fd_false;
 }
 
 void sim_totals(const struct sim_world *w, struct sim_stats *out)

@@ -10,8 +10,12 @@
  * over an up link and handed to the manager (Hv*, Leave) or to plumtree
  * (Gossip, IHave, Graft, Prune, Exchange) 1..10 ms later. The shell's wiring
  * is the daemon's: plumtree neighbors are the active-view members whose link
- * is up. A crash stops a node at once and destroys its cores; its peers get
- * peer_down after fd_ms (a failure detector), 0 for at once.
+ * is up. Every node runs the real failure detector (daemon/fd.c, driven by
+ * ss_fd.c): its Heartbeat and Silent messages travel the simulated links
+ * and its DOWN closes a link. A crash stops a node at once and destroys its
+ * cores; its links go silent (a host gone: the peers' detectors find it) or,
+ * with fd_ms 0, close at once (kill -9). Nodes can be paused (no reads, no
+ * ticks) and starved of CPU (rare ticks, reading only then).
  */
 #ifndef PARTISAN_SIMSCALE_H
 #define PARTISAN_SIMSCALE_H
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "fd.h"
 #include "manager.h"
 #include "plumtree.h"
 
@@ -34,7 +39,8 @@ struct ss_params {
 	uint64_t seed;
 	unsigned nodes;
 	unsigned join_every_ms; /* one node joins every this many ms */
-	unsigned fd_ms;         /* crash -> peer_down on the live ends; 0: at once */
+	unsigned fd_ms;         /* the detector's failure_timeout_ms; 0: a crash closes
+	                         * its links at once */
 	bool plumtree;          /* run a plumtree core on every node */
 	unsigned shuffle_ms, promote_ms, lazy_ms, exchange_ms;
 	size_t max_store;
@@ -66,13 +72,20 @@ struct ss_node {
 	uint32_t contact; /* joins through it once linked; itself: none */
 	struct rng rng, pt_rng;
 	bool alive, joined;
+	struct fd *fd;         /* NULL once crashed */
+	bool paused;           /* reads and ticks nothing: events held */
+	bool starved;          /* ticks every SS_STARVE ticks, reads only then */
+	uint64_t last_tick;    /* for the daemon's pause rule */
+	struct ss_event *held; /* what a paused or starved node has not read */
+	uint32_t nheld, capheld;
 };
+
+#define SS_STARVE 3 /* a starved node's ticks are this many times rarer */
 
 enum ss_ev_kind {
 	SE_DELIVER,   /* msg arrives at to */
 	SE_CONNECTED, /* a dial from -> to completes */
 	SE_CLOSED,    /* from's graceful close reaches to */
-	SE_DOWN,      /* to's failure detector notices that from crashed */
 };
 
 /* Where an unpacked message lives: one block per message (more if it
@@ -102,7 +115,9 @@ struct ss_bcast {
 
 struct ss_counters {
 	uint64_t sent, delivered, nolink, inflight, refused, undecodable, bad_action;
-	uint64_t digest; /* folds every event: same seed, same digest */
+	uint64_t digest;             /* folds every event: same seed, same digest */
+	uint64_t fd_msgs, fd_bytes;  /* the detector's Heartbeat and Silent messages */
+	uint64_t fd_downs, fd_false; /* its DOWN verdicts; about a live, unpaused node */
 };
 
 struct ss_world {
@@ -124,6 +139,8 @@ struct ss_world {
 	unsigned nlive;
 	struct actions **acts; /* one reusable list per nesting depth */
 	size_t depth, nacts;
+	long victim;           /* a node whose links ss_fd.c watches, or -1 */
+	uint64_t *victim_down; /* per node: when its link to victim went down */
 };
 
 /* ---- ss_heap.c ---- */
@@ -183,6 +200,23 @@ void ss_net_close(struct ss_world *w, uint32_t from, uint32_t to);
 void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len);
 void ss_net_event(struct ss_world *w, struct ss_event *e);
 void ss_net_crash_links(struct ss_world *w, uint32_t i);
+/* Whether i's end of its link to j is up. */
+bool ss_net_up(struct ss_world *w, uint32_t i, uint32_t j);
+/* Node i reads what was held for it (paused, starved). */
+void ss_net_release(struct ss_world *w, uint32_t i);
+void ss_held_free(struct ss_node *nd);
+
+/* ---- ss_fd.c: the failure detector's shell ---- */
+void ss_fd_start(struct ss_world *w, uint32_t i);
+void ss_fd_stop(struct ss_world *w, uint32_t i);
+void ss_fd_link(struct ss_world *w, uint32_t i, uint32_t other, bool up);
+void ss_fd_sent(struct ss_world *w, uint32_t from, uint32_t to);
+/* Feeds the detector; true when msg was its own (Heartbeat, Silent). */
+bool ss_fd_receive(struct ss_world *w, uint32_t to, uint32_t from,
+                   const PartisanPeer__PeerMsg *msg);
+void ss_fd_tick(struct ss_world *w, uint32_t i);
+void ss_pause(struct ss_world *w, uint32_t i);
+void ss_resume(struct ss_world *w, uint32_t i);
 /* Free what an event still owns. */
 void ss_event_free(struct ss_event *e);
 
@@ -234,6 +268,8 @@ void ss_test_tables(const struct ss_opts *o, struct ss_tally *t);
 void ss_test_components(const struct ss_opts *o, struct ss_tally *t);
 /* Table (b). */
 void ss_test_reliability(const struct ss_opts *o, struct ss_tally *t);
+/* Table (e): the failure detector (ss_fdtest.c). */
+void ss_test_detector(const struct ss_opts *o, struct ss_tally *t);
 /* The same seed twice gives the same run; another seed another one. */
 void ss_test_determinism(const struct ss_opts *o, struct ss_tally *t);
 /* Count a result: print PASS or FAIL with the test's name. */

@@ -65,6 +65,7 @@ void ss_act_peer_up(struct ss_world *w, uint32_t i, uint32_t other)
 
 	if (!nd->alive)
 		return;
+	ss_fd_link(w, i, other, true);
 	out = ss_acts(w);
 	hyparview_ops.peer_up(nd->mgr, w->nodes[other].spec, &env, out);
 	if (nd->pt && hyparview_ops.is_member(nd->mgr, ss_name(w, other)))
@@ -82,6 +83,7 @@ void ss_act_peer_down(struct ss_world *w, uint32_t i, uint32_t other)
 
 	if (!nd->alive)
 		return;
+	ss_fd_link(w, i, other, false);
 	out = ss_acts(w);
 	hyparview_ops.peer_down(nd->mgr, ss_name(w, other), &env, out);
 	if (nd->pt)
@@ -119,12 +121,14 @@ static void ss_do(struct ss_world *w, uint32_t i, const struct action *a)
 		w->c.bad_action++;
 		return;
 	}
-	if (a->kind == ACT_SEND)
+	if (a->kind == ACT_SEND) {
+		ss_fd_sent(w, i, (uint32_t)j);
 		ss_net_send(w, i, (uint32_t)j, a->buf, a->len);
-	else if (a->kind == ACT_CONNECT)
+	} else if (a->kind == ACT_CONNECT) {
 		ss_net_connect(w, i, (uint32_t)j);
-	else
+	} else {
 		ss_net_close(w, i, (uint32_t)j);
+	}
 }
 
 struct actions *ss_acts(struct ss_world *w)
@@ -200,6 +204,8 @@ void ss_receive(struct ss_world *w, uint32_t to, uint32_t from, const PartisanPe
 	struct actions *out;
 	int rc;
 
+	if (ss_fd_receive(w, to, from, msg))
+		return;
 	if (!ss_for_manager(msg->body_case) && !ss_for_plumtree(msg->body_case)) {
 		w->c.undecodable++;
 		return;
@@ -220,14 +226,18 @@ void ss_tick_node(struct ss_world *w, uint32_t i)
 {
 	struct ss_node *nd = &w->nodes[i];
 	struct core_env env = ss_env(w, &nd->rng);
-	struct actions *out = ss_acts(w);
+	struct actions *out;
 
+	ss_fd_tick(w, i); /* first, as in the daemon's tick */
+	out = ss_acts(w);
 	hyparview_ops.tick(nd->mgr, &env, out);
 	ss_drain(w, i, out);
-	if (nd->pt == NULL || !nd->alive)
-		return;
-	env.rng = &nd->pt_rng;
-	out = ss_acts(w);
-	plumtree_tick(nd->pt, &env, out);
-	ss_drain(w, i, out);
+	if (nd->pt && nd->alive) {
+		env.rng = &nd->pt_rng;
+		out = ss_acts(w);
+		plumtree_tick(nd->pt, &env, out);
+		ss_drain(w, i, out);
+	}
+	if (nd->starved && nd->alive)
+		ss_net_release(w, i); /* awake: it reads what came meanwhile */
 }

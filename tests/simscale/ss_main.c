@@ -4,8 +4,9 @@
  *            [--fd-ms MS] [--join-ms MS] [--jobs J]
  *
  * check: 1,000 nodes, 3 seeds for the connectivity check (make check);
- * full: 10,000 nodes, 100 seeds (make sim). --fd-ms: failure detection
- * delay after a crash (2000, 0: at once); --join-ms: one join every MS
+ * full: 10,000 nodes, 100 seeds (make sim). --fd-ms: the failure
+ * detector's failure_timeout_ms (2000; 0: no detector, a crash closes its
+ * links at once); --join-ms: one join every MS
  * (2); --jobs: worker processes for the many-seed connectivity check (the
  * results do not depend on it). Every run prints its seed first; the same
  * arguments reproduce a run exactly. Ends with "simscale: N passed, N
@@ -87,13 +88,14 @@ int main(int argc, char **argv)
 
 	ss_parse(argc, argv, &o);
 	printf("simscale: seed %llu (suite %s, %u nodes, %u seeds, join every %u ms, failure"
-	       " detection %u ms)\n",
+	       " timeout %u ms)\n",
 	       (unsigned long long)o.seed, o.full ? "full" : "check", o.nodes, o.seeds, o.join_ms,
 	       o.fd_ms);
 	fflush(stdout);
 	ss_test_tables(&o, &t);
 	ss_test_components(&o, &t);
 	ss_test_reliability(&o, &t);
+	ss_test_detector(&o, &t);
 	ss_test_determinism(&o, &t);
 	printf("simscale: %.1f s wall\n", ss_wall() - t0);
 	printf("simscale: %u passed, %u failed\n", t.passed, t.failed);

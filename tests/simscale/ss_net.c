@@ -5,7 +5,10 @@
  * (ACT_DISCONNECT) reports the closer down at once and the far end after
  * what is in flight; what the closer sent before still arrives. A crash
  * breaks the node's links: in-flight messages are lost, sends into them
- * vanish, and each live end gets peer_down after fd_ms. */
+ * vanish, and each live end's failure detector has to notice (with fd_ms 0
+ * the live ends get peer_down at once instead). A paused node's deliveries
+ * and closes are held until it resumes, a starved node's until it ticks;
+ * dials to or from a paused node fail. */
 #include <stdlib.h>
 
 #include "simscale.h"
@@ -40,7 +43,8 @@ static void ss_net_connected(struct ss_world *w, const struct ss_event *e)
 
 	if (l == NULL || l->gen != e->gen || l->state != SS_CONNECTING)
 		return;
-	if (!w->nodes[e->from].alive || !w->nodes[e->to].alive) {
+	if (!w->nodes[e->from].alive || !w->nodes[e->to].alive || w->nodes[e->from].paused ||
+	    w->nodes[e->to].paused) {
 		ss_link_remove(w, l);
 		return;
 	}
@@ -96,20 +100,6 @@ static void ss_net_closed(struct ss_world *w, const struct ss_event *e)
 	bool was_up;
 
 	if (l == NULL || l->gen != e->gen || l->state != SS_CLOSING)
-		return;
-	was_up = l->up[ss_end(l, e->to)];
-	ss_link_remove(w, l);
-	if (was_up)
-		ss_act_peer_down(w, e->to, e->from);
-}
-
-/* The failure detector of e->to notices that e->from crashed. */
-static void ss_net_down(struct ss_world *w, const struct ss_event *e)
-{
-	struct ss_link *l = ss_link_get(w, e->from, e->to);
-	bool was_up;
-
-	if (l == NULL || l->gen != e->gen || l->state != SS_BROKEN)
 		return;
 	was_up = l->up[ss_end(l, e->to)];
 	ss_link_remove(w, l);
@@ -251,10 +241,24 @@ static uint64_t ss_fold(uint64_t h, uint64_t v)
 	return (h ^ v) * 0x100000001b3ULL;
 }
 
-void ss_net_event(struct ss_world *w, struct ss_event *e)
+/* A delivery or close for a paused or starved node waits until it reads:
+ * the hold owns the event then. */
+static bool ss_hold(struct ss_world *w, struct ss_event *e)
 {
-	w->c.digest =
-	    ss_fold(ss_fold(ss_fold(w->c.digest, e->at), e->kind), (uint64_t)e->from << 32 | e->to);
+	struct ss_node *nd = &w->nodes[e->to];
+
+	if (e->kind == SE_CONNECTED || !nd->alive || !(nd->paused || nd->starved))
+		return false;
+	if (nd->nheld == nd->capheld) {
+		nd->capheld = nd->capheld ? 2 * nd->capheld : 16;
+		nd->held = xrealloc(nd->held, nd->capheld * sizeof(*nd->held));
+	}
+	nd->held[nd->nheld++] = *e;
+	return true;
+}
+
+static void ss_net_dispatch(struct ss_world *w, struct ss_event *e)
+{
 	switch (e->kind) {
 	case SE_DELIVER:
 		ss_net_deliver(w, e);
@@ -265,14 +269,49 @@ void ss_net_event(struct ss_world *w, struct ss_event *e)
 	case SE_CLOSED:
 		ss_net_closed(w, e);
 		break;
-	case SE_DOWN:
-		ss_net_down(w, e);
-		break;
 	}
 }
 
+void ss_held_free(struct ss_node *nd)
+{
+	for (uint32_t k = 0; k < nd->nheld; k++)
+		ss_event_free(&nd->held[k]);
+	free(nd->held);
+	nd->held = NULL;
+	nd->nheld = nd->capheld = 0;
+}
+
+void ss_net_release(struct ss_world *w, uint32_t i)
+{
+	struct ss_node *nd = &w->nodes[i];
+	struct ss_event *held = nd->held;
+	uint32_t n = nd->nheld;
+
+	nd->held = NULL;
+	nd->nheld = nd->capheld = 0;
+	for (uint32_t k = 0; k < n; k++)
+		ss_net_dispatch(w, &held[k]);
+	free(held);
+}
+
+bool ss_net_up(struct ss_world *w, uint32_t i, uint32_t j)
+{
+	struct ss_link *l = ss_link_get(w, i, j);
+
+	return l && l->state == SS_UP && l->up[ss_end(l, i)];
+}
+
+void ss_net_event(struct ss_world *w, struct ss_event *e)
+{
+	w->c.digest =
+	    ss_fold(ss_fold(ss_fold(w->c.digest, e->at), e->kind), (uint64_t)e->from << 32 | e->to);
+	if (ss_hold(w, e))
+		return;
+	ss_net_dispatch(w, e);
+}
+
 /* Node i crashed: break its links. A live end still counting on a link
- * hears of it after fd_ms; the rest go at once. */
+ * has its detector find it (fd_ms 0: it hears at once); the rest go. */
 void ss_net_crash_links(struct ss_world *w, uint32_t i)
 {
 	const struct ss_node *nd = &w->nodes[i];
@@ -283,14 +322,19 @@ void ss_net_crash_links(struct ss_world *w, uint32_t i)
 		peers[k] = nd->refs[k].peer;
 	for (uint32_t k = 0; k < n; k++) {
 		struct ss_link *l = ss_link_get(w, i, peers[k]);
-		unsigned live = ss_end(l, peers[k]);
+		unsigned live;
 
+		if (l == NULL)
+			continue; /* gone meanwhile (a peer_down's actions) */
+		live = ss_end(l, peers[k]);
 		if (l->state == SS_CLOSING && l->closer != live)
 			continue; /* its close is on the way: the far end hears of it */
-		if ((l->state == SS_UP || l->state == SS_CLOSING) && l->up[live]) {
+		if ((l->state == SS_UP || l->state == SS_CLOSING) && l->up[live] && w->p.fd_ms) {
 			l->state = SS_BROKEN;
 			l->up[!live] = false;
-			ss_schedule(w, SE_DOWN, i, peers[k], l->gen, w->now + w->p.fd_ms);
+		} else if ((l->state == SS_UP || l->state == SS_CLOSING) && l->up[live]) {
+			ss_link_remove(w, l);
+			ss_act_peer_down(w, peers[k], i);
 		} else {
 			ss_link_remove(w, l);
 		}

@@ -77,7 +77,7 @@ static void ss_row_print(unsigned pct, const struct ss_row *r, double wall)
 static void ss_header(const struct ss_opts *o)
 {
 	printf("(b) broadcast reliability after a simultaneous crash: seed %llu, %u nodes (joined,"
-	       " %u shuffle period(s), %u warm-up broadcasts), failure detection %u ms;\n"
+	       " %u shuffle period(s), %u warm-up broadcasts), failure timeout %u ms (fd.c);\n"
 	       "    %% of the live nodes delivering a broadcast from a random live origin within"
 	       " %u ms, sent right after the crash and after 1, 2, 5 shuffle periods (%u ms)\n",
 	       (unsigned long long)o->seed, o->nodes, SS_SETTLE, SS_WARMUP, o->fd_ms, SS_WINDOW_MS,

@@ -13,7 +13,7 @@ void ss_params_default(struct ss_params *p, uint64_t seed, unsigned nodes)
 	p->seed = seed;
 	p->nodes = nodes;
 	p->join_every_ms = 2;
-	p->fd_ms = 2000; /* failure_timeout_ms */
+	p->fd_ms = 2000; /* the detector's failure_timeout_ms */
 	p->plumtree = true;
 	p->shuffle_ms = 10000;
 	p->promote_ms = 5000;
@@ -41,6 +41,7 @@ struct ss_world *ss_world_new(const struct ss_params *p)
 	rng_seed(&w->net_rng, ss_mix(p->seed, 0));
 	rng_seed(&w->pick_rng, ss_mix(p->seed, 1));
 	w->c.digest = 0xcbf29ce484222325ULL;
+	w->victim = -1;
 	return w;
 }
 
@@ -57,6 +58,7 @@ void ss_world_free(struct ss_world *w)
 {
 	for (uint32_t i = 0; i < w->n; i++) {
 		ss_node_stop(&w->nodes[i]);
+		ss_fd_stop(w, i);
 		node_spec_free(w->nodes[i].spec);
 		free(w->nodes[i].refs);
 	}
@@ -74,6 +76,7 @@ void ss_world_free(struct ss_world *w)
 		free(w->bc[b].seen);
 	ss_links_free(w);
 	free(w->bc);
+	free(w->victim_down);
 	free(w->heap);
 	free(w->nodes);
 	free(w);
@@ -165,6 +168,7 @@ uint32_t ss_add_node(struct ss_world *w)
 		nd->pt = plumtree_create(nd->spec->name, ss_mix(w->p.seed, i) >> 1, w->p.lazy_ms,
 		                         w->p.exchange_ms, w->p.max_store);
 	nd->alive = true;
+	ss_fd_start(w, i);
 	w->nlive++;
 	nd->contact = i;
 	nd->joined = i == 0;
@@ -176,12 +180,18 @@ uint32_t ss_add_node(struct ss_world *w)
 	return i;
 }
 
-/* Every node in phase t ticks at t, so each ticks every SS_TICK_MS. */
+/* Every node in phase t ticks at t, so each ticks every SS_TICK_MS (a
+ * starved one every SS_STARVE of those, a paused one not at all). */
 static void ss_tick_phase(struct ss_world *w, uint64_t t)
 {
-	for (uint32_t i = (uint32_t)(t % SS_TICK_MS); i < w->n; i += SS_TICK_MS)
-		if (w->nodes[i].alive)
+	bool slow = (t / SS_TICK_MS) % SS_STARVE == 0; /* a starved node's tick */
+
+	for (uint32_t i = (uint32_t)(t % SS_TICK_MS); i < w->n; i += SS_TICK_MS) {
+		const struct ss_node *nd = &w->nodes[i];
+
+		if (nd->alive && !nd->paused && (!nd->starved || slow))
 			ss_tick_node(w, i);
+	}
 }
 
 void ss_run(struct ss_world *w, uint64_t ms)
@@ -222,6 +232,7 @@ void ss_crash(struct ss_world *w, uint32_t i)
 	w->nlive--;
 	ss_net_crash_links(w, i);
 	ss_node_stop(nd);
+	ss_fd_stop(w, i);
 }
 
 unsigned ss_crash_fraction(struct ss_world *w, unsigned pct)

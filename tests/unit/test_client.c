@@ -155,7 +155,7 @@ static void fake_hello_version(int fd, uint32_t version)
 	PartisanIpc__Request *req = fake_read(fd);
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	PartisanIpc__HelloReply h = PARTISAN_IPC__HELLO_REPLY__INIT;
-	PartisanIpc__NodeSpec spec = PARTISAN_IPC__NODE_SPEC__INIT;
+	PartisanCommon__NodeSpec spec = PARTISAN_COMMON__NODE_SPEC__INIT;
 
 	if (req == NULL || req->body_case != PARTISAN_IPC__REQUEST__BODY_HELLO)
 		_exit(5);
@@ -307,8 +307,8 @@ static void serve_status(int fd, uint64_t id)
 {
 	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
 	PartisanIpc__StatusReply s = PARTISAN_IPC__STATUS_REPLY__INIT;
-	PartisanIpc__NodeSpec spec = PARTISAN_IPC__NODE_SPEC__INIT;
-	PartisanIpc__Addr addr = PARTISAN_IPC__ADDR__INIT, *ap = &addr;
+	PartisanCommon__NodeSpec spec = PARTISAN_COMMON__NODE_SPEC__INIT;
+	PartisanCommon__Addr addr = PARTISAN_COMMON__ADDR__INIT, *ap = &addr;
 	PartisanIpc__Endpoint ep = PARTISAN_IPC__ENDPOINT__INIT, *epp = &ep;
 	char *names[] = {"svc"};
 

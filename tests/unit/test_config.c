@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The golden runner fixes the name so the hostname does not leak in. */
@@ -592,6 +593,29 @@ START_TEST(test_cluster_name_and_secret_file_are_checked)
 }
 END_TEST
 
+START_TEST(test_cluster_insecure_is_a_boolean_off_by_default)
+{
+	struct config c;
+	char *dump;
+
+	config_defaults(&c);
+	ck_assert(!c.insecure);
+	dump = config_dump(&c);
+	ck_assert_ptr_nonnull(strstr(dump, "\"insecure\": false"));
+	free(dump);
+	config_free(&c);
+	load_ok(&c, "{\"cluster\": {\"insecure\": true}}");
+	ck_assert(c.insecure);
+	ck_assert_str_eq(c.cluster_name, "default");
+	dump = config_dump(&c);
+	ck_assert_ptr_nonnull(strstr(dump, "\"insecure\": true"));
+	free(dump);
+	config_free(&c);
+	load_fails("{\"cluster\": {\"insecure\": \"yes\"}}",
+	           "config: cluster.insecure: expected boolean, got \"yes\"");
+}
+END_TEST
+
 START_TEST(test_log_level_role_and_metrics_are_validated)
 {
 	struct config c;
@@ -686,10 +710,23 @@ START_TEST(test_tls_files_must_be_readable)
 	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "config: tls.key: /nonexistent/k: No such file or directory");
 	config_free(&c);
+	/* Readable is not enough: verified peers need a CA, and each file
+	 * must load as what it is. */
 	snprintf(json, sizeof(json),
 	         "{\"tls\": {\"enabled\": true, \"cert\": \"%s\", \"key\": \"%s\"}}", cert, cert);
 	load_ok(&c, json);
-	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), 0);
+	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "config: tls.ca: required when tls.verify_peer is true");
+	config_free(&c);
+	snprintf(json, sizeof(json),
+	         "{\"tls\": {\"enabled\": true, \"cert\": \"%s\", \"key\": \"%s\", "
+	         "\"verify_peer\": false}}",
+	         cert, cert);
+	load_ok(&c, json);
+	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), -1);
+	ck_assert_msg(strncmp(err, "config: tls.cert: ", 18) == 0 &&
+	                  strstr(err, "not a certificate"),
+	              "%s", err);
 	config_free(&c);
 	unlink(cert);
 	free(cert);
@@ -708,9 +745,15 @@ START_TEST(test_secret_file_must_be_readable)
 	config_free(&c);
 	load_ok(&c, "{\"cluster\": {\"secret_file\": \"/\"}}");
 	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), -1);
-	ck_assert_str_eq(err, "config: cluster.secret_file: /: Is a directory");
+	ck_assert_str_eq(err, "config: cluster.secret_file: /: not a regular file");
 	config_free(&c);
 	snprintf(json, sizeof(json), "{\"cluster\": {\"secret_file\": \"%s\"}}", secret);
+	chmod(secret, 0644);
+	load_ok(&c, json);
+	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "open to group or others (mode 0644)") != NULL, "%s", err);
+	config_free(&c);
+	chmod(secret, 0600);
 	load_ok(&c, json);
 	ck_assert_int_eq(config_finish(&c, err, sizeof(err)), 0);
 	config_free(&c);
@@ -913,6 +956,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_ipc_socket_must_fit_sun_path);
 	tcase_add_test(tc, test_ipc_allow_lists_hold_non_negative_ids);
 	tcase_add_test(tc, test_cluster_name_and_secret_file_are_checked);
+	tcase_add_test(tc, test_cluster_insecure_is_a_boolean_off_by_default);
 	tcase_add_test(tc, test_log_level_role_and_metrics_are_validated);
 	tcase_add_test(tc, test_failed_load_leaves_config_unchanged);
 	tcase_add_test(tc, test_second_load_overrides_only_its_keys);

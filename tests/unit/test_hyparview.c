@@ -907,7 +907,7 @@ static int solo_rx_body(struct solo *s, const char *from, PartisanPeer__PeerMsg_
 static void solo_join_msg(struct solo *s, const char *name, uint64_t epoch, uint64_t seq)
 {
 	struct node_spec *spec = make_spec(name, 9100);
-	PartisanPeer__NodeSpec pb;
+	PartisanCommon__NodeSpec pb;
 	PartisanPeer__HvJoin j = PARTISAN_PEER__HV_JOIN__INIT;
 
 	node_spec_to_pb(spec, &pb);
@@ -923,7 +923,7 @@ static void solo_join_msg(struct solo *s, const char *name, uint64_t epoch, uint
 static void solo_neighbor(struct solo *s, const char *name, bool high, uint64_t epoch, uint64_t seq)
 {
 	struct node_spec *spec = make_spec(name, 9100);
-	PartisanPeer__NodeSpec pb;
+	PartisanCommon__NodeSpec pb;
 	PartisanPeer__HvNeighbor nb = PARTISAN_PEER__HV_NEIGHBOR__INIT;
 
 	node_spec_to_pb(spec, &pb);
@@ -1144,7 +1144,7 @@ START_TEST(test_bad_messages_are_refused_with_a_reason)
 	PartisanPeer__Leave lv = PARTISAN_PEER__LEAVE__INIT;
 	PartisanPeer__Digest dg = PARTISAN_PEER__DIGEST__INIT;
 	struct node_spec *good = make_spec("b@127.0.0.1", 9100), *bad = make_spec("nohost", 9101);
-	PartisanPeer__NodeSpec gpb, bpb, *list[2] = {&gpb, &bpb};
+	PartisanCommon__NodeSpec gpb, bpb, *list[2] = {&gpb, &bpb};
 	const char *why;
 
 	solo_init(&s, "a@127.0.0.1/1");

@@ -275,7 +275,7 @@ START_TEST(test_pb_element_without_dots_is_refused)
 {
 	PartisanPeer__Membership pb = PARTISAN_PEER__MEMBERSHIP__INIT;
 	PartisanPeer__MemberEntry e = PARTISAN_PEER__MEMBER_ENTRY__INIT, *ev[1] = {&e};
-	PartisanPeer__NodeSpec ns;
+	PartisanCommon__NodeSpec ns;
 	struct node_spec *s = spec("a@h", 1);
 	const char *why = NULL;
 	struct orset out;
@@ -297,7 +297,7 @@ START_TEST(test_pb_bad_spec_is_refused)
 	PartisanPeer__Membership pb = PARTISAN_PEER__MEMBERSHIP__INIT;
 	PartisanPeer__MemberEntry e = PARTISAN_PEER__MEMBER_ENTRY__INIT, *ev[1] = {&e};
 	PartisanPeer__Dot d = PARTISAN_PEER__DOT__INIT, *dv[1] = {&d};
-	PartisanPeer__NodeSpec ns;
+	PartisanCommon__NodeSpec ns;
 	struct node_spec *s = spec("no-at-sign", 1);
 	const char *why = NULL;
 	struct orset out;

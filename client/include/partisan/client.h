@@ -367,6 +367,8 @@ typedef struct partisan_conn {
 	char *channel;
 	unsigned connected; /* connections open */
 	unsigned wanted;    /* the channel's parallelism */
+	char *transport;    /* "tcp" or "tls" while one is open, else NULL */
+	char *peer_subject; /* the peer's certificate subject, "psk", or NULL */
 } partisan_conn_t;
 
 typedef struct partisan_conn_list {
@@ -439,6 +441,10 @@ typedef struct partisan_status {
 	partisan_node_spec_t spec;
 	char *manager; /* full_mesh | hyparview | client_server | static */
 	char *cluster; /* "" when the daemon did not say */
+	/* How peer links are protected: "protected" (no secret, no TLS: links
+	 * from loopback only), "insecure", "secret" (TLS with the cluster
+	 * secret's key), "certificates" (mutual TLS), "certificates+secret". */
+	char *security;
 	uint64_t uptime_s;
 	unsigned members;
 	unsigned nodes;

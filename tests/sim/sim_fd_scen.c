@@ -1,0 +1,204 @@
+/* sim_fd_scen.c: the failure detector's scenarios (daemon/fd.c, run by
+ * sim_fd.c on every node). A paused node must be marked down by every node
+ * linked to it within failure_timeout_ms + one heartbeat round, and be back
+ * once resumed; a node starved of CPU (it wakes three times less often,
+ * reading only then) must not be marked down, nor mark others down. Each
+ * reports the detector's own message cost per node per second. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define FD_SETTLE_MS 3000 /* after convergence: the watch rings settle */
+#define FD_ROUND_MS  (SIM_FD_TIMEOUT_MS / 2)
+#define FD_BOUND_MS  (SIM_FD_TIMEOUT_MS + FD_ROUND_MS)
+#define PAUSE_MS     5000  /* how long the victim stays paused */
+#define STARVE_MS    60000 /* how long the starved node runs */
+#define STARVE_SLOW  3     /* its ticks are this many times rarer */
+
+static unsigned sim_live_count(const struct sim_world *w)
+{
+	unsigned live = 0;
+
+	for (unsigned i = 0; i < w->n; i++)
+		live += w->nodes[i].alive && !w->nodes[i].removed;
+	return live;
+}
+
+/* The detector's messages per live node per second from a to b. */
+static double sim_fd_cost(const struct sim_world *w, const struct sim_stats *a,
+                          const struct sim_stats *b, uint64_t ms, double *bytes)
+{
+	double per = 1000.0 / (double)ms / sim_live_count(w);
+
+	*bytes = (double)(b->fd_bytes - a->fd_bytes) * per;
+	return (double)(b->fd_msgs - a->fd_msgs) * per;
+}
+
+/* A converged world of nodes nodes, settled; NULL with r failed. */
+static struct sim_world *sim_fd_world(const struct sim_opts *base, unsigned nodes, bool *expect,
+                                      struct sim_result *r)
+{
+	struct sim_world *w = sim_world_for(base, nodes);
+	uint64_t took;
+
+	sim_grow(w, nodes);
+	sim_expect_live(w, expect);
+	if (!sim_converge(w, expect, r, "before", &took)) {
+		sim_destroy(w);
+		return NULL;
+	}
+	sim_run_until(w, w->now + FD_SETTLE_MS);
+	return w;
+}
+
+/* The nodes linked to v now (had[k]); how many. */
+static unsigned sim_linked_set(struct sim_world *w, unsigned v, bool *had)
+{
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < w->n; k++) {
+		const struct sim_link *l = sim_link(w, k, v);
+
+		had[k] = k != v && w->nodes[k].alive && l->state == LINK_UP;
+		n += had[k];
+	}
+	return n;
+}
+
+/* Every node in had marked v down within FD_BOUND_MS of t0; *worst: the
+ * slowest, *sum: the total. */
+static bool sim_all_down(struct sim_world *w, const bool *had, uint64_t t0, uint64_t *worst,
+                         uint64_t *sum, struct sim_result *r)
+{
+	*worst = *sum = 0;
+	for (unsigned k = 0; k < w->n; k++) {
+		uint64_t at = w->victim_down[k];
+
+		if (!had[k])
+			continue;
+		if (at == 0 || at > t0 + FD_BOUND_MS)
+			return sim_fail(r, "%s did not mark the paused %s down within %u ms",
+			                w->nodes[k].name, w->nodes[w->victim].name, FD_BOUND_MS),
+			       false;
+		*sum += at - t0;
+		if (at - t0 > *worst)
+			*worst = at - t0;
+	}
+	return true;
+}
+
+static bool sim_no_false(struct sim_world *w, struct sim_result *r)
+{
+	struct sim_stats t;
+
+	sim_totals(w, &t);
+	if (t.fd_false == 0)
+		return true;
+	return sim_fail(r, "%llu false DOWN verdicts (a live, running node marked down)",
+	                (unsigned long long)t.fd_false),
+	       false;
+}
+
+static void sim_victim_track(struct sim_world *w, unsigned v)
+{
+	w->victim = (int)v;
+	w->victim_down = xcalloc(w->o.capacity, sizeof(*w->victim_down));
+	w->victim_up = xcalloc(w->o.capacity, sizeof(*w->victim_up));
+}
+
+/* Pause the victim; check every linked node marks it down in time; resume
+ * it and run until converged again (*back: how long that took). */
+static bool sim_pause_cycle(struct sim_world *w, const bool *expect, unsigned v, uint64_t *worst,
+                            double *mean, uint64_t *back, struct sim_result *r)
+{
+	bool *had = xcalloc(w->n, sizeof(*had));
+	unsigned nhad = sim_linked_set(w, v, had);
+	uint64_t t0 = w->now, sum;
+	bool ok;
+
+	sim_pause(w, v);
+	sim_run_until(w, t0 + FD_BOUND_MS);
+	ok = nhad > 0 && sim_all_down(w, had, t0, worst, &sum, r);
+	if (nhad == 0)
+		sim_fail(r, "the victim %s had no links", w->nodes[v].name);
+	*mean = nhad ? (double)sum / nhad : 0;
+	free(had);
+	if (!ok)
+		return false;
+	sim_run_until(w, t0 + PAUSE_MS);
+	sim_resume(w, v);
+	return sim_converge(w, expect, r, "after resume", back) && sim_no_false(w, r);
+}
+
+/* A paused node (SIGSTOP: no reads, no ticks) is marked down by every node
+ * linked to it within failure_timeout_ms + one round, and is back once
+ * resumed. */
+void scen_pause(const struct sim_opts *base, unsigned nodes, struct sim_result *r)
+{
+	bool *expect = xcalloc(nodes, sizeof(*expect));
+	struct sim_world *w = sim_fd_world(base, nodes, expect, r);
+	struct sim_stats a, b;
+	uint64_t worst, back;
+	double mean, msgs, bytes;
+	unsigned v;
+
+	if (w == NULL)
+		goto out;
+	sim_totals(w, &a);
+	sim_run_until(w, w->now + FD_SETTLE_MS);
+	sim_totals(w, &b);
+	msgs = sim_fd_cost(w, &a, &b, FD_SETTLE_MS, &bytes);
+	v = (unsigned)rng_below(&w->rng, w->n);
+	sim_victim_track(w, v);
+	if (sim_pause_cycle(w, expect, v, &worst, &mean, &back, r)) {
+		r->converge_ms = back;
+		r->note = true;
+		sim_totals(w, &r->tot);
+		sim_ok(r,
+		       "%s paused %u ms: down everywhere in %llu ms (mean %.0f, bound %u);"
+		       " back in %llu ms after resume; detector %.2f msg/node/s, %.0f B/node/s",
+		       w->nodes[v].name, PAUSE_MS, (unsigned long long)worst, mean, FD_BOUND_MS,
+		       (unsigned long long)back, msgs, bytes);
+	}
+	sim_destroy(w);
+out:
+	free(expect);
+}
+
+/* A node starved of CPU (a tick every STARVE_SLOW ticks, reading only when
+ * it wakes) is never marked down, and marks nobody down either. */
+void scen_starve(const struct sim_opts *base, unsigned nodes, struct sim_result *r)
+{
+	bool *expect = xcalloc(nodes, sizeof(*expect));
+	struct sim_world *w = sim_fd_world(base, nodes, expect, r);
+	struct sim_stats a, b;
+	double msgs, bytes, hours;
+	char why[256];
+	unsigned v;
+
+	if (w == NULL)
+		goto out;
+	v = (unsigned)rng_below(&w->rng, w->n);
+	sim_starve(w, v, STARVE_SLOW * SIM_TICK_MS);
+	sim_totals(w, &a);
+	sim_run_until(w, w->now + STARVE_MS);
+	sim_totals(w, &b);
+	msgs = sim_fd_cost(w, &a, &b, STARVE_MS, &bytes);
+	hours = (double)sim_live_count(w) * STARVE_MS / 3.6e6;
+	r->note = true;
+	r->tot = b;
+	if (sim_run_converge(w, expect, w->now + FD_SETTLE_MS, why, sizeof(why)) == UINT64_MAX)
+		sim_fail(r, "not converged while %s was starved: %s", w->nodes[v].name, why);
+	else if (sim_no_false(w, r) && sim_clean(w, r))
+		sim_ok(r,
+		       "%s ticking every %u ms for %u s: %llu false DOWN (%.1f per 1,000 node-hours"
+		       " over %.2f node-hours); detector %.2f msg/node/s, %.0f B/node/s",
+		       w->nodes[v].name, STARVE_SLOW * SIM_TICK_MS, STARVE_MS / 1000,
+		       (unsigned long long)(b.fd_false - a.fd_false),
+		       (double)(b.fd_false - a.fd_false) * 1000.0 / hours, hours, msgs, bytes);
+	sim_destroy(w);
+out:
+	free(expect);
+}
