@@ -56,7 +56,11 @@ FUZZMAIN := tests/fuzz/driver.c
 endif
 PKGCFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-INC      := -I$(B)/proto -Iproto -Idaemon -Iclient/include -Iclient
+INC      := -I$(B)/proto -Iproto -Idaemon -Idaemon/core -Iclient/include -Iclient
+# A pure core (daemon/core/) sees only the other cores and the generated
+# protobuf headers: including a shell header there does not compile
+# (tests/imports.py checks the same, and system headers for I/O, in make check).
+CORE_INC := -I$(B)/proto -Idaemon/core
 ALLCPPFLAGS = -D_GNU_SOURCE $(INC) $(CPPFLAGS)
 ALLCFLAGS = $(WFLAGS) $(WERROR) $(CFLAGS) $(SANFLAGS) $(PKGCFLAGS) -fPIC -MMD -MP
 COMPILE   = $(CC) $(ALLCPPFLAGS) $(ALLCFLAGS)
@@ -67,7 +71,8 @@ PROTOS   := $(wildcard proto/*.proto)
 PB_C     := $(patsubst proto/%.proto,$(B)/proto/%.pb-c.c,$(PROTOS))
 PB_H     := $(PB_C:.c=.h)
 COMMON   := $(wildcard proto/*.c)
-DAEMON   := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CORES    := $(wildcard daemon/core/*.c)
+DAEMON   := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(CORES)
 CLIENT   := $(filter-out client/partisanctl.c,$(wildcard client/*.c))
 
 OBJ       = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -113,6 +118,8 @@ $(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c | $(PB_H)
 $(B)/obj/%.o: %.c | $(PB_H)
 	@mkdir -p $(dir $@)
 	$(COMPILE) -c -o $@ $<
+
+$(B)/obj/daemon/core/%.o: INC := $(CORE_INC)
 
 $(B)/libpartisand.a: $(DAEMON_O) $(COMMON_O)
 	@rm -f $@
@@ -324,7 +331,9 @@ uninstall:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# Removes the build directory: `make clean` all of build/, `make B=build/x
+# clean` only build/x.
 clean:
-	rm -rf build
+	rm -rf $(B)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

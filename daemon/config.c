@@ -1017,6 +1017,7 @@ static const struct config_field config_root_fields[] = {
     CF_MS("failure_timeout_ms", failure_timeout_ms, 2000),
     CF_MS("connect_timeout_ms", connect_timeout_ms, 2000),
     CF_MS("retransmit_interval_ms", retransmit_interval_ms, 1000),
+    CF_MS("ack_hold_ms", ack_hold_ms, 5000),
     CF_U64("max_frame_bytes", max_frame_bytes, 1024, 1073741824, 16777216),
     CF_U64("session_queue_bytes", session_queue_bytes, 4096, 1073741824, 8388608),
     CF_U64("peer_queue_bytes", peer_queue_bytes, 4096, 1073741824, 8388608),

@@ -54,6 +54,7 @@ struct config {
 	unsigned failure_timeout_ms;     /* default 2000 */
 	unsigned connect_timeout_ms;     /* default 2000 */
 	unsigned retransmit_interval_ms; /* default 1000 */
+	unsigned ack_hold_ms;            /* an acked message waits this long for its target */
 	uint64_t max_frame_bytes;        /* default 16777216 */
 	uint64_t session_queue_bytes;    /* per IPC session outbound bound, default 8 MiB */
 	uint64_t peer_queue_bytes;       /* per peer connection outbound bound, default 8 MiB */

@@ -518,6 +518,17 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	}
 }
 
+bool daemon_peer_data_big(struct daemon *d, const char *node, const PartisanPeer__Data *data,
+                          struct evbuffer *big)
+{
+	return router_data_big(d, node, data, big);
+}
+
+void daemon_link_up(struct daemon *d, const char *node)
+{
+	ipc_joins_check(d); /* a sync_join may be complete with this link */
+}
+
 void daemon_peer_drained(struct daemon *d)
 {
 	router_resume_senders(d);

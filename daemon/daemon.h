@@ -142,6 +142,13 @@ void daemon_node_down(struct daemon *d, const char *node, const char *reason);
 /* A post-hello message from node. Returns -1 with *why to close the link. */
 int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__PeerMsg *msg,
                     const char **why);
+/* Data from node whose payload was split out into big (splice.h): true
+ * when it was plain data for an endpoint here, which got big's bytes
+ * moved, not copied; false, doing nothing, otherwise. */
+bool daemon_peer_data_big(struct daemon *d, const char *node, const PartisanPeer__Data *data,
+                          struct evbuffer *big);
+/* A link to node finished its hello (one more channel connected). */
+void daemon_link_up(struct daemon *d, const char *node);
 
 /* A member's status as this node sees it (SPEC: members), and since when
  * (monotonic ms). A node never heard of is down since the start. */

@@ -1,8 +1,11 @@
-/* peer.h: connections to other daemons. Per node and channel, `parallelism`
- * outbound connections carry what this node sends; inbound ones carry what
- * the other side sends. Hello handshake, framing, heartbeats and Silent
- * reports (sent when the failure detector, fd.c, decides), unread-byte
- * checks for it, and reconnection with backoff live here. */
+/* peer.h: connections to other daemons, the peer layer's API for the rest
+ * of the daemon. Per node and channel, `parallelism` outbound connections
+ * carry what this node sends; inbound ones carry what the other side sends.
+ * Three modules make it (peer-int.h, which only they include): peer.c, the
+ * node table, dialling with backoff, routing, partitions, heartbeats and
+ * Silent reports (sent when the failure detector, fd.c, decides); link.c,
+ * one connection's framing, queues and callbacks; hello.c, the handshake
+ * and its identity checks. */
 #ifndef PARTISAN_PEER_H
 #define PARTISAN_PEER_H
 
@@ -22,8 +25,6 @@ enum peer_send_result {
 	PEER_PARTITIONED = -4, /* an injected partition separates us */
 };
 
-/* Bind every listen address (port 0: the kernel picks; the bound port is
- * written back into d->self). Returns 0 or -1 with a logged reason. */
 /* Bind every listen address (d->bound gets what was bound). 0, or -1 after
  * logging why. */
 int peer_listen(struct daemon *d);
@@ -88,10 +89,10 @@ const char *peer_channel_name(struct daemon *d, const char *channel);
 /* Names of connected nodes (array owned by the caller, names by the peer
  * layer and valid until the next event-loop turn). */
 size_t peer_up_nodes(struct daemon *d, const char ***out);
-/* Outbound connections open / wanted to node on channel. */
 /* What the peer proved on an open link of node's channel (transport.h's
  * peer_subject), or NULL. */
 const char *peer_conn_subject(struct daemon *d, const char *node, const char *channel);
+/* Outbound connections open / wanted to node on channel. */
 void peer_conn_count(struct daemon *d, const char *node, const char *channel, unsigned *connected,
                      unsigned *wanted);
 bool peer_fully_connected(struct daemon *d, const char *node);

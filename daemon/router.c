@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "ack.h"
+#include "hold.h"
 #include "causal.h"
 #include "ipc.h"
 #include "graph.h"
@@ -70,7 +71,12 @@ struct router {
 	struct strmap relay_seen;     /* "origin/id" of relayed messages seen */
 	char *relay_ring[RELAY_SEEN]; /* the same keys, oldest first out */
 	size_t relay_pos;
+	struct hold *hold; /* acked messages waiting for their target (hold.h) */
 };
+
+static bool router_acked(const PartisanPeer__Data *data);
+static bool router_hold(struct daemon *d, const char *from, const PartisanPeer__Data *data);
+static void router_on_ack(struct daemon *d, const char *from, const PartisanPeer__Ack *ack);
 
 int router_init(struct daemon *d)
 {
@@ -84,6 +90,7 @@ int router_init(struct daemon *d)
 	strmap_init(&r->pending);
 	strmap_init(&r->relay_seen);
 	r->remote = registry_create();
+	r->hold = hold_create(d->cfg->session_queue_bytes);
 	d->router = r;
 	return 0;
 }
@@ -107,6 +114,7 @@ void router_free(struct daemon *d)
 	mon_notes_clear(&r->notes);
 	strmap_free(&r->calls);
 	registry_destroy(r->remote);
+	hold_destroy(r->hold);
 	strmap_free(&r->relay_seen);
 	for (size_t i = 0; i < RELAY_SEEN; i++)
 		free(r->relay_ring[i]);
@@ -1483,6 +1491,8 @@ static int router_on_data(struct daemon *d, const char *from, const PartisanPeer
 			router_call_reply(d, data->call_ref, data->from, &data->payload);
 		return 0;
 	}
+	if (router_hold(d, from, data))
+		return 0; /* kept until its target is held here, or given up */
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return 0; /* a retransmission we already delivered */
 	router_count_in(d, data->channel);
@@ -1501,13 +1511,96 @@ bool router_data_big(struct daemon *d, const char *from, const PartisanPeer__Dat
 	/* Only plain data for an endpoint here: replies, relayed and causal
 	 * messages take other ways, and a drop is counted there. */
 	if ((data->has_is_reply && data->is_reply) || data->has_relay_id ||
-	    (data->causal_label && data->causal_label[0]) || (t = router_target(d, data)) == NULL)
-		return false;
+	    (data->causal_label && data->causal_label[0]) || (t = router_target(d, data)) == NULL ||
+	    (router_acked(data) && hold_waiting(d->router->hold, from, data->to)))
+		return false; /* (acked ones behind held ones wait with them) */
 	if (data->has_ack_id && data->ack_id && !ack_on_data(d->ack, from, data))
 		return true; /* a retransmission we already delivered */
 	router_count_in(d, data->channel);
 	router_hand(d, from, t, data, big);
 	return true;
+}
+
+/* ---- acknowledged messages for targets nobody holds yet (hold.h) ---- */
+
+static bool router_acked(const PartisanPeer__Data *data)
+{
+	return data->has_ack_id && data->ack_id && !(data->causal_label && data->causal_label[0]);
+}
+
+/* Keep an acknowledged message whose target no endpoint holds here, or
+ * that must wait behind such messages. True when it was taken. */
+static bool router_hold(struct daemon *d, const char *from, const PartisanPeer__Data *data)
+{
+	struct router *r = d->router;
+	uint8_t stackbuf[1024], *buf;
+	size_t len;
+	enum hold_result hr;
+
+	if (!router_acked(data) || ack_known(d->ack, from, data) ||
+	    (!hold_waiting(r->hold, from, data->to) && router_target(d, data) != NULL))
+		return false;
+	len = partisan_peer__data__get_packed_size(data);
+	buf = len <= sizeof(stackbuf) ? stackbuf : xmalloc(len);
+	partisan_peer__data__pack(data, buf);
+	hr = hold_push(r->hold, from, data->to, data->has_ack_epoch ? data->ack_epoch : 0,
+	               data->ack_id, buf, len, daemon_now_ms() + d->cfg->ack_hold_ms);
+	if (buf != stackbuf)
+		free(buf);
+	if (hr == HOLD_FULL) {
+		log_warnx("router", "%s: no room to hold a message for %s: lost (noproc)", from,
+		          data->to);
+		d->stats.dropped_no_proc++;
+		ack_give_up(d->ack, from, data);
+	}
+	return true;
+}
+
+static bool router_hold_ready(void *arg, const char *to)
+{
+	struct daemon *d = arg;
+	struct session *t;
+	struct ref r;
+
+	return ref_parse(to, &r) == 0 && (t = router_lookup(d, &r)) != NULL && !t->closing;
+}
+
+static void router_hold_deliver(void *arg, const char *from, const uint8_t *buf, size_t len)
+{
+	struct daemon *d = arg;
+	PartisanPeer__Data *data = partisan_peer__data__unpack(NULL, len, buf);
+	struct session *t;
+
+	if (data == NULL)
+		return;
+	if (ack_on_data(d->ack, from, data) && (t = router_target(d, data)) != NULL) {
+		router_count_in(d, data->channel);
+		router_hand(d, from, t, data, NULL);
+	}
+	partisan_peer__data__free_unpacked(data, NULL);
+}
+
+static void router_hold_expire(void *arg, const char *from, const uint8_t *buf, size_t len)
+{
+	struct daemon *d = arg;
+	PartisanPeer__Data *data = partisan_peer__data__unpack(NULL, len, buf);
+
+	if (data == NULL)
+		return;
+	log_info("router", "%s: nobody held %s for ack_hold_ms: message %llu lost (noproc)", from,
+	         data->to, (unsigned long long)data->ack_id);
+	d->stats.dropped_no_proc++;
+	ack_give_up(d->ack, from, data);
+	partisan_peer__data__free_unpacked(data, NULL);
+}
+
+/* Hand over what waited for a target now held; give up on what waited too
+ * long. */
+static void router_hold_sweep(struct daemon *d, uint64_t now)
+{
+	if (hold_count(d->router->hold) > 0)
+		hold_sweep(d->router->hold, now, router_hold_ready, router_hold_deliver,
+		           router_hold_expire, d);
 }
 
 static void router_on_monitor(struct daemon *d, const char *from, const PartisanPeer__Monitor *pm)
@@ -1559,9 +1652,7 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 			router_registry_send(d, from, true, true);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
-		if (ack_on_ack(d->ack, from, m->ack) &&
-		    ack_outstanding(d->ack) < d->cfg->max_outstanding_acks / 2)
-			router_resume_senders(d);
+		router_on_ack(d, from, m->ack);
 		return 0;
 	default:
 		return *why = "unexpected message", -1;
@@ -1609,24 +1700,22 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	}
 }
 
-void router_member_removed(struct daemon *d, const char *node)
+/* Tell each owner how many of its acknowledged messages to node are lost,
+ * and why; frees loss. */
+static void router_tell_lost(struct daemon *d, const char *node, struct ack_loss *loss, size_t n,
+                             const char *reason)
 {
-	struct ack_loss *loss;
-
-	router_node_left(d, node);
-	size_t n = ack_node_removed(d->ack, node, &loss);
-
 	for (size_t i = 0; i < n; i++) {
 		PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 		PartisanIpc__AckLost al = PARTISAN_IPC__ACK_LOST__INIT;
 		struct session *s = router_session(d, loss[i].owner);
 
-		log_warnx("router", "%s left: %llu acknowledged messages will never be delivered",
-		          node, (unsigned long long)loss[i].count);
+		log_warnx("router", "%s: %llu acknowledged messages will never be delivered (%s)",
+		          node, (unsigned long long)loss[i].count, reason);
 		if (s == NULL)
 			continue;
 		al.to = (char *)node;
-		al.reason = "node left the cluster";
+		al.reason = (char *)reason;
 		al.has_count = 1;
 		al.count = loss[i].count;
 		ev.body_case = PARTISAN_IPC__EVENT__BODY_ACK_LOST;
@@ -1636,12 +1725,33 @@ void router_member_removed(struct daemon *d, const char *node)
 	free(loss);
 }
 
+static void router_on_ack(struct daemon *d, const char *from, const PartisanPeer__Ack *ack)
+{
+	struct ack_loss *loss;
+	size_t settled = ack_on_ack(d->ack, from, ack), n = ack_on_noproc(d->ack, from, ack, &loss);
+
+	router_tell_lost(d, from, loss, n, "noproc");
+	if ((settled || n) && ack_outstanding(d->ack) < d->cfg->max_outstanding_acks / 2)
+		router_resume_senders(d);
+}
+
+void router_member_removed(struct daemon *d, const char *node)
+{
+	struct ack_loss *loss;
+	size_t n;
+
+	router_node_left(d, node);
+	n = ack_node_removed(d->ack, node, &loss);
+	router_tell_lost(d, node, loss, n, "node left the cluster");
+}
+
 void router_tick(struct daemon *d, uint64_t now)
 {
 	const char *k;
 	void *v;
 	struct core_env env = {.now_ms = now, .rng = &d->rng};
 
+	router_hold_sweep(d, now); /* before ack_tick: its Acks go out with it */
 	ack_tick(d->ack, &env, &d->acts);
 	plumtree_tick(d->plumtree, &env, &d->acts);
 	registry_tick(d->router->remote, now);

@@ -1,8 +1,10 @@
 #!/bin/sh
-# run-all.sh: the whole suite, for `make check`: unit tests, the simulator,
-# the fuzz targets (seeded mutations; `make fuzz` runs them under libFuzzer)
-# and the integration tests, first on the normal build and then on the
-# AddressSanitizer + UBSan build. Ends with "N passed, N failed".
+# run-all.sh: the whole suite, for `make check`: the import check (pure
+# cores include no shell or I/O header, no new include cycle:
+# tests/imports.py), then unit tests, the simulator, the fuzz targets (seeded
+# mutations; `make fuzz` runs them under libFuzzer) and the integration
+# tests, first on the normal build and then on the AddressSanitizer + UBSan
+# build. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 passed=0
@@ -24,6 +26,7 @@ step() { # name, command...
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1
 export PARTISAN_SRCDIR="$PWD"
+step "imports" /usr/bin/python3 tests/imports.py daemon proto
 for b in build build/asan; do
 	for t in "$b"/tests/test_*; do
 		[ -x "$t" ] && step "$t" "$t"

@@ -137,8 +137,9 @@ static int mode_source(partisan_t *c, int argc, char **argv)
 
 		while ((rc = partisan_recv(c, &ev, 30000)) == 0) {
 			if (ev->type == PARTISAN_EV_ACK_LOST) {
-				printf("lost %llu to %s\n", (unsigned long long)ev->ack_lost.count,
-				       ev->ack_lost.to);
+				printf("lost %llu to %s (%s)\n",
+				       (unsigned long long)ev->ack_lost.count, ev->ack_lost.to,
+				       ev->ack_lost.reason ? ev->ack_lost.reason : "");
 				partisan_event_free(ev);
 				return 0;
 			}

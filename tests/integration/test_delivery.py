@@ -105,6 +105,30 @@ class DeliveryTest(ClusterTestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("lost 10 to " + b.name, out)
 
+    def test_an_acked_message_waits_for_its_target_then_arrives_once_in_order(self):
+        """An ack means handed to an application: messages that reach b
+        before anybody there holds their name wait (ack_hold_ms), and those
+        sent after the name is registered queue behind them."""
+        a, b = self.cluster(2)
+        src = self.client(a, "source", b.name, "late", 400, "--ack", "--pace-us", "2000", "--id", "a")
+        wait_for(lambda: a.ctl_json("status")["outstanding_acks"] >= 50, 10, "acked sends waiting at b")
+        sink = self.client(b, "sink", "late", 400)
+        rc, out, err = sink.finish(60)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("ok 400"), out)
+        rc, out, err = src.finish()
+        self.assertEqual(rc, 0, err)
+        wait_for(lambda: a.ctl_json("status")["outstanding_acks"] == 0, 10, "every ack back")
+        self.assertEqual(b.ctl_json("status")["dropped"], 0, "none dropped for want of an endpoint")
+
+    def test_an_acked_message_nobody_takes_is_reported_lost_as_noproc(self):
+        a, b = self.cluster(2, {"ack_hold_ms": 500})
+        src = self.client(a, "source", b.name, "nobody", 5, "--ack", "--wait-lost")
+        rc, out, err = src.finish(30)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("lost 5 to %s (noproc)" % b.name, out)
+        wait_for(lambda: a.ctl_json("status")["outstanding_acks"] == 0, 5, "nothing outstanding")
+
     def test_causal_order_holds_across_three_nodes(self):
         """a sends m1 to c (held back by a partition, acked), then m2 to b; b
         relays it to c. c must deliver m1 before b's relay, though the relay

@@ -14,7 +14,7 @@
  * arrives, then the other end gets peer_down) or aborted (crash, partition:
  * in-flight messages are lost, both live ends get peer_down at once).
  *
- * Every live node also runs the real failure detector (daemon/fd.c, driven
+ * Every live node also runs the real failure detector (daemon/core/fd.c, driven
  * by sim_fd.c): its heartbeats and Silent reports are messages on these
  * links, and its DOWN closes a link. A node can be paused (it reads and
  * ticks nothing) or starved of CPU (it wakes rarely, and reads only then).

@@ -1,5 +1,5 @@
 /* sim_fd.c: the failure detector in the simulator. Plays peer.c's part for
- * each virtual node around the real core (daemon/fd.c): a link up or down
+ * each virtual node around the real core (daemon/core/fd.c): a link up or down
  * is fd_node_up / fd_node_down, every delivered message is life, every send
  * on an up link is fd_sent, Heartbeat and Silent messages are packed and
  * carried by the simulated network like any other, and a DOWN closes the

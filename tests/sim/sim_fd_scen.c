@@ -1,4 +1,4 @@
-/* sim_fd_scen.c: the failure detector's scenarios (daemon/fd.c, run by
+/* sim_fd_scen.c: the failure detector's scenarios (daemon/core/fd.c, run by
  * sim_fd.c on every node). A paused node must be marked down by every node
  * linked to it within failure_timeout_ms + one heartbeat round, and be back
  * once resumed; a node starved of CPU (it wakes three times less often,

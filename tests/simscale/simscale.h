@@ -10,7 +10,7 @@
  * over an up link and handed to the manager (Hv*, Leave) or to plumtree
  * (Gossip, IHave, Graft, Prune, Exchange) 1..10 ms later. The shell's wiring
  * is the daemon's: plumtree neighbors are the active-view members whose link
- * is up. Every node runs the real failure detector (daemon/fd.c, driven by
+ * is up. Every node runs the real failure detector (daemon/core/fd.c, driven by
  * ss_fd.c): its Heartbeat and Silent messages travel the simulated links
  * and its DOWN closes a link. A crash stops a node at once and destroys its
  * cores; its links go silent (a host gone: the peers' detectors find it) or,

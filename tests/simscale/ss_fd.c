@@ -1,5 +1,5 @@
 /* ss_fd.c: the failure detector's shell, as peer.c is the daemon's: each
- * node runs the real core (daemon/fd.c). A link up or down is
+ * node runs the real core (daemon/core/fd.c). A link up or down is
  * fd_node_up / fd_node_down, every delivered message is life, every send on
  * an up link is fd_sent; Heartbeat and Silent messages go over the
  * simulated links; a DOWN closes the link, so the cores see peer_down.

@@ -1,4 +1,4 @@
-/* ss_fdtest.c: table (e), the failure detector (daemon/fd.c, run by every
+/* ss_fdtest.c: table (e), the failure detector (daemon/core/fd.c, run by every
  * node through ss_fd.c) at 100 and 1,000 nodes and at the run's size (up
  * to it). Per size, on the overlay of the run seed:
  * - its message cost per node per second in a settled overlay;
@@ -211,10 +211,10 @@ void ss_test_detector(const struct ss_opts *o, struct ss_tally *t)
 	}
 	if (nsizes == 0)
 		sizes[nsizes++] = o->nodes;
-	printf("(e) failure detector (daemon/fd.c on every node): seed %llu, failure_timeout_ms"
-	       " %u, rounds of %u ms; cost in a settled overlay over %u ms; %u %% of the nodes"
-	       " starved (a tick every %u, reading only then); then a random node paused %u ms"
-	       " (bound: timeout + one round = %u ms)\n",
+	printf("(e) failure detector (daemon/core/fd.c on every node): seed %llu,"
+	       " failure_timeout_ms %u, rounds of %u ms; cost in a settled overlay over %u ms;"
+	       " %u %% of the nodes starved (a tick every %u, reading only then); then a random"
+	       " node paused %u ms (bound: timeout + one round = %u ms)\n",
 	       (unsigned long long)o->seed, o->fd_ms, o->fd_ms / 2 > 50 ? o->fd_ms / 2 : 50,
 	       FDT_COST_MS, FDT_STARVE_PCT, SS_STARVE * SS_TICK_MS, FDT_PAUSE_MS,
 	       o->fd_ms + o->fd_ms / 2);

@@ -8,6 +8,7 @@
 
 #include "ack.h"
 #include "causal.h"
+#include "hold.h"
 #include "registry.h"
 #include "strmap.h"
 #include "vclock.h"
@@ -106,6 +107,93 @@ START_TEST(test_ack_receiver_delivers_each_id_once_and_resets_on_a_new_epoch)
 	actions_free(&out);
 	free(d);
 	ack_destroy(a);
+}
+END_TEST
+
+START_TEST(test_ack_given_up_is_told_as_noproc_and_settles_the_senders_message)
+{
+	struct ack_core *rx = ack_create(1, 1000), *tx = ack_create(9, 1000);
+	struct rng rng;
+	struct core_env env = {.now_ms = 0, .rng = &rng};
+	PartisanPeer__Data *d = data_new("partisan:name:b@h:x", "hi");
+	PartisanPeer__PeerMsg *m;
+	struct ack_loss *loss;
+	struct actions out;
+
+	actions_init(&out);
+	ack_node_up(tx, "b@h", &env, &out);
+	ack_track(tx, "b@h", d, "default", NULL, 0, 42, &env, &out);
+	m = sent_msg(&out, 0);
+	actions_clear(&out);
+	ck_assert(!ack_known(rx, "a@h", m->data));
+	ack_give_up(rx, "a@h", m->data); /* nobody held the target in time */
+	ck_assert(ack_known(rx, "a@h", m->data));
+	ck_assert(!ack_on_data(rx, "a@h", m->data)); /* its retransmission: not delivered */
+	partisan_peer__peer_msg__free_unpacked(m, NULL);
+	ack_flush(rx, &out);
+	m = sent_msg(&out, 0);
+	ck_assert_uint_eq(m->ack->n_ids, 0); /* never acknowledged as delivered */
+	ck_assert_uint_eq(m->ack->n_noproc, 2);
+	ck_assert_uint_eq(ack_on_ack(tx, "a@h", m->ack), 0);
+	ck_assert_uint_eq(ack_on_noproc(tx, "b@h", m->ack, &loss), 1);
+	ck_assert_uint_eq(loss[0].owner, 42);
+	ck_assert_uint_eq(loss[0].count, 1);
+	ck_assert_uint_eq(ack_outstanding(tx), 0);
+	free(loss);
+	ck_assert_uint_eq(ack_on_noproc(tx, "b@h", m->ack, &loss), 0); /* said twice: nothing */
+	free(loss);
+	partisan_peer__peer_msg__free_unpacked(m, NULL);
+	actions_free(&out);
+	free(d);
+	ack_destroy(rx);
+	ack_destroy(tx);
+}
+END_TEST
+
+struct hold_log {
+	char seen[16][16];
+	size_t n;
+	bool ready;
+};
+
+static bool hold_ready(void *arg, const char *to)
+{
+	return ((struct hold_log *)arg)->ready;
+}
+
+static void hold_got(void *arg, const char *from, const uint8_t *buf, size_t len)
+{
+	struct hold_log *l = arg;
+
+	snprintf(l->seen[l->n++], sizeof(l->seen[0]), "%.*s", (int)len, (const char *)buf);
+}
+
+START_TEST(test_hold_keeps_order_refuses_duplicates_and_bounds_bytes)
+{
+	struct hold *h = hold_create(10);
+	struct hold_log delivered = {0}, expired = {0};
+
+	ck_assert(!hold_waiting(h, "a@h", "x"));
+	ck_assert_int_eq(hold_push(h, "a@h", "x", 1, 1, (const uint8_t *)"m1", 2, 100), HOLD_KEPT);
+	ck_assert_int_eq(hold_push(h, "a@h", "x", 1, 1, (const uint8_t *)"m1", 2, 100), HOLD_DUP);
+	ck_assert_int_eq(hold_push(h, "a@h", "x", 1, 2, (const uint8_t *)"m2", 2, 200), HOLD_KEPT);
+	ck_assert_int_eq(hold_push(h, "a@h", "y", 1, 3, (const uint8_t *)"long-one", 8, 200),
+	                 HOLD_FULL);
+	ck_assert(hold_waiting(h, "a@h", "x") && !hold_waiting(h, "a@h", "y"));
+	hold_sweep(h, 99, hold_ready, hold_got, hold_got, &expired); /* nothing due */
+	ck_assert_uint_eq(expired.n, 0);
+	hold_sweep(h, 150, hold_ready, hold_got, hold_got, &expired); /* the first expires */
+	ck_assert_uint_eq(expired.n, 1);
+	ck_assert_str_eq(expired.seen[0], "m1");
+	ck_assert_int_eq(hold_push(h, "a@h", "x", 1, 4, (const uint8_t *)"m4", 2, 300), HOLD_KEPT);
+	delivered.ready = true;
+	hold_sweep(h, 160, hold_ready, hold_got, hold_got, &delivered); /* its holder came */
+	ck_assert_uint_eq(delivered.n, 2);
+	ck_assert_str_eq(delivered.seen[0], "m2");
+	ck_assert_str_eq(delivered.seen[1], "m4");
+	ck_assert_uint_eq(hold_count(h), 0);
+	ck_assert(!hold_waiting(h, "a@h", "x"));
+	hold_destroy(h);
 }
 END_TEST
 
@@ -399,6 +487,8 @@ static Suite *cores_suite(void)
 
 	tcase_add_test(t, test_ack_keeps_a_message_until_acknowledged_and_retransmits_it);
 	tcase_add_test(t, test_ack_receiver_delivers_each_id_once_and_resets_on_a_new_epoch);
+	tcase_add_test(t, test_ack_given_up_is_told_as_noproc_and_settles_the_senders_message);
+	tcase_add_test(t, test_hold_keeps_order_refuses_duplicates_and_bounds_bytes);
 	tcase_add_test(t,
 	               test_ack_waits_for_the_link_and_reports_loss_per_owner_when_the_node_leaves);
 	tcase_add_test(t, test_causal_holds_back_a_message_until_its_causal_past_is_delivered);

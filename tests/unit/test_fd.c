@@ -1,4 +1,4 @@
-/* test_fd.c: unit tests for the failure detector (daemon/fd.c): who
+/* test_fd.c: unit tests for the failure detector (daemon/core/fd.c): who
  * watches whom on the ring, heartbeat rounds, timeouts, Silent reports and
  * the second-watcher rule, suspicion, unread bytes as life, forgiveness. */
 #include <check.h>

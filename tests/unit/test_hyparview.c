@@ -1,4 +1,4 @@
-/* test_hyparview.c: the HyParView manager (daemon/hyparview.c) on a tiny
+/* test_hyparview.c: the HyParView manager (daemon/core/hyparview.c) on a tiny
  * deterministic network of manager instances: one link per pair of nodes
  * (dialed by ACT_CONNECT, closed by ACT_DISCONNECT, peer_up/peer_down on
  * both ends, what the closer sent still arrives), message delays that

@@ -1,4 +1,4 @@
-/* test_monitor.c: unit tests for the monitor tables (daemon/monitor.c):
+/* test_monitor.c: unit tests for the monitor tables (daemon/core/monitor.c):
  * one DOWN per monitor with the right reason, for the right party, and
  * nothing left behind when sessions and nodes go. */
 #include <check.h>

@@ -1,4 +1,4 @@
-/* test_orset.c: the membership ORSWOT (daemon/orset.c): merge is
+/* test_orset.c: the membership ORSWOT (daemon/core/orset.c): merge is
  * commutative, associative and idempotent; a remove wins over the adds it
  * observed and loses to concurrent ones; restarted actors never reuse dots;
  * the protobuf form round-trips and malformed states are refused. */

@@ -1,4 +1,4 @@
-/* test_plumtree.c: Plumtree broadcast (daemon/plumtree.c) on a small
+/* test_plumtree.c: Plumtree broadcast (daemon/core/plumtree.c) on a small
  * deterministic network of cores: every node delivers every broadcast
  * exactly once; once the tree has formed a broadcast costs n - 1 payload
  * messages (RMR ~ 0); lazy IHave/Graft repair covers message loss, with the

@@ -5,6 +5,8 @@
 #include "ack.h"
 #include "strmap.h"
 
+#define ACK_GAVEUP 256 /* ids remembered as given up on, per peer */
+
 struct ack_msg {
 	uint64_t id;
 	uint64_t owner;
@@ -31,13 +33,17 @@ struct ack_peer {
 	size_t nabove, capabove;
 	uint64_t *pending; /* ids to acknowledge */
 	size_t npending, cappending;
+	uint64_t *noproc; /* ids to report undeliverable (no endpoint) */
+	size_t nnoproc, capnoproc;
+	uint64_t gaveup[ACK_GAVEUP]; /* the last ids given up on, to answer */
+	size_t ngaveup;              /* their retransmissions alike */
 };
 
 struct ack_core {
 	uint64_t epoch;
 	unsigned retransmit_ms;
 	uint64_t retransmits; /* resent at their interval (not counting reconnects) */
-	struct strmap peers; /* node -> ack_peer */
+	struct strmap peers;  /* node -> ack_peer */
 	size_t outstanding;
 	bool unflushed; /* some peer has ids to acknowledge */
 };
@@ -69,6 +75,7 @@ static void ack_peer_free(struct ack_peer *p)
 	}
 	free(p->above);
 	free(p->pending);
+	free(p->noproc);
 	free(p->node);
 	free(p);
 }
@@ -136,33 +143,66 @@ void ack_track(struct ack_core *a, const char *node, PartisanPeer__Data *data, c
 		ack_transmit(p, m, out);
 }
 
+/* Forget outstanding message id; its owner, or 0 when it was not kept. */
+static uint64_t ack_settle(struct ack_core *a, struct ack_peer *p, uint64_t id)
+{
+	struct ack_msg **pp = &p->head, *prev = NULL, *m;
+	uint64_t owner;
+
+	while (*pp && (*pp)->id != id) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if ((m = *pp) == NULL)
+		return 0;
+	*pp = m->next;
+	if (p->tail == m)
+		p->tail = prev;
+	owner = m->owner ? m->owner : UINT64_MAX;
+	ack_msg_free(m);
+	p->nout--;
+	a->outstanding--;
+	return owner;
+}
+
 size_t ack_on_ack(struct ack_core *a, const char *node, const PartisanPeer__Ack *ack)
 {
 	struct ack_peer *p = strmap_get(&a->peers, node);
 	size_t settled = 0;
 
-	if (p == NULL)
-		return 0;
-	for (size_t i = 0; i < ack->n_ids; i++) {
-		struct ack_msg **pp = &p->head, *prev = NULL;
-
-		while (*pp && (*pp)->id != ack->ids[i]) {
-			prev = *pp;
-			pp = &(*pp)->next;
-		}
-		if (*pp == NULL)
-			continue;
-		struct ack_msg *m = *pp;
-
-		*pp = m->next;
-		if (p->tail == m)
-			p->tail = prev;
-		ack_msg_free(m);
-		p->nout--;
-		a->outstanding--;
-		settled++;
-	}
+	for (size_t i = 0; p && i < ack->n_ids; i++)
+		settled += ack_settle(a, p, ack->ids[i]) != 0;
 	return settled;
+}
+
+/* Add one message of owner to losses (one entry per owner). */
+static size_t ack_loss_add(struct ack_loss **v, size_t n, uint64_t owner)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((*v)[i].owner == owner) {
+			(*v)[i].count++;
+			return n;
+		}
+	*v = xrealloc(*v, (n + 1) * sizeof(**v));
+	(*v)[n].owner = owner;
+	(*v)[n].count = 1;
+	return n + 1;
+}
+
+size_t ack_on_noproc(struct ack_core *a, const char *node, const PartisanPeer__Ack *ack,
+                     struct ack_loss **out)
+{
+	struct ack_peer *p = strmap_get(&a->peers, node);
+	size_t n = 0;
+
+	*out = NULL;
+	for (size_t i = 0; p && i < ack->n_noproc; i++) {
+		uint64_t owner = ack_settle(a, p, ack->noproc[i]);
+
+		if (owner != 0)
+			n = ack_loss_add(out, n, owner == UINT64_MAX ? 0 : owner);
+	}
+	return n;
 }
 
 static bool ack_seen(struct ack_peer *p, uint64_t id)
@@ -209,28 +249,74 @@ static void ack_mark(struct ack_peer *p, uint64_t id)
 	p->nabove++;
 }
 
-bool ack_on_data(struct ack_core *a, const char *node, const PartisanPeer__Data *data)
+static void ack_queue_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = id;
+}
+
+/* The peer record for data's sender, its numbering brought to data's epoch. */
+static struct ack_peer *ack_peer_for(struct ack_core *a, const char *node,
+                                     const PartisanPeer__Data *data)
 {
 	struct ack_peer *p = ack_peer(a, node);
 	uint64_t epoch = data->has_ack_epoch ? data->ack_epoch : 0;
-	bool fresh;
 
 	if (epoch > p->epoch) {
 		/* The sender restarted: its numbering starts over. */
 		p->epoch = epoch;
 		p->upto = 0;
 		p->nabove = 0;
+		p->ngaveup = 0;
 	}
-	fresh = epoch == p->epoch && !ack_seen(p, data->ack_id);
+	return p;
+}
+
+static bool ack_gave_up(const struct ack_peer *p, uint64_t id)
+{
+	for (size_t i = 0; i < p->ngaveup && i < ACK_GAVEUP; i++)
+		if (p->gaveup[i] == id)
+			return true;
+	return false;
+}
+
+bool ack_on_data(struct ack_core *a, const char *node, const PartisanPeer__Data *data)
+{
+	struct ack_peer *p = ack_peer_for(a, node, data);
+	uint64_t epoch = data->has_ack_epoch ? data->ack_epoch : 0;
+	bool fresh = epoch == p->epoch && !ack_seen(p, data->ack_id);
+
 	if (fresh)
 		ack_mark(p, data->ack_id);
-	if (p->npending == p->cappending) {
-		p->cappending = p->cappending ? p->cappending * 2 : 16;
-		p->pending = xrealloc(p->pending, p->cappending * sizeof(*p->pending));
-	}
-	p->pending[p->npending++] = data->ack_id;
+	if (!fresh && ack_gave_up(p, data->ack_id))
+		ack_queue_id(&p->noproc, &p->nnoproc, &p->capnoproc, data->ack_id);
+	else
+		ack_queue_id(&p->pending, &p->npending, &p->cappending, data->ack_id);
 	a->unflushed = true;
 	return fresh;
+}
+
+bool ack_known(struct ack_core *a, const char *node, const PartisanPeer__Data *data)
+{
+	struct ack_peer *p = ack_peer_for(a, node, data);
+	uint64_t epoch = data->has_ack_epoch ? data->ack_epoch : 0;
+
+	return epoch < p->epoch || ack_seen(p, data->ack_id);
+}
+
+void ack_give_up(struct ack_core *a, const char *node, const PartisanPeer__Data *data)
+{
+	struct ack_peer *p = ack_peer_for(a, node, data);
+
+	if (ack_known(a, node, data))
+		return;
+	ack_mark(p, data->ack_id);
+	p->gaveup[p->ngaveup++ % ACK_GAVEUP] = data->ack_id;
+	ack_queue_id(&p->noproc, &p->nnoproc, &p->capnoproc, data->ack_id);
+	a->unflushed = true;
 }
 
 void ack_flush(struct ack_core *a, struct actions *out)
@@ -246,14 +332,17 @@ void ack_flush(struct ack_core *a, struct actions *out)
 		PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
 		PartisanPeer__Ack ack = PARTISAN_PEER__ACK__INIT;
 
-		if (p->npending == 0)
+		if (p->npending == 0 && p->nnoproc == 0)
 			continue;
 		ack.n_ids = p->npending;
 		ack.ids = p->pending;
+		ack.n_noproc = p->nnoproc;
+		ack.noproc = p->noproc;
 		msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_ACK;
 		msg.ack = &ack;
 		actions_send(out, p->node, NULL, &msg);
 		p->npending = 0;
+		p->nnoproc = 0;
 	}
 }
 
@@ -314,17 +403,8 @@ size_t ack_node_removed(struct ack_core *a, const char *node, struct ack_loss **
 	*out = NULL;
 	if (p == NULL)
 		return 0;
-	for (struct ack_msg *m = p->head; m; m = m->next) {
-		size_t i = 0;
-
-		while (i < n && (*out)[i].owner != m->owner)
-			i++;
-		if (i == n) {
-			*out = xrealloc(*out, (n + 1) * sizeof(**out));
-			(*out)[n++] = (struct ack_loss){.owner = m->owner, .count = 0};
-		}
-		(*out)[i].count++;
-	}
+	for (struct ack_msg *m = p->head; m; m = m->next)
+		n = ack_loss_add(out, n, m->owner);
 	a->outstanding -= p->nout;
 	ack_peer_free(p);
 	return n;

@@ -1,4 +1,4 @@
-/* arena.c: see arena.h. */
+/* arena.c: the bump allocator for decoding one frame (see arena.h). */
 #include <stdint.h>
 #include <stdlib.h>
 

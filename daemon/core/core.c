@@ -1,6 +1,5 @@
-/* core.c: actions lists, the seeded PRNG and allocation helpers shared by
- * every protocol core. Pure: no I/O beyond aborting on out-of-memory. */
-#include <stdio.h>
+/* core.c: actions lists, the seeded PRNG and lower_bound, shared by every
+ * protocol core (the allocation helpers are xmalloc.c). Pure. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,46 +19,6 @@ size_t lower_bound(const void *base, size_t n, size_t sz, const void *key,
 			hi = mid;
 	}
 	return lo;
-}
-
-void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL) {
-		fputs("partisand: out of memory\n", stderr);
-		abort();
-	}
-	return p;
-}
-
-void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n ? n : 1, sz ? sz : 1);
-
-	if (p == NULL) {
-		fputs("partisand: out of memory\n", stderr);
-		abort();
-	}
-	return p;
-}
-
-void *xrealloc(void *p, size_t n)
-{
-	void *q = realloc(p, n ? n : 1);
-
-	if (q == NULL) {
-		fputs("partisand: out of memory\n", stderr);
-		abort();
-	}
-	return q;
-}
-
-char *xstrdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	return memcpy(xmalloc(n), s, n);
 }
 
 static uint64_t rng_rotl(uint64_t x, int k)

@@ -14,6 +14,7 @@
 
 #include "peer.pb-c.h"
 #include "nodespec.h"
+#include "xmalloc.h"
 
 /* xoshiro256** seeded PRNG: deterministic for a seed. */
 struct rng {
@@ -82,11 +83,5 @@ void actions_event(struct actions *a, enum core_event ev, const char *node);
  * cmp(element, key) >= 0, or n: where key is, or would be inserted. */
 size_t lower_bound(const void *base, size_t n, size_t sz, const void *key,
                    int (*cmp)(const void *element, const void *key));
-
-/* Out-of-memory in a core or the shell: abort with a message. */
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t sz);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
 
 #endif

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
 #include "nodespec.h"
+#include "xmalloc.h"
 
 uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 {

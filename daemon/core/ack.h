@@ -25,6 +25,12 @@ size_t ack_on_ack(struct ack_core *a, const char *node, const PartisanPeer__Ack 
 /* Data with an ack_id from node: queue its acknowledgement and return true
  * when it is new (deliver it), false for a duplicate. */
 bool ack_on_data(struct ack_core *a, const char *node, const PartisanPeer__Data *data);
+/* Whether data (an acknowledged message from node) was delivered here, or
+ * given up on, already: a retransmission, for ack_on_data to answer. */
+bool ack_known(struct ack_core *a, const char *node, const PartisanPeer__Data *data);
+/* Nobody here held data's target in time: tell its sender it is lost
+ * (Ack.noproc), and answer its retransmissions the same way. */
+void ack_give_up(struct ack_core *a, const char *node, const PartisanPeer__Data *data);
 /* Send the queued acknowledgements. */
 void ack_flush(struct ack_core *a, struct actions *out);
 /* Retransmit what is due to nodes that are up. */
@@ -39,6 +45,10 @@ struct ack_loss {
 };
 /* node left the cluster: forget what is outstanding to it and say, per
  * owner, how much will never be delivered (*out is the caller's to free). */
+/* The noproc part of an Ack from node: forget those messages and say, per
+ * owner, how many (*out is the caller's to free). */
+size_t ack_on_noproc(struct ack_core *a, const char *node, const PartisanPeer__Ack *ack,
+                     struct ack_loss **out);
 size_t ack_node_removed(struct ack_core *a, const char *node, struct ack_loss **out);
 
 size_t ack_outstanding(const struct ack_core *a);
