@@ -1,7 +1,9 @@
 /* daemon.c: the glue between the I/O shell and the protocol cores.
  *
- * Inputs (a peer message, a node up or down, a tick, a control request) go
- * into the manager; the actions it queues are carried out by daemon_drain.
+ * Inputs (a peer message, a link up or down, a tick, a control request) go
+ * into the node core (core/node.h), or the router for the messages that are
+ * its own; the actions they queue are carried out by daemon_drain, once
+ * per callback.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,8 +25,8 @@
 #include "ipc.h"
 #include "log.h"
 #include "metrics.h"
+#include "node.h"
 #include "peer.h"
-#include "plumtree.h"
 #include "router.h"
 #include "security.h"
 #include "transport.h"
@@ -105,13 +107,30 @@ uint64_t daemon_realtime_ms(void)
 	return daemon_realtime_us() / 1000;
 }
 
+static struct node *daemon_node_create(struct daemon *d, uint64_t epoch)
+{
+	const struct config *cfg = d->cfg;
+	struct node_params p = {
+	    .self = cfg->name,
+	    .failure_timeout_ms = cfg->failure_timeout_ms,
+	    .fd_ring = cfg->manager == MANAGER_FULL_MESH,
+	    .broadcast = true,
+	    .epoch = epoch,
+	    .lazy_tick_ms = cfg->broadcast.lazy_tick_ms,
+	    .exchange_tick_ms = cfg->broadcast.exchange_tick_ms,
+	    .broadcast_store = PLUMTREE_STORE,
+	};
+
+	return node_create(&p);
+}
+
 int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 {
-	uint64_t epoch;
+	/* Tells this run's acks and broadcasts from the last. */
+	uint64_t epoch = daemon_realtime_us();
 
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
-	d->mops = daemon_manager_for(cfg->manager);
 	d->transport = &transport_tcp;
 	d->self = daemon_self_spec(cfg);
 	TAILQ_INIT(&d->conns);
@@ -125,16 +144,15 @@ int daemon_open(struct daemon *d, const struct config *cfg, uint64_t seed)
 	arena_init(&d->ipc_arena, DAEMON_ARENA_BYTES);
 	d->splice = evbuffer_new();
 	d->base = event_base_new();
-	if (d->mops == NULL || d->base == NULL || d->splice == NULL || router_init(d) < 0 ||
-	    security_open(d) < 0 || peer_listen(d) < 0 || daemon_advertise(d) < 0 ||
-	    ipc_listen(d) < 0 || metrics_start(d) < 0)
+	d->node = daemon_node_create(d, epoch);
+	if (daemon_manager_for(cfg->manager) == NULL || d->node == NULL || d->base == NULL ||
+	    d->splice == NULL || router_init(d) < 0 || security_open(d) < 0 || peer_listen(d) < 0 ||
+	    daemon_advertise(d) < 0 || ipc_listen(d) < 0 || metrics_start(d) < 0)
 		return -1;
 	daemon_reset_manager(d);
-	epoch = daemon_realtime_us(); /* tells this run's acks and broadcasts from the last */
+	d->plumtree = node_plumtree(d->node);
 	d->ack = ack_create(epoch, cfg->retransmit_interval_ms);
 	d->causal = causal_create(d->self->name);
-	d->plumtree = plumtree_create(d->self->name, epoch, cfg->broadcast.lazy_tick_ms,
-	                              cfg->broadcast.exchange_tick_ms, PLUMTREE_STORE);
 	return 0;
 }
 
@@ -154,10 +172,7 @@ void daemon_close(struct daemon *d)
 		ack_destroy(d->ack);
 	if (d->causal)
 		causal_destroy(d->causal);
-	if (d->plumtree)
-		plumtree_destroy(d->plumtree);
-	if (d->mgr)
-		d->mops->destroy(d->mgr);
+	node_destroy(d->node);
 	actions_free(&d->acts);
 	if (d->base)
 		event_base_free(d->base);
@@ -281,15 +296,15 @@ void daemon_reset_manager(struct daemon *d)
 	struct timespec ts;
 	uint64_t inc;
 
-	if (d->mgr)
-		d->mops->destroy(d->mgr);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	inc = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
 	d->incarnation = inc > d->incarnation ? inc : d->incarnation + 1;
 	snprintf(d->actor, sizeof(d->actor), "%s/%llx", d->self->name,
 	         (unsigned long long)d->incarnation);
 	daemon_manager_params(d, &p);
-	d->mgr = d->mops->create(&p);
+	node_set_manager(d->node, daemon_manager_for(d->cfg->manager), &p);
+	d->mops = node_ops(d->node);
+	d->mgr = node_manager(d->node);
 }
 
 /* ---- member status: alive, suspect, down, left, and since when ---- */
@@ -384,11 +399,59 @@ static void daemon_self_removed(struct daemon *d)
 	d->stopped = true;
 }
 
+static void daemon_log(const struct action *a)
+{
+	switch (a->level) {
+	case CORE_DEBUG:
+		log_debug("peer", "%s", a->text);
+		break;
+	case CORE_INFO:
+		log_info("peer", "%s", a->text);
+		break;
+	case CORE_NOTICE:
+		log_notice("peer", "%s", a->text);
+		break;
+	case CORE_WARNING:
+		log_warnx("peer", "%s", a->text);
+		break;
+	}
+}
+
+static void daemon_event(struct daemon *d, const struct action *a, bool *self_removed)
+{
+	switch (a->event) {
+	case EV_SELF_REMOVED:
+		*self_removed = true;
+		break;
+	case EV_MEMBER_ADDED:
+		log_info("membership", "%s joined", a->node);
+		daemon_status_set(d, a->node, peer_is_up(d, a->node) ? MEMBER_ALIVE : MEMBER_DOWN);
+		break;
+	case EV_MEMBER_REMOVED:
+		log_info("membership", "%s left", a->node);
+		/* In HyParView this only means "out of the active view". */
+		if (d->cfg->manager != MANAGER_HYPARVIEW) {
+			router_member_removed(d, a->node);
+			daemon_status_set(d, a->node, MEMBER_LEFT);
+		}
+		break;
+	case EV_MEMBER_LEFT:
+		log_info("membership", "%s left the cluster (news from %s)", a->node, a->text);
+		daemon_status_set(d, a->node, MEMBER_LEFT);
+		router_node_left(d, a->node);
+		break;
+	case EV_VIEW_CHANGED:
+		break;
+	}
+}
+
 static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 {
 	switch (a->kind) {
 	case ACT_SEND:
-		if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) < 0)
+		if (a->flags & ACT_F_NOW)
+			peer_send_now(d, a->node, a->buf, a->len, a->flags & ACT_F_PROBE);
+		else if (peer_send(d, a->node, a->channel, a->key, a->keylen, a->buf, a->len) < 0)
 			log_debug("peer", "%s: not sent", a->node);
 		break;
 	case ACT_CONNECT:
@@ -398,23 +461,16 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 		peer_disconnect(d, a->node);
 		break;
 	case ACT_EVENT:
-		if (a->event == EV_SELF_REMOVED) {
-			*self_removed = true;
-		} else if (a->event == EV_MEMBER_ADDED) {
-			log_info("membership", "%s joined", a->node);
-			daemon_status_set(d, a->node,
-			                  peer_is_up(d, a->node) ? MEMBER_ALIVE : MEMBER_DOWN);
-			if (peer_is_up(d, a->node))
-				plumtree_neighbor_up(d->plumtree, a->node);
-		} else if (a->event == EV_MEMBER_REMOVED) {
-			log_info("membership", "%s left", a->node);
-			plumtree_neighbor_down(d->plumtree, a->node);
-			/* In HyParView this only means "out of the active view". */
-			if (d->cfg->manager != MANAGER_HYPARVIEW) {
-				router_member_removed(d, a->node);
-				daemon_status_set(d, a->node, MEMBER_LEFT);
-			}
-		}
+		daemon_event(d, a, self_removed);
+		break;
+	case ACT_DOWN:
+		peer_take_down(d, a->node, a->text);
+		break;
+	case ACT_DELIVER:
+		router_broadcast_deliver(d, a->text, a->node, a->buf, a->len);
+		break;
+	case ACT_LOG:
+		daemon_log(a);
 		break;
 	}
 }
@@ -442,19 +498,16 @@ void daemon_drain(struct daemon *d)
 void daemon_tick(struct daemon *d, uint64_t now)
 {
 	struct core_env env = {.now_ms = now, .rng = &d->rng};
+	bool round;
 
-	/* A tick far later than due means this process was paused (SIGSTOP,
-	 * swapped out): what we did not hear meanwhile is not the peers' fault. */
-	if (now > d->last_tick_ms + d->cfg->failure_timeout_ms / 2)
-		peer_forgive(d, now);
-	d->last_tick_ms = now;
-	peer_tick(d, now);
-	d->mops->tick(d->mgr, &env, &d->acts);
+	peer_unread_scan(d, now); /* bytes waiting unread are life */
+	round = node_tick(d->node, &env, &d->acts);
 	daemon_drain(d);
+	peer_tick(d, now, round);
 	ipc_tick(d, now);
 	router_tick(d, now);
-	/* What the router's cores queued (ack retransmits, Plumtree's IHave
-	 * and grafts) goes now, not at the next event. */
+	/* What the router's cores queued (ack retransmits, held data) goes
+	 * now, not at the next event. */
 	daemon_drain(d);
 }
 
@@ -463,11 +516,7 @@ void daemon_node_up(struct daemon *d, const struct node_spec *spec)
 	struct core_env env = daemon_env(d);
 
 	daemon_status_set(d, spec->name, MEMBER_ALIVE);
-	d->mops->peer_up(d->mgr, spec, &env, &d->acts);
-	/* Broadcast runs over the manager's neighbors: every connected member
-	 * in a full mesh, the active view in HyParView. */
-	if (d->mops->is_member(d->mgr, spec->name))
-		plumtree_neighbor_up(d->plumtree, spec->name);
+	node_link_up(d->node, spec, &env, &d->acts);
 	router_node_up(d, spec->name);
 	daemon_drain(d);
 }
@@ -478,8 +527,7 @@ void daemon_node_down(struct daemon *d, const char *node, const char *reason)
 
 	if (strcmp(reason, "disconnected") != 0 || d->cfg->manager != MANAGER_HYPARVIEW)
 		daemon_status_set(d, node, MEMBER_DOWN);
-	d->mops->peer_down(d->mgr, node, &env, &d->acts);
-	plumtree_neighbor_down(d->plumtree, node);
+	node_link_down(d->node, node, &env, &d->acts);
 	router_node_down(d, node, reason);
 	daemon_drain(d);
 }
@@ -488,34 +536,12 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
                     const char **why)
 {
 	struct core_env env = daemon_env(d);
-	int r;
+	int r = node_receive(d->node, node, msg, &env, &d->acts, why);
 
-	switch (msg->body_case) {
-	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
-	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:
-	case PARTISAN_PEER__PEER_MSG__BODY_LEAVE:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_JOIN:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_FORWARD_JOIN:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR_REPLY:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_DISCONNECT:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY:
-		r = d->mops->receive(d->mgr, node, msg, &env, &d->acts, why);
-		daemon_drain(d);
-		return r;
-	case PARTISAN_PEER__PEER_MSG__BODY_GOSSIP:
-	case PARTISAN_PEER__PEER_MSG__BODY_IHAVE:
-	case PARTISAN_PEER__PEER_MSG__BODY_GRAFT:
-	case PARTISAN_PEER__PEER_MSG__BODY_PRUNE:
-	case PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE:
-		r = plumtree_receive(d->plumtree, node, msg, &env, &d->acts,
-		                     router_broadcast_deliver, d, why);
-		daemon_drain(d);
-		return r;
-	default:
+	if (r == NODE_NOT_MINE)
 		return router_peer_msg(d, node, msg, why);
-	}
+	daemon_drain(d);
+	return r;
 }
 
 bool daemon_peer_data_big(struct daemon *d, const char *node, const PartisanPeer__Data *data,
@@ -556,12 +582,9 @@ void daemon_join_spec(struct daemon *d, const struct node_spec *spec)
 {
 	struct core_env env = daemon_env(d);
 
-	d->mops->join(d->mgr, spec, &env, &d->acts);
+	node_join(d->node, spec, &env, &d->acts);
 	daemon_drain(d);
 }
-
-/* Internal broadcast topics, never shown to applications. */
-#define DAEMON_TOPIC_LEFT "$partisan:left"
 
 bool daemon_topic_internal(const char *topic)
 {
@@ -571,22 +594,11 @@ bool daemon_topic_internal(const char *topic)
 void daemon_internal_broadcast(struct daemon *d, const char *topic, const char *origin,
                                const uint8_t *payload, size_t len)
 {
-	struct core_env env = daemon_env(d);
-	char node[300];
-
-	if (strcmp(topic, ROUTER_TOPIC_REGISTRY) == 0) {
+	/* The node core keeps its own news ($partisan:left); the registry's
+	 * is the router's. */
+	(void)origin;
+	if (strcmp(topic, ROUTER_TOPIC_REGISTRY) == 0)
 		router_registry_news(d, payload, len);
-		return;
-	}
-	if (strcmp(topic, DAEMON_TOPIC_LEFT) != 0 || len == 0 || len >= sizeof(node))
-		return;
-	memcpy(node, payload, len);
-	node[len] = '\0';
-	log_info("membership", "%s left the cluster (news from %s)", node, origin);
-	daemon_status_set(d, node, MEMBER_LEFT);
-	router_node_left(d, node);
-	if (d->mops->forget)
-		d->mops->forget(d->mgr, node, &env, &d->acts);
 }
 
 int daemon_leave(struct daemon *d, const char *node, const char **why)
@@ -595,17 +607,7 @@ int daemon_leave(struct daemon *d, const char *node, const char **why)
 
 	if (!d->mops->is_member(d->mgr, node))
 		return *why = "not a member", -1;
-	if (strcmp(node, d->self->name) == 0 && d->mops->forget) {
-		/* A partial view: only the overlay reaches everyone whose passive
-		 * view may hold us. Tell them before the links close. */
-		plumtree_broadcast(d->plumtree, DAEMON_TOPIC_LEFT, (const uint8_t *)node,
-		                   strlen(node), &env, &d->acts, router_broadcast_deliver, d);
-		log_debug("membership",
-		          "leaving: departure news to %zu neighbors (%zu eager), %zu sends",
-		          plumtree_neighbors(d->plumtree), plumtree_eager(d->plumtree), d->acts.n);
-		daemon_drain(d);
-	}
-	d->mops->leave(d->mgr, node, &env, &d->acts);
+	node_leave(d->node, node, &env, &d->acts);
 	daemon_drain(d);
 	return 0;
 }

@@ -23,7 +23,7 @@ struct event_base;
 struct event;
 struct pconn;
 struct pnode;
-struct fd;
+struct node;
 struct ipc;
 struct metrics;
 struct graph;
@@ -44,28 +44,26 @@ struct chan_stats {
 };
 
 struct daemon_stats {
-	struct chan_stats *chan;            /* per channel, as cfg->channels */
-	uint64_t messages_in, messages_out; /* app data frames over the network */
-	uint64_t dropped_no_proc;           /* data for endpoints that did not exist */
-	uint64_t dropped_monotonic;         /* shed on monotonic channels */
-	uint64_t peer_frames_bad;           /* peer connections closed for bad input */
-	uint64_t bytes_in, bytes_out;       /* framed bytes on peer links */
-	uint64_t conns_opened;              /* peer connections whose hello completed */
-	uint64_t conns_failed;              /* dials that failed or closed before their hello */
-	uint64_t fd_timeouts;   /* nodes taken down: nothing heard for failure_timeout */
-	uint64_t fd_silent;     /* nodes taken down on a watcher's Silent report */
-	uint64_t fd_suspicions; /* Silent reports doubted: we heard it lately */
+	struct chan_stats *chan;             /* per channel, as cfg->channels */
+	uint64_t messages_in, messages_out;  /* app data frames over the network */
+	uint64_t dropped_no_proc;            /* data for endpoints that did not exist */
+	uint64_t dropped_monotonic;          /* shed on monotonic channels */
+	uint64_t peer_frames_bad;            /* peer connections closed for bad input */
+	uint64_t bytes_in, bytes_out;        /* framed bytes on peer links */
+	uint64_t conns_opened;               /* peer connections whose hello completed */
+	uint64_t conns_failed;               /* dials that failed or closed before their hello */
 	uint64_t calls[DAEMON_CALL_RESULTS]; /* calls made here, by result (an ipc error code) */
 };
 
 struct daemon {
 	const struct config *cfg;
 	struct event_base *base;
-	struct node_spec *self; /* with the ports actually bound */
-	char actor[320];        /* NAME/INCARNATION for the membership set */
-	uint64_t incarnation;   /* the actor's INCARNATION: realtime us at (re)start */
-	const struct manager_ops *mops;
-	void *mgr;
+	struct node_spec *self;         /* with the ports actually bound */
+	char actor[320];                /* NAME/INCARNATION for the membership set */
+	uint64_t incarnation;           /* the actor's INCARNATION: realtime us at (re)start */
+	struct node *node;              /* the node's protocol (core/node.h) */
+	const struct manager_ops *mops; /* node_ops(node), node_manager(node): */
+	void *mgr;                      /* read them, feed the node */
 	struct rng rng;
 	struct actions acts;
 	struct strmap nodes;       /* name -> struct pnode */
@@ -75,14 +73,13 @@ struct daemon {
 	size_t nlisteners;
 	struct advertise_listener *bound; /* per listen address: what was bound */
 	struct event *tick_ev;
-	uint64_t start_ms, last_tick_ms;
+	uint64_t start_ms;
 	uint64_t ticks;
 	uint64_t turn;                      /* read callbacks run so far: a frame written first in
 	                                     * its turn goes straight to the socket, the rest of the
 	                                     * turn's frames queue for one writev */
 	struct arena peer_arena, ipc_arena; /* for decoding one frame */
 	struct evbuffer *splice;            /* a big payload passing through (splice.h) */
-	struct fd *fd;                      /* peer.c: the failure detector (fd.h) */
 	bool peer_scan;                     /* peer.c: some node needs a look at the next tick */
 	uint64_t peer_ticks;
 	unsigned dialing;      /* peer.c: outbound handshakes in progress */
@@ -97,7 +94,7 @@ struct daemon {
 	struct router *router;
 	struct ack_core *ack;       /* acknowledged delivery */
 	struct causal_core *causal; /* causal order per label */
-	struct plumtree *plumtree;  /* broadcast */
+	struct plumtree *plumtree;  /* node_plumtree(node): broadcast, for stats */
 	struct daemon_stats stats;
 	uint64_t cur_conn;          /* id of the peer connection being read, or 0 */
 	struct session *cur_sender; /* the local session sending, or NULL */
@@ -130,10 +127,11 @@ struct core_env daemon_env(struct daemon *d);
 /* Carry out (and clear) every action the cores queued in d->acts. */
 void daemon_drain(struct daemon *d);
 
-/* The periodic tick, in this order: the peer layer (failure detection,
- * dialling), the manager, the IPC server (join deadlines), the router
- * (ack, Plumtree, registry, call deadlines); every action they queue is
- * carried out before it returns. */
+/* The periodic tick, in this order: the node core (failure detection, the
+ * manager, Plumtree: node_tick), the peer layer (dialling, stuck
+ * handshakes), the IPC server (join deadlines), the router (ack, registry,
+ * call deadlines); every action they queue is carried out before it
+ * returns. */
 void daemon_tick(struct daemon *d, uint64_t now);
 
 /* Called by the peer layer. */

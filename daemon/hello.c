@@ -21,7 +21,7 @@
 #include <mbedtls/md.h>
 
 #include "advertise.h"
-#include "fd.h"
+#include "node.h"
 #include "log.h"
 #include "peer-int.h"
 #include "security.h"
@@ -306,7 +306,7 @@ static int pconn_on_hello(struct pconn *c, const PartisanPeer__Hello *h, const c
 		node_spec_free(their);
 	}
 	c->node = n;
-	fd_heard(n->fd, daemon_now_ms());
+	node_heard(n->fd, daemon_now_ms());
 	pconn_send_ack(c, h);
 	pconn_set_state(c, PC_OPEN);
 	c->chan = config_channel_index(d->cfg, h->channel); /* for the counters */
@@ -384,7 +384,7 @@ static int pconn_on_ack(struct pconn *c, const PartisanPeer__HelloAck *ack, cons
 	}
 	node_spec_free(n->spec);
 	n->spec = their;
-	fd_heard(n->fd, daemon_now_ms());
+	node_heard(n->fd, daemon_now_ms());
 	pconn_set_state(c, PC_OPEN);
 	pconn_dial_done(c);
 	d->stats.conns_opened++;

@@ -26,6 +26,7 @@
 #include "graph.h"
 #include "ipc.h"
 #include "log.h"
+#include "node.h"
 #include "peer.h"
 #include "router.h"
 #include "security.h"
@@ -359,6 +360,7 @@ static void ipc_connections(struct session *s, const PartisanIpc__Request *rq)
 static void ipc_counters(struct daemon *d, PartisanIpc__Counters *c)
 {
 	const struct daemon_stats *st = &d->stats;
+	const struct fd_stats *fs = fd_stats(node_fd(d->node));
 
 	partisan_ipc__counters__init(c);
 #define IPC_COUNT(field, value) (c->has_##field = 1, c->field = (value))
@@ -370,9 +372,9 @@ static void ipc_counters(struct daemon *d, PartisanIpc__Counters *c)
 	IPC_COUNT(peer_frames_bad, st->peer_frames_bad);
 	IPC_COUNT(connections_opened, st->conns_opened);
 	IPC_COUNT(connections_failed, st->conns_failed);
-	IPC_COUNT(fd_timeouts, st->fd_timeouts);
-	IPC_COUNT(fd_silent, st->fd_silent);
-	IPC_COUNT(fd_suspicions, st->fd_suspicions);
+	IPC_COUNT(fd_timeouts, fs->timeouts);
+	IPC_COUNT(fd_silent, fs->silent);
+	IPC_COUNT(fd_suspicions, fs->suspicions);
 	IPC_COUNT(messages_in, st->messages_in);
 	IPC_COUNT(messages_out, st->messages_out);
 #undef IPC_COUNT

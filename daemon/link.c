@@ -20,7 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "fd.h"
+#include "node.h"
 #include "framer.h"
 #include "log.h"
 #include "peer-int.h"
@@ -94,7 +94,7 @@ void pconn_sent(struct pconn *c, size_t bytes)
 	c->d->stats.chan[c->chan].bytes_out += bytes;
 	c->last_send_ms = daemon_now_ms();
 	if (c->node)
-		fd_sent(c->node->fd, c->last_send_ms);
+		node_sent(c->node->fd, c->last_send_ms);
 }
 
 void pconn_write_frame(struct pconn *c, const uint8_t *buf, size_t len, bool now)
@@ -287,7 +287,7 @@ static bool pconn_data_big(struct pconn *c, PartisanPeer__PeerMsg *m, ProtobufCA
 	struct daemon *d = c->d;
 
 	if (m->body_case == PARTISAN_PEER__PEER_MSG__BODY_DATA && c->node != NULL) {
-		fd_heard(c->node->fd, daemon_now_ms());
+		node_heard(c->node->fd, daemon_now_ms());
 		if (daemon_peer_data_big(d, c->node->name, m->data, d->splice))
 			return true;
 		splice_take(d->splice, al, &m->data->payload);

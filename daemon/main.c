@@ -439,7 +439,7 @@ static int run(struct daemon *d, const struct opts *o)
 	}
 	d->tick_ev = evtimer_new(d->base, on_tick, d);
 	tick_schedule(d);
-	d->start_ms = d->last_tick_ms = daemon_now_ms();
+	d->start_ms = daemon_now_ms();
 	for (size_t i = 0; i < d->cfg->njoin; i++)
 		boot_join_add(d, d->cfg->join[i]);
 	boot_joins_run(d, d->start_ms);

@@ -24,7 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "peer.h"
-#include "plumtree.h"
+#include "node.h"
 
 #define METRICS_TIMEOUT_S   5    /* to send a whole request */
 #define METRICS_HEADERS_MAX 8192 /* bytes of request headers */
@@ -172,6 +172,7 @@ static void m_traffic(struct daemon *d, struct evbuffer *b)
 static void m_links(struct daemon *d, struct evbuffer *b)
 {
 	const struct daemon_stats *s = &d->stats;
+	const struct fd_stats *fs = fd_stats(node_fd(d->node));
 
 	m_one(b, "partisan_peer_connections_opened_total", "counter",
 	      "Peer connections whose hello completed.", s->conns_opened);
@@ -183,11 +184,11 @@ static void m_links(struct daemon *d, struct evbuffer *b)
 	       "Failure detector verdicts: timeout (nothing heard), silent (a watcher's report), "
 	       "suspicion (a report doubted).");
 	m_printf(b, "partisan_failure_detector_verdicts_total{verdict=\"timeout\"} %llu\n",
-	         (unsigned long long)s->fd_timeouts);
+	         (unsigned long long)fs->timeouts);
 	m_printf(b, "partisan_failure_detector_verdicts_total{verdict=\"silent\"} %llu\n",
-	         (unsigned long long)s->fd_silent);
+	         (unsigned long long)fs->silent);
 	m_printf(b, "partisan_failure_detector_verdicts_total{verdict=\"suspicion\"} %llu\n",
-	         (unsigned long long)s->fd_suspicions);
+	         (unsigned long long)fs->suspicions);
 }
 
 static void m_broadcast(struct daemon *d, struct evbuffer *b)

@@ -4,9 +4,11 @@
  * Around the table: the listening sockets and accepting, dialling with
  * backoff (at most PEER_TLS_DIALS TLS handshakes at once), routing a send
  * to one of the node's links by channel and key, injected partitions,
- * pause / resume of a link, and the failure detector's glue (fd.c decides;
- * heartbeats, Silent reports and unread-byte checks are carried out here).
- * One connection is link.c's; its handshake hello.c's.
+ * pause / resume of a link, and what the node core needs from the links:
+ * frames heard and sent, bytes waiting unread, heartbeats and Silent
+ * reports sent ahead of queued data, a node taken down (the decisions are
+ * core/node.c's and core/fd.c's). One connection is link.c's; its
+ * handshake hello.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 
 #include "advertise.h"
 #include "fd.h"
+#include "node.h"
 #include "log.h"
 #include "peer-int.h"
 #include "security.h"
@@ -40,10 +43,8 @@
  * host, and dial them all again. */
 #define PEER_TLS_DIALS 8
 
-static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, const void *key,
+static struct pconn *peer_route(struct daemon *d, struct pnode *n, size_t ch, const void *key,
                                 size_t keylen);
-static void pnode_reported_silent(struct daemon *d, struct pnode *from,
-                                  const PartisanPeer__Silent *sl);
 
 /* ---- the node table ---- */
 
@@ -60,7 +61,7 @@ struct pnode *pnode_get(struct daemon *d, const char *name, bool create)
 	for (size_t i = 0; i < cfg->nchannels; i++)
 		n->out[i] = xcalloc(cfg->channels[i].parallelism, sizeof(**n->out));
 	n->backoff_ms = PEER_BACKOFF_MIN_MS;
-	n->fd = fd_node(d->fd, name);
+	n->fd = node_peer(d->node, name);
 	strmap_put(&d->nodes, name, n);
 	return n;
 }
@@ -103,7 +104,7 @@ static bool pnode_gc(struct daemon *d, struct pnode *n)
 {
 	if (n->wanted || n->up || pnode_has_conns(d, n))
 		return false;
-	fd_forget(d->fd, n->fd);
+	node_forget(d->node, n->fd);
 	strmap_del(&d->nodes, n->name);
 	pnode_free(d, n);
 	return true;
@@ -124,7 +125,6 @@ void pnode_set_up(struct daemon *d, struct pnode *n)
 	if (n->up || !pnode_default_open(d, n) || n->spec == NULL)
 		return;
 	n->up = true;
-	fd_node_up(d->fd, n->fd, daemon_now_ms());
 	n->backoff_ms = PEER_BACKOFF_MIN_MS;
 	log_info("peer", "%s: up", n->name);
 	daemon_node_up(d, n->spec);
@@ -139,7 +139,6 @@ void pnode_down(struct daemon *d, struct pnode *n, const char *reason, bool inbo
 	bool was_up = n->up;
 
 	n->up = false;
-	fd_node_down(d->fd, n->fd);
 	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
 	if (c->node == n && c->state != PC_CLOSING && (inbound || c->outbound))
 		pconn_close(c, reason);
@@ -182,56 +181,25 @@ static void pnode_rtt(struct pnode *n, uint64_t ms)
 	n->rtt.sum_ms += ms;
 }
 
-static void peer_heartbeat(struct pconn *c, bool reply)
-{
-	if (!reply && c->node)
-		c->node->hb_asked_ms = daemon_now_ms();
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
-	PartisanPeer__Heartbeat hb = PARTISAN_PEER__HEARTBEAT__INIT;
-
-	hb.has_reply = reply;
-	hb.reply = reply;
-	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT;
-	m.heartbeat = &hb;
-	pconn_write_msg_now(c, &m, true);
-}
-
-/* A heartbeat on c: it counted as heard. A request wants an answer unless
- * we already sent this node something this round. */
-static void pnode_heartbeat_in(struct pconn *c, const PartisanPeer__Heartbeat *hb)
-{
-	struct pnode *n = c->node;
-
-	if (hb->has_reply && hb->reply) {
-		if (n->hb_asked_ms) /* the coarse clock: a few ms of grain */
-			pnode_rtt(n, daemon_now_ms() - n->hb_asked_ms);
-		n->hb_asked_ms = 0;
-	} else if (fd_heartbeat_asked(c->d->fd, n->fd)) {
-		peer_heartbeat(c, true);
-	}
-}
-
+/* What a frame on an open link tells the shell itself: the node was heard;
+ * a heartbeat reply times the round trip; a Silent report about a node
+ * whose bytes wait unread here is answered with that (life) in mind. */
 int pnode_receive(struct pconn *c, const PartisanPeer__PeerMsg *m, const char **why)
 {
-	fd_heard(c->node->fd, daemon_now_ms());
-	switch (m->body_case) {
-	case PARTISAN_PEER__PEER_MSG__BODY_CHALLENGE:
-	case PARTISAN_PEER__PEER_MSG__BODY_HELLO:
-	case PARTISAN_PEER__PEER_MSG__BODY_HELLO_ACK:
-		return *why = "handshake message on an open connection", -1;
-	case PARTISAN_PEER__PEER_MSG__BODY_REFUSE:
-		return *why = "peer refused", -1;
-	case PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT:
-		pnode_heartbeat_in(c, m->heartbeat);
-		return 0;
-	case PARTISAN_PEER__PEER_MSG__BODY_SILENT:
-		pnode_reported_silent(c->d, c->node, m->silent);
-		return 0;
-	case PARTISAN_PEER__PEER_MSG__BODY__NOT_SET:
-		return *why = "empty message", -1;
-	default:
-		return daemon_peer_msg(c->d, c->node->name, m, why);
+	struct pnode *n = c->node, *about;
+	uint64_t now = daemon_now_ms();
+
+	node_heard(n->fd, now);
+	if (m->body_case == PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT && m->heartbeat->has_reply &&
+	    m->heartbeat->reply && n->hb_asked_ms) {
+		pnode_rtt(n, now - n->hb_asked_ms); /* the coarse clock: a few ms of grain */
+		n->hb_asked_ms = 0;
+	} else if (m->body_case == PARTISAN_PEER__PEER_MSG__BODY_SILENT && m->silent->node &&
+	           (about = pnode_get(c->d, m->silent->node, false)) != NULL &&
+	           pnode_unread(c->d, about)) {
+		node_unread(about->fd, now);
 	}
+	return daemon_peer_msg(c->d, n->name, m, why);
 }
 
 /* ---- dialing and accepting ---- */
@@ -410,9 +378,6 @@ int peer_listen(struct daemon *d)
 	const struct config *cfg = d->cfg;
 	int one = 1;
 
-	/* The ring needs every node linked to every other (full_mesh). */
-	d->fd =
-	    fd_create(d->self->name, cfg->failure_timeout_ms, cfg->manager == MANAGER_FULL_MESH);
 	d->listeners = xcalloc(cfg->nlisten_addrs, sizeof(*d->listeners));
 	d->bound = xcalloc(cfg->nlisten_addrs, sizeof(*d->bound));
 	for (size_t i = 0; i < cfg->nlisten_addrs; i++) {
@@ -482,8 +447,6 @@ void peer_shutdown(struct daemon *d)
 	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);)
 		pnode_free(d, v);
 	strmap_free(&d->nodes);
-	fd_destroy(d->fd);
-	d->fd = NULL;
 	for (size_t i = 0; strmap_next(&d->partitions, &i, &k, &v);)
 		free(v);
 	strmap_free(&d->partitions);
@@ -522,116 +485,6 @@ void peer_disconnect(struct daemon *d, const char *node)
 	pnode_down(d, n, "disconnected", false);
 }
 
-/* Tell every other up node that n went silent. */
-static void peer_tell_silent(struct daemon *d, const struct pnode *n, uint64_t silent_ms)
-{
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
-	PartisanPeer__Silent sl = PARTISAN_PEER__SILENT__INIT;
-	const char *k;
-	void *v;
-
-	sl.node = n->name;
-	sl.has_silent_ms = true;
-	sl.silent_ms = silent_ms;
-	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_SILENT;
-	m.silent = &sl;
-	for (size_t i = 0; strmap_next(&d->nodes, &i, &k, &v);) {
-		struct pnode *o = v;
-		struct pconn *c = o->up ? pnode_pick(d, o, 0, NULL, 0) : NULL;
-
-		if (c)
-			pconn_write_msg_now(c, &m, true);
-	}
-}
-
-/* ---- failure detection: the decisions are fd.c's, the I/O is here ---- */
-
-static void peer_fd_heartbeat(struct daemon *d, struct pnode *n)
-{
-	struct pconn *c = pnode_pick(d, n, 0, NULL, 0);
-
-	if (c)
-		peer_heartbeat(c, false);
-}
-
-static void peer_fd_down(struct daemon *d, struct pnode *n, const struct fd_action *a, uint64_t now)
-{
-	if (a->reason == FD_TIMEOUT) {
-		log_warnx("peer", "%s: nothing heard for %llu ms", n->name,
-		          (unsigned long long)a->silent_ms);
-		d->stats.fd_timeouts++;
-	} else {
-		log_warnx("peer", "%s: silent for %llu ms says %s, nothing heard here for %llu ms",
-		          n->name, (unsigned long long)a->silent_ms, a->by,
-		          (unsigned long long)a->heard_ago_ms);
-		d->stats.fd_silent++;
-	}
-	pnode_down(d, n, "timeout", true);
-	n->next_try_ms = now + n->backoff_ms;
-}
-
-/* Carry out (and clear) what the failure detector asked for. */
-static void peer_fd_do(struct daemon *d, struct fd_actions *acts, uint64_t now)
-{
-	for (size_t i = 0; i < acts->n; i++) {
-		const struct fd_action *a = &acts->v[i];
-		struct pnode *n = pnode_get(d, a->name, false);
-
-		if (n == NULL)
-			continue;
-		switch (a->kind) {
-		case FD_HEARTBEAT:
-			peer_fd_heartbeat(d, n);
-			break;
-		case FD_SUSPECT:
-			d->stats.fd_suspicions++;
-			log_info("peer",
-			         "%s: silent says %s, but heard here %llu ms ago; asking it",
-			         n->name, a->by, (unsigned long long)a->heard_ago_ms);
-			peer_fd_heartbeat(d, n);
-			break;
-		case FD_DOWN:
-			peer_fd_down(d, n, a, now);
-			break;
-		case FD_SILENT_TELL:
-			peer_tell_silent(d, n, a->silent_ms);
-			break;
-		}
-	}
-	fd_actions_clear(acts);
-}
-
-/* A watcher of node says it went silent (fd.c decides what to believe). */
-static void pnode_reported_silent(struct daemon *d, struct pnode *from,
-                                  const PartisanPeer__Silent *sl)
-{
-	struct pnode *n = sl->node ? pnode_get(d, sl->node, false) : NULL;
-	uint64_t now = daemon_now_ms();
-	struct fd_actions acts;
-
-	if (n == NULL || n == from || !n->up)
-		return;
-	fd_actions_init(&acts);
-	fd_silent_report(d->fd, from->fd, n->fd, sl->silent_ms, pnode_unread(d, n), now, &acts);
-	peer_fd_do(d, &acts, now);
-	fd_actions_free(&acts);
-}
-
-/* Bytes waiting unread are life: tell the detector about the nodes it
- * would time out now. */
-static void peer_fd_unread(struct daemon *d, uint64_t now)
-{
-	struct fd_node **due;
-	size_t k = fd_overdue(d->fd, now, &due);
-
-	for (size_t i = 0; i < k; i++) {
-		struct pnode *n = pnode_get(d, fd_node_name(due[i]), false);
-
-		if (n && pnode_unread(d, n))
-			fd_unread(due[i], now);
-	}
-}
-
 /* Whether the next tick must look at n again: a slot to fill, or a record
  * to drop. */
 static bool pnode_pending(struct daemon *d, const struct pnode *n)
@@ -661,22 +514,28 @@ static void peer_handshake_scan(struct daemon *d, uint64_t now)
 	}
 }
 
-void peer_tick(struct daemon *d, uint64_t now)
+void peer_unread_scan(struct daemon *d, uint64_t now)
 {
-	struct fd_actions acts;
+	struct fd_node **due;
+	size_t k = node_overdue(d->node, now, &due);
+
+	for (size_t i = 0; i < k; i++) {
+		struct pnode *n = pnode_get(d, fd_node_name(due[i]), false);
+
+		if (n && pnode_unread(d, n))
+			node_unread(due[i], now);
+	}
+}
+
+void peer_tick(struct daemon *d, uint64_t now, bool round)
+{
 	const char *k;
 	void *v;
-	bool full;
+	/* A tick of an idle daemon touches nothing; every node is looked at
+	 * when one waits for a connection or for its record to go, and once a
+	 * heartbeat round. */
+	bool full = round || d->peer_scan;
 
-	/* Failure detection first (fd.c). A tick of an idle daemon then
-	 * touches nothing more; every node is looked at when one waits for a
-	 * connection or for its record to go, and once a heartbeat round. */
-	fd_actions_init(&acts);
-	peer_fd_unread(d, now);
-	full = fd_tick(d->fd, now, &acts);
-	full = full || d->peer_scan;
-	peer_fd_do(d, &acts, now);
-	fd_actions_free(&acts);
 	if (full || ++d->peer_ticks % PEER_HANDSHAKE_SCAN == 0)
 		peer_handshake_scan(d, now);
 	if (!full)
@@ -689,11 +548,6 @@ void peer_tick(struct daemon *d, uint64_t now)
 		if (pnode_pending(d, v))
 			d->peer_scan = true;
 	}
-}
-
-void peer_forgive(struct daemon *d, uint64_t now)
-{
-	fd_forgive(d->fd, now);
 }
 
 static struct pconn *pnode_pick(struct daemon *d, struct pnode *n, size_t ch, const void *key,
@@ -771,6 +625,28 @@ enum peer_send_result peer_send(struct daemon *d, const char *node, const char *
 		return r;
 	pconn_write_frame(c, buf, len, false);
 	return peer_queued(d, c);
+}
+
+void peer_send_now(struct daemon *d, const char *node, const uint8_t *buf, size_t len, bool probe)
+{
+	struct pnode *n = pnode_get(d, node, false);
+	struct pconn *c = n ? peer_route(d, n, 0, NULL, 0) : NULL;
+
+	if (c == NULL)
+		return;
+	if (probe)
+		n->hb_asked_ms = daemon_now_ms();
+	pconn_write_frame(c, buf, len, true);
+}
+
+void peer_take_down(struct daemon *d, const char *node, const char *why)
+{
+	struct pnode *n = pnode_get(d, node, false);
+
+	if (n == NULL)
+		return;
+	pnode_down(d, n, why, true);
+	n->next_try_ms = daemon_now_ms() + n->backoff_ms;
 }
 
 enum peer_send_result peer_send_data_big(struct daemon *d, const char *node, const char *channel,

@@ -36,10 +36,21 @@ void peer_shutdown(struct daemon *d);
 void peer_want(struct daemon *d, const struct node_spec *spec);
 /* Stop wanting node and close its connections once their output is flushed. */
 void peer_disconnect(struct daemon *d, const char *node);
-/* Heartbeats, failure detection, reconnects, handshake timeouts. */
-void peer_tick(struct daemon *d, uint64_t now);
-/* This process was paused: count every node as heard from now. */
-void peer_forgive(struct daemon *d, uint64_t now);
+/* Tell the node core which of the nodes it would time out have bytes
+ * waiting unread on a link (life: only this daemon is slow). Before
+ * node_tick. */
+void peer_unread_scan(struct daemon *d, uint64_t now);
+/* Reconnects, stuck handshakes; every node is looked at when round (a
+ * heartbeat round began) or when one needs it. */
+void peer_tick(struct daemon *d, uint64_t now, bool round);
+/* A detector message (a packed PeerMsg) to node on its default channel,
+ * straight to the socket when nothing is queued there; probe: a heartbeat
+ * request, whose reply times the round trip. Not sent when node has no
+ * open link (it will time out). */
+void peer_send_now(struct daemon *d, const char *node, const uint8_t *buf, size_t len, bool probe);
+/* The detector's verdict: close node's links both ways, report it down
+ * (why), and dial it again after its backoff. */
+void peer_take_down(struct daemon *d, const char *node, const char *why);
 
 /* Send a packed PeerMsg. key (may be NULL) picks the connection in the
  * channel so that one key keeps its order. */

@@ -22,7 +22,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "peer.h"
-#include "plumtree.h"
+#include "node.h"
 #include "router.h"
 #include "wire.h"
 
@@ -268,8 +268,7 @@ static void router_registry_broadcast(struct daemon *d, PartisanPeer__RegistryRe
 	len = partisan_peer__registry__get_packed_size(&reg);
 	buf = xmalloc(len + 1);
 	partisan_peer__registry__pack(&reg, buf);
-	plumtree_broadcast(d->plumtree, ROUTER_TOPIC_REGISTRY, buf, len, &env, &d->acts,
-	                   router_broadcast_deliver, d);
+	node_broadcast(d->node, ROUTER_TOPIC_REGISTRY, buf, len, &env, &d->acts);
 	free(buf);
 	if (rec == &own)
 		router_own_release(&own);
@@ -1409,10 +1408,9 @@ void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq)
 }
 
 /* Plumtree delivers a broadcast here: every subscriber of its topic gets it. */
-void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
+void router_broadcast_deliver(struct daemon *d, const char *topic, const char *origin,
                               const uint8_t *payload, size_t len)
 {
-	struct daemon *d = arg;
 	PartisanIpc__Event ev = PARTISAN_IPC__EVENT__INIT;
 	PartisanIpc__BroadcastEvent be = PARTISAN_IPC__BROADCAST_EVENT__INIT;
 
@@ -1444,8 +1442,7 @@ void router_broadcast(struct session *s, const PartisanIpc__Request *rq)
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EINVAL, "broadcast: bad topic");
 		return;
 	}
-	plumtree_broadcast(d->plumtree, b->topic, b->payload.data, b->payload.len, &env, &d->acts,
-	                   router_broadcast_deliver, d);
+	node_broadcast(d->node, b->topic, b->payload.data, b->payload.len, &env, &d->acts);
 	daemon_drain(d);
 	if (!rq->quiet)
 		ipc_respond_ok(s, rq->id);
@@ -1753,7 +1750,6 @@ void router_tick(struct daemon *d, uint64_t now)
 
 	router_hold_sweep(d, now); /* before ack_tick: its Acks go out with it */
 	ack_tick(d->ack, &env, &d->acts);
-	plumtree_tick(d->plumtree, &env, &d->acts);
 	registry_tick(d->router->remote, now);
 	graph_tick(d, now);
 	router_registry_round(d, now);

@@ -36,8 +36,9 @@ void router_registry(struct session *s, const PartisanIpc__Request *rq);
 void router_subscribe(struct session *s, const PartisanIpc__Request *rq);
 void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq);
 void router_broadcast(struct session *s, const PartisanIpc__Request *rq);
-/* Plumtree's delivery callback: hand a broadcast to subscribed sessions. */
-void router_broadcast_deliver(void *arg, const char *topic, const char *origin,
+/* A broadcast to deliver here (the node core's ACT_DELIVER): to the
+ * subscribed sessions, or to the daemon for its own topics. */
+void router_broadcast_deliver(struct daemon *d, const char *topic, const char *origin,
                               const uint8_t *payload, size_t len);
 
 /* Status: this node's endpoints. */

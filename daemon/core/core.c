@@ -1,5 +1,7 @@
 /* core.c: actions lists, the seeded PRNG and lower_bound, shared by every
  * protocol core (the allocation helpers are xmalloc.c). Pure. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +74,7 @@ void actions_clear(struct actions *a)
 		free(a->v[i].node);
 		free(a->v[i].buf);
 		free(a->v[i].key);
+		free(a->v[i].text);
 		if (a->v[i].spec)
 			node_spec_free(a->v[i].spec);
 	}
@@ -152,4 +155,44 @@ void actions_event(struct actions *a, enum core_event ev, const char *node)
 
 	x->event = ev;
 	x->node = node ? xstrdup(node) : NULL;
+}
+
+struct action *actions_last(struct actions *a)
+{
+	return &a->v[a->n - 1];
+}
+
+void actions_down(struct actions *a, const char *node, const char *why)
+{
+	struct action *x = actions_push(a, ACT_DOWN);
+
+	x->node = xstrdup(node);
+	x->text = xstrdup(why);
+}
+
+void actions_deliver(struct actions *a, const char *topic, const char *origin,
+                     const uint8_t *payload, size_t len, uint32_t hops)
+{
+	struct action *x = actions_push(a, ACT_DELIVER);
+
+	x->text = xstrdup(topic);
+	x->node = xstrdup(origin);
+	x->buf = xmalloc(len ? len : 1);
+	if (len)
+		memcpy(x->buf, payload, len);
+	x->len = len;
+	x->hops = hops;
+}
+
+void actions_log(struct actions *a, enum core_level level, const char *fmt, ...)
+{
+	struct action *x = actions_push(a, ACT_LOG);
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	x->level = level;
+	x->text = xstrdup(line);
 }

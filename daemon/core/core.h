@@ -36,13 +36,27 @@ enum action_kind {
 	ACT_CONNECT,    /* keep connections to spec open (idempotent) */
 	ACT_DISCONNECT, /* close every connection to node */
 	ACT_EVENT,      /* tell the shell something happened */
+	ACT_DOWN,       /* node.c: the detector's verdict: take node down (close its
+	                 * links both ways), text says why */
+	ACT_DELIVER,    /* node.c: a broadcast for subscribers here: topic in text,
+	                 * origin in node, payload in buf, hops */
+	ACT_LOG,        /* node.c: a line for the log at level: text */
 };
+
+/* ACT_SEND flags. */
+#define ACT_F_NOW                                                                                  \
+	1u             /* a detector message: straight to the socket, ahead of                     \
+	                * queued data, on the default channel */
+#define ACT_F_PROBE 2u /* a heartbeat request (the shell may time its reply) */
+
+enum core_level { CORE_DEBUG, CORE_INFO, CORE_NOTICE, CORE_WARNING };
 
 enum core_event {
 	EV_MEMBER_ADDED,   /* node joined the membership */
 	EV_MEMBER_REMOVED, /* node left the membership */
 	EV_SELF_REMOVED,   /* this node was removed: stop taking part */
 	EV_VIEW_CHANGED,   /* overlay views changed (hyparview) */
+	EV_MEMBER_LEFT,    /* node.c: news that node left the cluster (text: from whom) */
 };
 
 struct action {
@@ -55,6 +69,10 @@ struct action {
 	uint8_t *key;        /* SEND: partition key or NULL (owned) */
 	size_t keylen;
 	enum core_event event; /* EVENT */
+	char *text;            /* DOWN, DELIVER, LOG, EVENT (MEMBER_LEFT) (owned) */
+	unsigned flags;        /* SEND: ACT_F_* */
+	uint32_t hops;         /* DELIVER */
+	enum core_level level; /* LOG */
 };
 
 struct actions {
@@ -78,6 +96,14 @@ void actions_send_raw(struct actions *a, const char *node, const char *channel, 
 void actions_connect(struct actions *a, const struct node_spec *spec);
 void actions_disconnect(struct actions *a, const char *node);
 void actions_event(struct actions *a, enum core_event ev, const char *node);
+/* The action just queued (the list must not be empty). */
+struct action *actions_last(struct actions *a);
+/* node.c's: queue a DOWN, a DELIVER (payload copied), a LOG (printf). */
+void actions_down(struct actions *a, const char *node, const char *why);
+void actions_deliver(struct actions *a, const char *topic, const char *origin,
+                     const uint8_t *payload, size_t len, uint32_t hops);
+void actions_log(struct actions *a, enum core_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The first of the n sorted elements (each sz bytes) at base for which
  * cmp(element, key) >= 0, or n: where key is, or would be inserted. */

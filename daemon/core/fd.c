@@ -225,6 +225,22 @@ void fd_unread(struct fd_node *n, uint64_t now)
 	n->unread_at = now;
 }
 
+bool fd_unread_now(const struct fd_node *n, uint64_t now)
+{
+	return now != 0 && n->unread_at == now;
+}
+
+const char *fd_next_up(const struct fd *fd, size_t *it)
+{
+	const char *k;
+	void *v;
+
+	while (strmap_next(&fd->nodes, it, &k, &v))
+		if (((struct fd_node *)v)->up)
+			return ((struct fd_node *)v)->name;
+	return NULL;
+}
+
 bool fd_heartbeat_asked(struct fd *fd, struct fd_node *n)
 {
 	bool reply = n->last_tx_ms < fd->round * fd->round_ms;

@@ -75,6 +75,8 @@ void fd_forget(struct fd *fd, struct fd_node *n);
 void fd_node_up(struct fd *fd, struct fd_node *n, uint64_t now);
 void fd_node_down(struct fd *fd, struct fd_node *n);
 bool fd_is_up(const struct fd_node *n);
+/* The up nodes, one per call from *it = 0 on, then NULL. */
+const char *fd_next_up(const struct fd *fd, size_t *it);
 /* A frame came from node / something of ours went to it. */
 void fd_heard(struct fd_node *n, uint64_t now);
 void fd_sent(struct fd_node *n, uint64_t now);
@@ -85,6 +87,8 @@ bool fd_heartbeat_asked(struct fd *fd, struct fd_node *n);
  * FIONREAD): node did speak, this process has not read it yet. Counts as
  * life for an fd_tick at the same now only. */
 void fd_unread(struct fd_node *n, uint64_t now);
+/* Whether the shell said so for this now. */
+bool fd_unread_now(const struct fd_node *n, uint64_t now);
 /* Nodes that the next fd_tick at now would time out (up, watched or
  * suspected, nothing heard for the timeout): the ones worth an unread
  * check. Returns how many; *out (owned by the detector, valid until its next

@@ -23,7 +23,7 @@ bool node_name_valid(const char *name)
 	const char *at = strchr(name, '@');
 	size_t n = strlen(name);
 
-	if (at == NULL || at == name || at[1] == '\0' || n > 255)
+	if (at == NULL || at == name || at[1] == '\0' || n > NODE_NAME_MAX)
 		return false;
 	if (strchr(at + 1, '@') != NULL)
 		return false;

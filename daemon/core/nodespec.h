@@ -48,6 +48,7 @@ void node_spec_pb_release(PartisanCommon__NodeSpec *out);
 struct node_spec *node_spec_from_pb(const PartisanCommon__NodeSpec *pb, const char **why);
 
 /* Is NAME@HOST well formed? */
+#define NODE_NAME_MAX 255 /* bytes in a node name */
 bool node_name_valid(const char *name);
 
 /* FNV-1a over bytes, chained. */

@@ -28,6 +28,7 @@
 
 #include "core.h"
 #include "fd.h"
+#include "node.h"
 #include "manager.h"
 
 #define SIM_ACTIVE_MAX 5 /* hyparview active view size given to managers */
@@ -117,7 +118,8 @@ struct sim_link {
 struct sim_node {
 	char name[48];
 	struct node_spec *spec; /* current spec (owned) */
-	void *mgr;              /* NULL unless alive */
+	struct node *node;      /* the node core (daemon/core/node.c); NULL unless alive */
+	void *mgr;              /* node_manager(node), NULL unless alive */
 	struct rng rng;
 	unsigned inc;         /* incarnation, 1 on first start */
 	bool alive;           /* started and not crashed */
@@ -127,11 +129,9 @@ struct sim_node {
 	unsigned contact_inc; /* the contact's incarnation when join() was called */
 	int group;            /* partition group */
 	struct sim_stats st;
-	struct fd *fd;          /* the real failure detector (sim_fd.c); NULL unless alive */
 	bool paused;            /* SIGSTOP-like: reads and ticks nothing (events held) */
 	unsigned tick_ms;       /* SIM_TICK_MS, or longer when starved of CPU */
 	bool starved;           /* reads only when it ticks (events held until then) */
-	uint64_t last_tick;     /* for the daemon's pause rule (daemon_tick) */
 	struct sim_event *held; /* paused or starved: what it has not read yet */
 	size_t nheld, capheld;
 };
@@ -198,21 +198,27 @@ void sim_net_event(struct sim_world *w, const struct sim_event *e);
 uint64_t sim_uniform(struct rng *r, uint64_t lo, uint64_t hi);
 bool sim_chance(struct rng *r, unsigned ppm);
 
-/* The failure detector's shell (sim_fd.c): each live node runs the real
- * fd.c, fed by its links; its Heartbeat and Silent messages travel the
- * simulated network, and a DOWN closes the link. */
+/* The links' side of the node core (sim_fd.c), as peer.c's: each live
+ * node runs the real node.c with its detector, fed by its links; its
+ * Heartbeat and Silent messages travel the simulated network, and a DOWN
+ * closes the link. */
 #define SIM_TICK_MS       100  /* the daemon's tick */
 #define SIM_FD_TIMEOUT_MS 2000 /* failure_timeout_ms, the daemon's default */
 void sim_fd_start(struct sim_world *w, unsigned i);
 void sim_fd_stop(struct sim_world *w, unsigned i);
+/* Link bookkeeping the scenarios read (the victim's down/up times). */
 void sim_fd_link(struct sim_world *w, unsigned i, unsigned other, bool up);
-/* Feeds the detector; true when msg was its own (Heartbeat, Silent). */
-bool sim_fd_receive(struct sim_world *w, unsigned to, unsigned from,
+/* What the shell tells the node of a frame from `from` before node_receive
+ * (heard; for a Silent report, whether the node it names waits unread). */
+void sim_fd_receive(struct sim_world *w, unsigned to, unsigned from,
                     const PartisanPeer__PeerMsg *msg);
 void sim_fd_sent(struct sim_world *w, unsigned from, unsigned to);
-/* The detector's part of node i's tick (before the manager's, as in the
- * daemon). */
-void sim_fd_tick(struct sim_world *w, unsigned i);
+/* Before node_tick: the overdue nodes whose messages wait unread (held). */
+void sim_fd_unread_scan(struct sim_world *w, unsigned i);
+/* Whether i's side of its link to j is up (peer.c's pnode up). */
+bool sim_fd_up_to(struct sim_world *w, unsigned i, unsigned j);
+/* A detector verdict (ACT_DOWN) of node i about node j (-1: unknown). */
+void sim_fd_down(struct sim_world *w, unsigned i, int j, const char *why);
 /* Pause node i (it stops reading and ticking: what reaches it is held and
  * dials to it fail) / resume it (what was held is read, in order). */
 void sim_pause(struct sim_world *w, unsigned i);

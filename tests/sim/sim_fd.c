@@ -1,9 +1,12 @@
-/* sim_fd.c: the failure detector in the simulator. Plays peer.c's part for
- * each virtual node around the real core (daemon/core/fd.c): a link up or down
- * is fd_node_up / fd_node_down, every delivered message is life, every send
- * on an up link is fd_sent, Heartbeat and Silent messages are packed and
- * carried by the simulated network like any other, and a DOWN closes the
- * link (the manager sees peer_down and dials again as in the daemon).
+/* sim_fd.c: the links' side of the node core in the simulator. Plays
+ * peer.c's part for each virtual node around the real daemon/core/node.c
+ * (and its failure detector, fd.c): every delivered message is heard
+ * (node_heard), every send on an up link is node_sent, a Silent report
+ * about a node whose messages wait unread is told so first, the overdue
+ * nodes are checked for unread messages before each tick, and a DOWN
+ * closes the link (the manager sees peer_down and dials again as in the
+ * daemon). The detector's Heartbeat and Silent messages are ACT_SEND
+ * actions with ACT_F_NOW, carried by the simulated network like any other.
  *
  * Paused and starved nodes. A paused node (SIGSTOP) reads and ticks
  * nothing: deliveries, closes and its tick that reach it are held, dials to
@@ -18,11 +21,7 @@
 
 void sim_fd_start(struct sim_world *w, unsigned i)
 {
-	struct sim_node *n = &w->nodes[i];
-
-	n->fd = fd_create(n->name, SIM_FD_TIMEOUT_MS, w->o.mgr->full_mesh);
-	n->tick_ms = SIM_TICK_MS;
-	n->last_tick = w->now;
+	w->nodes[i].tick_ms = SIM_TICK_MS;
 }
 
 void sim_held_free(struct sim_node *n)
@@ -38,8 +37,6 @@ void sim_fd_stop(struct sim_world *w, unsigned i)
 {
 	struct sim_node *n = &w->nodes[i];
 
-	fd_destroy(n->fd);
-	n->fd = NULL;
 	n->paused = n->starved = false;
 	sim_held_free(n);
 }
@@ -57,112 +54,34 @@ static void sim_victim_link(struct sim_world *w, unsigned i, unsigned other, boo
 
 void sim_fd_link(struct sim_world *w, unsigned i, unsigned other, bool up)
 {
-	struct sim_node *n = &w->nodes[i];
-	struct fd_node *o;
-
-	if (n->fd == NULL)
-		return;
-	o = fd_node(n->fd, w->nodes[other].name);
-	if (up)
-		fd_node_up(n->fd, o, w->now);
-	else
-		fd_node_down(n->fd, o);
-	sim_victim_link(w, i, other, up);
+	if (w->nodes[i].node)
+		sim_victim_link(w, i, other, up);
 }
 
 void sim_fd_sent(struct sim_world *w, unsigned from, unsigned to)
 {
 	struct sim_node *n = &w->nodes[from];
-	struct fd_node *o;
 
-	if (n->fd && sim_link(w, from, to)->state == LINK_UP &&
-	    (o = fd_find(n->fd, w->nodes[to].name)) != NULL)
-		fd_sent(o, w->now);
+	if (n->node && sim_link(w, from, to)->state == LINK_UP)
+		node_sent(node_peer(n->node, w->nodes[to].name), w->now);
 }
 
-/* Pack and send one of the detector's messages from i to j. */
-static void sim_fd_send(struct sim_world *w, unsigned i, unsigned j, const PartisanPeer__PeerMsg *m)
-{
-	size_t len = partisan_peer__peer_msg__get_packed_size(m);
-	uint8_t *buf = xmalloc(len ? len : 1);
-
-	partisan_peer__peer_msg__pack(m, buf);
-	w->nodes[i].st.fd_msgs++;
-	w->nodes[i].st.fd_bytes += len;
-	sim_fd_sent(w, i, j);
-	sim_net_send(w, i, j, buf, len);
-}
-
-static void sim_fd_heartbeat(struct sim_world *w, unsigned i, unsigned j, bool reply)
-{
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
-	PartisanPeer__Heartbeat hb = PARTISAN_PEER__HEARTBEAT__INIT;
-
-	hb.has_reply = reply;
-	hb.reply = reply;
-	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT;
-	m.heartbeat = &hb;
-	sim_fd_send(w, i, j, &m);
-}
-
-/* Whether i's side of its link to j is up (peer.c's pnode up). */
-static bool sim_fd_up_to(struct sim_world *w, unsigned i, unsigned j)
+bool sim_fd_up_to(struct sim_world *w, unsigned i, unsigned j)
 {
 	const struct sim_link *l = sim_link(w, i, j);
 
 	return i != j && l->state == LINK_UP && l->up[i < j ? 0 : 1];
 }
 
-static void sim_fd_tell_silent(struct sim_world *w, unsigned i, const struct fd_action *a)
-{
-	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
-	PartisanPeer__Silent sl = PARTISAN_PEER__SILENT__INIT;
-
-	sl.node = (char *)a->name;
-	sl.has_silent_ms = true;
-	sl.silent_ms = a->silent_ms;
-	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_SILENT;
-	m.silent = &sl;
-	for (unsigned k = 0; k < w->n; k++)
-		if (sim_fd_up_to(w, i, k))
-			sim_fd_send(w, i, k, &m);
-}
-
-static void sim_fd_down(struct sim_world *w, unsigned i, int j, const struct fd_action *a)
+void sim_fd_down(struct sim_world *w, unsigned i, int j, const char *why)
 {
 	struct sim_node *n = &w->nodes[i];
 
 	n->st.fd_downs++;
 	if (j >= 0 && w->nodes[j].alive && !w->nodes[j].paused)
 		n->st.fd_false++;
-	sim_trace(w, i, "fd: %s down (%s, %llu ms)", a->name,
-	          a->reason == FD_TIMEOUT ? "timeout" : "silent", (unsigned long long)a->silent_ms);
 	if (j >= 0)
 		sim_net_close(w, i, (unsigned)j);
-}
-
-/* Carry out what node i's detector asked for. */
-static void sim_fd_do(struct sim_world *w, unsigned i, struct fd_actions *acts)
-{
-	for (size_t k = 0; k < acts->n && w->nodes[i].fd; k++) {
-		const struct fd_action *a = &acts->v[k];
-		int j = sim_node_index(w, a->name);
-
-		switch (a->kind) {
-		case FD_HEARTBEAT:
-		case FD_SUSPECT:
-			if (j >= 0 && sim_fd_up_to(w, i, (unsigned)j))
-				sim_fd_heartbeat(w, i, (unsigned)j, false);
-			break;
-		case FD_DOWN:
-			sim_fd_down(w, i, j, a);
-			break;
-		case FD_SILENT_TELL:
-			sim_fd_tell_silent(w, i, a);
-			break;
-		}
-	}
-	fd_actions_free(acts);
 }
 
 /* Whether something from j waits unread at i. */
@@ -176,66 +95,31 @@ static bool sim_fd_unread(const struct sim_world *w, unsigned i, unsigned j)
 	return false;
 }
 
-static void sim_fd_silent(struct sim_world *w, unsigned to, unsigned from,
-                          const PartisanPeer__Silent *sl)
-{
-	struct sim_node *n = &w->nodes[to];
-	int j = sl->node ? sim_node_index(w, sl->node) : -1;
-	struct fd_actions acts;
-
-	if (j < 0)
-		return;
-	fd_actions_init(&acts);
-	fd_silent_report(n->fd, fd_node(n->fd, w->nodes[from].name), fd_find(n->fd, sl->node),
-	                 sl->silent_ms, sim_fd_unread(w, to, (unsigned)j), w->now, &acts);
-	sim_fd_do(w, to, &acts);
-}
-
-bool sim_fd_receive(struct sim_world *w, unsigned to, unsigned from,
+void sim_fd_receive(struct sim_world *w, unsigned to, unsigned from,
                     const PartisanPeer__PeerMsg *msg)
 {
 	struct sim_node *n = &w->nodes[to];
-	struct fd_node *o;
+	int j;
 
-	if (n->fd == NULL)
-		return false;
-	o = fd_node(n->fd, w->nodes[from].name);
-	fd_heard(o, w->now);
-	if (msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_HEARTBEAT) {
-		bool reply = msg->heartbeat->has_reply && msg->heartbeat->reply;
-
-		if (!reply && fd_heartbeat_asked(n->fd, o))
-			sim_fd_heartbeat(w, to, from, true);
-		return true;
-	}
-	if (msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_SILENT) {
-		sim_fd_silent(w, to, from, msg->silent);
-		return true;
-	}
-	return false;
+	node_heard(node_peer(n->node, w->nodes[from].name), w->now);
+	if (msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_SILENT && msg->silent->node &&
+	    (j = sim_node_index(w, msg->silent->node)) >= 0 && sim_fd_unread(w, to, (unsigned)j))
+		node_unread(node_peer(n->node, msg->silent->node), w->now);
 }
 
-void sim_fd_tick(struct sim_world *w, unsigned i)
+void sim_fd_unread_scan(struct sim_world *w, unsigned i)
 {
 	struct sim_node *n = &w->nodes[i];
 	struct fd_node **due = NULL;
-	struct fd_actions acts;
-	size_t k;
+	size_t k =
+	    n->nheld ? node_overdue(n->node, w->now, &due) : 0; /* nothing held: nothing unread */
 
-	/* As daemon_tick: a tick far later than due means we were paused. */
-	if (w->now > n->last_tick + SIM_FD_TIMEOUT_MS / 2)
-		fd_forgive(n->fd, w->now);
-	n->last_tick = w->now;
-	k = n->nheld ? fd_overdue(n->fd, w->now, &due) : 0; /* nothing held: nothing unread */
 	for (size_t d = 0; d < k; d++) {
 		int j = sim_node_index(w, fd_node_name(due[d]));
 
 		if (j >= 0 && sim_fd_unread(w, i, (unsigned)j))
-			fd_unread(due[d], w->now);
+			node_unread(due[d], w->now);
 	}
-	fd_actions_init(&acts);
-	fd_tick(n->fd, w->now, &acts);
-	sim_fd_do(w, i, &acts);
 }
 
 /* ---- paused and starved nodes ---- */

@@ -53,6 +53,8 @@ static const char *sim_event_name(enum core_event ev)
 		return "self_removed";
 	case EV_VIEW_CHANGED:
 		return "view_changed";
+	case EV_MEMBER_LEFT:
+		return "member_left";
 	}
 	return "?";
 }
@@ -75,6 +77,16 @@ void sim_trace_action(const struct sim_world *w, unsigned i, const struct action
 		break;
 	case ACT_EVENT:
 		sim_trace(w, i, "event %s %s", sim_event_name(a->event), a->node ? a->node : "");
+		break;
+	case ACT_DOWN:
+		sim_trace(w, i, "down %s (%s)", a->node, a->text);
+		break;
+	case ACT_DELIVER:
+		sim_trace(w, i, "deliver %s from %s (%zu B, %u hops)", a->text, a->node, a->len,
+		          a->hops);
+		break;
+	case ACT_LOG:
+		sim_trace(w, i, "log %s", a->text);
 		break;
 	}
 }

@@ -1,8 +1,9 @@
 /* sim_world.c: the simulator's nodes and clock. Plays the daemon's shell for
- * each virtual node: creates its manager, calls into it (join, leave, tick,
- * receive, peer up/down) with a core_env on the virtual clock and the node's
- * own rng, and carries out the actions it asks for on the simulated network
- * (sim_net.c). */
+ * each virtual node: creates its node core (daemon/core/node.c, with the
+ * manager under test and the real failure detector), calls into it (join,
+ * leave, tick, receive, link up/down) with a core_env on the virtual clock
+ * and the node's own rng, and carries out the actions it asks for on the
+ * simulated network (sim_net.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +72,7 @@ struct sim_world *sim_create(const struct sim_opts *o)
 void sim_destroy(struct sim_world *w)
 {
 	for (unsigned i = 0; i < w->n; i++) {
-		if (w->nodes[i].mgr)
-			w->o.mgr->ops->destroy(w->nodes[i].mgr);
+		node_destroy(w->nodes[i].node);
 		node_spec_free(w->nodes[i].spec);
 		sim_fd_stop(w, i);
 	}
@@ -107,6 +107,17 @@ static void sim_act(struct sim_world *w, unsigned i, struct action *a)
 
 	switch (a->kind) {
 	case ACT_SEND:
+		if (a->flags & ACT_F_NOW) {
+			/* The detector's: counted apart, on up links only (peer.c). */
+			n->st.fd_msgs++;
+			n->st.fd_bytes += a->len;
+			if (j < 0 || !sim_fd_up_to(w, i, (unsigned)j))
+				break;
+			sim_fd_sent(w, i, (unsigned)j);
+			sim_net_send(w, i, (unsigned)j, a->buf, a->len);
+			a->buf = NULL;
+			break;
+		}
 		n->st.sent++;
 		n->st.bytes += a->len;
 		if (j < 0) {
@@ -129,6 +140,12 @@ static void sim_act(struct sim_world *w, unsigned i, struct action *a)
 	case ACT_EVENT:
 		if (a->event == EV_SELF_REMOVED)
 			n->removed = true;
+		break;
+	case ACT_DOWN:
+		sim_fd_down(w, i, j, a->text);
+		break;
+	case ACT_DELIVER: /* no broadcast here (params.broadcast off) */
+	case ACT_LOG:     /* traced */
 		break;
 	}
 }
@@ -159,7 +176,7 @@ static void sim_node_join(struct sim_world *w, unsigned i, unsigned contact)
 	actions_init(&out);
 	w->nodes[i].joined = true;
 	w->nodes[i].contact_inc = w->nodes[contact].inc;
-	w->o.mgr->ops->join(w->nodes[i].mgr, w->nodes[contact].spec, &env, &out);
+	node_join(w->nodes[i].node, w->nodes[contact].spec, &env, &out);
 	sim_drain(w, i, &out);
 }
 
@@ -173,7 +190,7 @@ void sim_node_peer_up(struct sim_world *w, unsigned i, unsigned other)
 	sim_trace(w, i, "peer_up %s", w->nodes[other].name);
 	sim_fd_link(w, i, other, true);
 	actions_init(&out);
-	w->o.mgr->ops->peer_up(w->nodes[i].mgr, w->nodes[other].spec, &env, &out);
+	node_link_up(w->nodes[i].node, w->nodes[other].spec, &env, &out);
 	sim_drain(w, i, &out);
 	/* The shell's join: connect to the contact first, join once it is up. */
 	if (w->nodes[i].contact == (int)other && !w->nodes[i].joined)
@@ -190,7 +207,7 @@ void sim_node_peer_down(struct sim_world *w, unsigned i, unsigned other)
 	sim_trace(w, i, "peer_down %s", w->nodes[other].name);
 	sim_fd_link(w, i, other, false);
 	actions_init(&out);
-	w->o.mgr->ops->peer_down(w->nodes[i].mgr, w->nodes[other].name, &env, &out);
+	node_link_down(w->nodes[i].node, w->nodes[other].name, &env, &out);
 	sim_drain(w, i, &out);
 }
 
@@ -211,13 +228,12 @@ void sim_node_receive(struct sim_world *w, unsigned to, unsigned from, const uin
 		sim_trace(w, to, "receive %s from %s (%zu B)", sim_msg_kind(buf, len),
 		          w->nodes[from].name, len);
 	w->nodes[to].st.delivered++;
-	if (sim_fd_receive(w, to, from, msg)) {
-		partisan_peer__peer_msg__free_unpacked(msg, NULL);
-		return;
-	}
+	sim_fd_receive(w, to, from, msg);
 	actions_init(&out);
-	rc = w->o.mgr->ops->receive(w->nodes[to].mgr, w->nodes[from].name, msg, &env, &out, &why);
+	rc = node_receive(w->nodes[to].node, w->nodes[from].name, msg, &env, &out, &why);
 	partisan_peer__peer_msg__free_unpacked(msg, NULL);
+	if (rc == NODE_NOT_MINE) /* no router here: nothing sends those */
+		rc = -1, why = "not the node core's message";
 	sim_drain(w, to, &out);
 	if (rc < 0) {
 		/* The shell closes a link that carried a refused message. */
@@ -287,9 +303,9 @@ static void sim_tick(struct sim_world *w, const struct sim_event *e)
 
 	if (!n->alive || n->inc != e->inc)
 		return;
-	sim_fd_tick(w, e->to);
+	sim_fd_unread_scan(w, e->to);
 	actions_init(&out);
-	w->o.mgr->ops->tick(n->mgr, &env, &out);
+	node_tick(n->node, &env, &out);
 	sim_drain(w, e->to, &out);
 	sim_retry_join(w, e->to);
 	if (n->starved)
@@ -317,6 +333,7 @@ static void sim_incarnate(struct sim_world *w, unsigned i, bool new_port)
 {
 	struct sim_node *n = &w->nodes[i];
 	struct manager_params p = {0};
+	struct node_params np = {0};
 	uint64_t seedv[3] = {w->o.seed, i, 0};
 	char actor[64];
 
@@ -336,7 +353,12 @@ static void sim_incarnate(struct sim_world *w, unsigned i, bool new_port)
 	p.active_max = SIM_ACTIVE_MAX, p.passive_max = 30, p.arwl = 6, p.prwl = 3;
 	p.shuffle_interval_ms = 10000, p.shuffle_k_active = 3, p.shuffle_k_passive = 4;
 	p.promotion_interval_ms = 5000;
-	n->mgr = w->o.mgr->ops->create(&p);
+	np.self = n->name;
+	np.failure_timeout_ms = SIM_FD_TIMEOUT_MS;
+	np.fd_ring = w->o.mgr->full_mesh;
+	n->node = node_create(&np);
+	node_set_manager(n->node, w->o.mgr->ops, &p);
+	n->mgr = node_manager(n->node);
 }
 
 void sim_start(struct sim_world *w, unsigned i, int contact, bool new_port)
@@ -373,7 +395,8 @@ void sim_crash(struct sim_world *w, unsigned i)
 	for (unsigned j = 0; j < w->n; j++)
 		if (j != i)
 			sim_net_abort(w, i, j);
-	w->o.mgr->ops->destroy(n->mgr);
+	node_destroy(n->node);
+	n->node = NULL;
 	n->mgr = NULL;
 	sim_fd_stop(w, i);
 }
@@ -385,7 +408,7 @@ void sim_leave(struct sim_world *w, unsigned i, unsigned target)
 
 	sim_trace(w, i, "leave %s", w->nodes[target].name);
 	actions_init(&out);
-	w->o.mgr->ops->leave(w->nodes[i].mgr, w->nodes[target].name, &env, &out);
+	node_leave(w->nodes[i].node, w->nodes[target].name, &env, &out);
 	sim_drain(w, i, &out);
 }
 

@@ -26,6 +26,7 @@
 
 #include "core.h"
 #include "fd.h"
+#include "node.h"
 #include "manager.h"
 #include "plumtree.h"
 
@@ -64,18 +65,17 @@ struct ss_ref {
 };
 
 struct ss_node {
-	void *mgr;           /* hyparview core, NULL once crashed */
-	struct plumtree *pt; /* NULL without plumtree or once crashed */
+	struct node *node;   /* the node core (daemon/core/node.c), NULL once crashed */
+	void *mgr;           /* node_manager(node): hyparview, NULL once crashed */
+	struct plumtree *pt; /* node_plumtree(node): NULL without plumtree or once crashed */
 	struct node_spec *spec;
 	struct ss_ref *refs; /* this node's links */
 	uint32_t nrefs, caprefs;
 	uint32_t contact; /* joins through it once linked; itself: none */
-	struct rng rng, pt_rng;
+	struct rng rng;
 	bool alive, joined;
-	struct fd *fd;         /* NULL once crashed */
 	bool paused;           /* reads and ticks nothing: events held */
 	bool starved;          /* ticks every SS_STARVE ticks, reads only then */
-	uint64_t last_tick;    /* for the daemon's pause rule */
 	struct ss_event *held; /* what a paused or starved node has not read */
 	uint32_t nheld, capheld;
 };
@@ -185,14 +185,8 @@ struct actions *ss_acts(struct ss_world *w);
 void ss_drain(struct ss_world *w, uint32_t i, struct actions *out);
 void ss_receive(struct ss_world *w, uint32_t to, uint32_t from, const PartisanPeer__PeerMsg *msg);
 void ss_tick_node(struct ss_world *w, uint32_t i);
-/* The deliver callback's argument: which node delivers. */
-struct ss_ctx {
-	struct ss_world *w;
-	uint32_t node;
-};
-
-void ss_on_deliver(void *arg, const char *topic, const char *origin, const uint8_t *payload,
-                   size_t len);
+/* Node i delivers a broadcast (its ACT_DELIVER). */
+void ss_on_deliver(struct ss_world *w, uint32_t i, const struct action *a);
 
 /* ---- ss_net.c: links and messages ---- */
 void ss_net_connect(struct ss_world *w, uint32_t from, uint32_t to);
@@ -206,15 +200,18 @@ bool ss_net_up(struct ss_world *w, uint32_t i, uint32_t j);
 void ss_net_release(struct ss_world *w, uint32_t i);
 void ss_held_free(struct ss_node *nd);
 
-/* ---- ss_fd.c: the failure detector's shell ---- */
-void ss_fd_start(struct ss_world *w, uint32_t i);
+/* ---- ss_fd.c: the links' side of the node core ---- */
 void ss_fd_stop(struct ss_world *w, uint32_t i);
 void ss_fd_link(struct ss_world *w, uint32_t i, uint32_t other, bool up);
 void ss_fd_sent(struct ss_world *w, uint32_t from, uint32_t to);
-/* Feeds the detector; true when msg was its own (Heartbeat, Silent). */
-bool ss_fd_receive(struct ss_world *w, uint32_t to, uint32_t from,
+/* What the shell tells the node of a frame before node_receive: heard, and
+ * for a Silent report whether the node it names waits unread. */
+void ss_fd_receive(struct ss_world *w, uint32_t to, uint32_t from,
                    const PartisanPeer__PeerMsg *msg);
-void ss_fd_tick(struct ss_world *w, uint32_t i);
+/* Before node_tick: overdue nodes whose deliveries wait unread (held). */
+void ss_fd_unread_scan(struct ss_world *w, uint32_t i);
+/* A DOWN verdict of node i about node j (-1: unknown): close the link. */
+void ss_fd_down(struct ss_world *w, uint32_t i, long j);
 void ss_pause(struct ss_world *w, uint32_t i);
 void ss_resume(struct ss_world *w, uint32_t i);
 /* Free what an event still owns. */

@@ -1,8 +1,9 @@
-/* ss_drive.c: the shell around each node's cores, wired as the daemon wires
- * them (daemon.c): link up -> manager peer_up, and a plumtree neighbor if
- * the node is in the active view; EV_MEMBER_ADDED -> plumtree neighbor if
- * the link is up; EV_MEMBER_REMOVED and link down -> neighbor gone. Actions
- * are carried out in order as soon as a core returns them. */
+/* ss_drive.c: the shell around each node's core (daemon/core/node.c), as
+ * the daemon is: a link up or down, a message, a tick and a join go into
+ * the node; what it dispatches where (the manager, Plumtree, the detector)
+ * and what their events mean to each other is the node's, not this
+ * file's. Actions are carried out in order as soon as the node returns
+ * them. */
 #include "simscale.h"
 
 static struct core_env ss_env(const struct ss_world *w, struct rng *r)
@@ -17,33 +18,28 @@ static const char *ss_name(const struct ss_world *w, uint32_t i)
 	return w->nodes[i].spec->name;
 }
 
-void ss_on_deliver(void *arg, const char *topic, const char *origin, const uint8_t *payload,
-                   size_t len)
+void ss_on_deliver(struct ss_world *w, uint32_t i, const struct action *a)
 {
-	const struct ss_ctx *c = arg;
-	struct ss_world *w = c->w;
+	const uint8_t *payload = a->buf;
 	struct ss_bcast *b;
-	uint32_t idx, hops;
+	uint32_t idx;
 
-	(void)topic;
-	(void)origin;
-	if (len != 4)
+	if (a->len != 4)
 		return;
 	idx = (uint32_t)payload[0] | (uint32_t)payload[1] << 8 | (uint32_t)payload[2] << 16 |
 	      (uint32_t)payload[3] << 24;
 	if (idx >= w->nbc)
 		return;
 	b = &w->bc[idx];
-	if (b->seen[c->node / 8] & (1u << (c->node % 8))) {
+	if (b->seen[i / 8] & (1u << (i % 8))) {
 		b->dups++;
 		return;
 	}
-	b->seen[c->node / 8] |= (uint8_t)(1u << (c->node % 8));
+	b->seen[i / 8] |= (uint8_t)(1u << (i % 8));
 	b->got++;
-	hops = plumtree_stats(w->nodes[c->node].pt)->last_hops;
-	b->hops_sum += hops;
-	if (hops > b->hops_max)
-		b->hops_max = hops;
+	b->hops_sum += a->hops;
+	if (a->hops > b->hops_max)
+		b->hops_max = a->hops;
 }
 
 static void ss_join(struct ss_world *w, uint32_t i)
@@ -53,7 +49,7 @@ static void ss_join(struct ss_world *w, uint32_t i)
 	struct actions *out = ss_acts(w);
 
 	nd->joined = true;
-	hyparview_ops.join(nd->mgr, w->nodes[nd->contact].spec, &env, out);
+	node_join(nd->node, w->nodes[nd->contact].spec, &env, out);
 	ss_drain(w, i, out);
 }
 
@@ -67,9 +63,7 @@ void ss_act_peer_up(struct ss_world *w, uint32_t i, uint32_t other)
 		return;
 	ss_fd_link(w, i, other, true);
 	out = ss_acts(w);
-	hyparview_ops.peer_up(nd->mgr, w->nodes[other].spec, &env, out);
-	if (nd->pt && hyparview_ops.is_member(nd->mgr, ss_name(w, other)))
-		plumtree_neighbor_up(nd->pt, ss_name(w, other));
+	node_link_up(nd->node, w->nodes[other].spec, &env, out);
 	ss_drain(w, i, out);
 	if (nd->alive && nd->contact == other && !nd->joined)
 		ss_join(w, i);
@@ -85,27 +79,8 @@ void ss_act_peer_down(struct ss_world *w, uint32_t i, uint32_t other)
 		return;
 	ss_fd_link(w, i, other, false);
 	out = ss_acts(w);
-	hyparview_ops.peer_down(nd->mgr, ss_name(w, other), &env, out);
-	if (nd->pt)
-		plumtree_neighbor_down(nd->pt, ss_name(w, other));
+	node_link_down(nd->node, ss_name(w, other), &env, out);
 	ss_drain(w, i, out);
-}
-
-static void ss_member_event(struct ss_world *w, uint32_t i, const struct action *a)
-{
-	struct ss_node *nd = &w->nodes[i];
-	long j = a->node ? ss_node_of(w, a->node) : -1;
-	struct ss_link *l;
-
-	if (nd->pt == NULL || j < 0 || (uint32_t)j == i)
-		return;
-	if (a->event == EV_MEMBER_REMOVED) {
-		plumtree_neighbor_down(nd->pt, a->node);
-	} else if (a->event == EV_MEMBER_ADDED) {
-		l = ss_link_get(w, i, (uint32_t)j);
-		if (l && l->up[ss_end(l, i)])
-			plumtree_neighbor_up(nd->pt, a->node);
-	}
 }
 
 static void ss_do(struct ss_world *w, uint32_t i, const struct action *a)
@@ -113,15 +88,31 @@ static void ss_do(struct ss_world *w, uint32_t i, const struct action *a)
 	const char *name = a->kind == ACT_CONNECT ? a->spec->name : a->node;
 	long j = name ? ss_node_of(w, name) : -1;
 
-	if (a->kind == ACT_EVENT) {
-		ss_member_event(w, i, a);
+	switch (a->kind) {
+	case ACT_EVENT: /* the node moved Plumtree's neighbors itself */
+	case ACT_LOG:
 		return;
+	case ACT_DELIVER:
+		ss_on_deliver(w, i, a);
+		return;
+	case ACT_DOWN:
+		ss_fd_down(w, i, j);
+		return;
+	default:
+		break;
 	}
 	if (j < 0) {
 		w->c.bad_action++;
 		return;
 	}
 	if (a->kind == ACT_SEND) {
+		if (a->flags & ACT_F_NOW) {
+			/* The detector's: on up links only (peer.c). */
+			if (!ss_net_up(w, i, (uint32_t)j))
+				return;
+			w->c.fd_msgs++;
+			w->c.fd_bytes += a->len;
+		}
 		ss_fd_sent(w, i, (uint32_t)j);
 		ss_net_send(w, i, (uint32_t)j, a->buf, a->len);
 	} else if (a->kind == ACT_CONNECT) {
@@ -151,51 +142,6 @@ void ss_drain(struct ss_world *w, uint32_t i, struct actions *out)
 	w->depth--;
 }
 
-static bool ss_for_manager(PartisanPeer__PeerMsg__BodyCase c)
-{
-	switch (c) {
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_JOIN:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_FORWARD_JOIN:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR_REPLY:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_DISCONNECT:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY:
-	case PARTISAN_PEER__PEER_MSG__BODY_LEAVE:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static bool ss_for_plumtree(PartisanPeer__PeerMsg__BodyCase c)
-{
-	switch (c) {
-	case PARTISAN_PEER__PEER_MSG__BODY_GOSSIP:
-	case PARTISAN_PEER__PEER_MSG__BODY_IHAVE:
-	case PARTISAN_PEER__PEER_MSG__BODY_GRAFT:
-	case PARTISAN_PEER__PEER_MSG__BODY_PRUNE:
-	case PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static int ss_to_plumtree(struct ss_world *w, uint32_t to, uint32_t from,
-                          const PartisanPeer__PeerMsg *msg, struct actions *out)
-{
-	struct ss_node *nd = &w->nodes[to];
-	struct core_env env = ss_env(w, &nd->pt_rng);
-	struct ss_ctx ctx = {w, to};
-	const char *why = NULL;
-
-	if (nd->pt == NULL)
-		return 0;
-	return plumtree_receive(nd->pt, ss_name(w, from), msg, &env, out, ss_on_deliver, &ctx,
-	                        &why);
-}
-
 void ss_receive(struct ss_world *w, uint32_t to, uint32_t from, const PartisanPeer__PeerMsg *msg)
 {
 	struct ss_node *nd = &w->nodes[to];
@@ -204,19 +150,13 @@ void ss_receive(struct ss_world *w, uint32_t to, uint32_t from, const PartisanPe
 	struct actions *out;
 	int rc;
 
-	if (ss_fd_receive(w, to, from, msg))
-		return;
-	if (!ss_for_manager(msg->body_case) && !ss_for_plumtree(msg->body_case)) {
-		w->c.undecodable++;
-		return;
-	}
+	ss_fd_receive(w, to, from, msg);
 	out = ss_acts(w);
-	if (ss_for_manager(msg->body_case))
-		rc = hyparview_ops.receive(nd->mgr, ss_name(w, from), msg, &env, out, &why);
-	else
-		rc = ss_to_plumtree(w, to, from, msg, out);
+	rc = node_receive(nd->node, ss_name(w, from), msg, &env, out, &why);
 	ss_drain(w, to, out);
-	if (rc < 0) {
+	if (rc == NODE_NOT_MINE) {
+		w->c.undecodable++; /* no router here: nothing sends those */
+	} else if (rc < 0) {
 		w->c.refused++;
 		ss_net_close(w, to, from);
 	}
@@ -228,16 +168,10 @@ void ss_tick_node(struct ss_world *w, uint32_t i)
 	struct core_env env = ss_env(w, &nd->rng);
 	struct actions *out;
 
-	ss_fd_tick(w, i); /* first, as in the daemon's tick */
+	ss_fd_unread_scan(w, i);
 	out = ss_acts(w);
-	hyparview_ops.tick(nd->mgr, &env, out);
+	node_tick(nd->node, &env, out);
 	ss_drain(w, i, out);
-	if (nd->pt && nd->alive) {
-		env.rng = &nd->pt_rng;
-		out = ss_acts(w);
-		plumtree_tick(nd->pt, &env, out);
-		ss_drain(w, i, out);
-	}
 	if (nd->starved && nd->alive)
 		ss_net_release(w, i); /* awake: it reads what came meanwhile */
 }

@@ -47,9 +47,8 @@ struct ss_world *ss_world_new(const struct ss_params *p)
 
 static void ss_node_stop(struct ss_node *nd)
 {
-	if (nd->mgr)
-		hyparview_ops.destroy(nd->mgr);
-	plumtree_destroy(nd->pt);
+	node_destroy(nd->node);
+	nd->node = NULL;
 	nd->mgr = NULL;
 	nd->pt = NULL;
 }
@@ -117,9 +116,13 @@ static struct node_spec *ss_spec(uint32_t i)
 	return s;
 }
 
-static void *ss_manager(const struct ss_world *w, const struct node_spec *self)
+/* The node core: the detector, Plumtree when the run has it, and a
+ * HyParView manager. */
+static struct node *ss_node_core(const struct ss_world *w, uint32_t i, const struct node_spec *self)
 {
 	struct manager_params mp = {0};
+	struct node_params np = {0};
+	struct node *nd;
 	char actor[300];
 
 	snprintf(actor, sizeof(actor), "%s/1", self->name);
@@ -133,7 +136,16 @@ static void *ss_manager(const struct ss_world *w, const struct node_spec *self)
 	mp.shuffle_k_active = 3;
 	mp.shuffle_k_passive = 4;
 	mp.promotion_interval_ms = w->p.promote_ms;
-	return hyparview_ops.create(&mp);
+	np.self = self->name;
+	np.failure_timeout_ms = w->p.fd_ms; /* hyparview: watch all (no ring) */
+	np.broadcast = w->p.plumtree;
+	np.epoch = ss_mix(w->p.seed, i) >> 1;
+	np.lazy_tick_ms = w->p.lazy_ms;
+	np.exchange_tick_ms = w->p.exchange_ms;
+	np.broadcast_store = w->p.max_store;
+	nd = node_create(&np);
+	node_set_manager(nd, &hyparview_ops, &mp);
+	return nd;
 }
 
 unsigned ss_live(const struct ss_world *w)
@@ -161,14 +173,11 @@ uint32_t ss_add_node(struct ss_world *w)
 	if (i >= w->p.nodes)
 		abort();
 	nd->spec = ss_spec(i);
-	nd->mgr = ss_manager(w, nd->spec);
+	nd->node = ss_node_core(w, i, nd->spec);
+	nd->mgr = node_manager(nd->node);
+	nd->pt = node_plumtree(nd->node);
 	rng_seed(&nd->rng, ss_mix(w->p.seed, 2 * (uint64_t)i + 2));
-	rng_seed(&nd->pt_rng, ss_mix(w->p.seed, 2 * (uint64_t)i + 3));
-	if (w->p.plumtree)
-		nd->pt = plumtree_create(nd->spec->name, ss_mix(w->p.seed, i) >> 1, w->p.lazy_ms,
-		                         w->p.exchange_ms, w->p.max_store);
 	nd->alive = true;
-	ss_fd_start(w, i);
 	w->nlive++;
 	nd->contact = i;
 	nd->joined = i == 0;
@@ -259,11 +268,10 @@ unsigned ss_crash_fraction(struct ss_world *w, unsigned pct)
 size_t ss_broadcast(struct ss_world *w, uint32_t origin)
 {
 	struct ss_node *nd = &w->nodes[origin];
-	struct core_env env = {w->now, &nd->pt_rng};
+	struct core_env env = {w->now, &nd->rng};
 	size_t idx = w->nbc;
 	uint8_t payload[4] = {(uint8_t)idx, (uint8_t)(idx >> 8), (uint8_t)(idx >> 16),
 	                      (uint8_t)(idx >> 24)};
-	struct ss_ctx ctx = {w, origin};
 	struct actions *out;
 
 	if (w->nbc == w->capbc) {
@@ -277,7 +285,7 @@ size_t ss_broadcast(struct ss_world *w, uint32_t origin)
 	w->bc[idx].live = ss_live(w);
 	w->nbc++;
 	out = ss_acts(w);
-	plumtree_broadcast(nd->pt, "t", payload, sizeof(payload), &env, out, ss_on_deliver, &ctx);
+	node_broadcast(nd->node, "t", payload, sizeof(payload), &env, out);
 	ss_drain(w, origin, out);
 	return idx;
 }

@@ -395,6 +395,11 @@ static void act(struct net *w, unsigned i, struct action *a)
 		if (a->event == EV_SELF_REMOVED)
 			w->nodes[i].left = true;
 		break;
+	case ACT_DOWN:
+	case ACT_DELIVER:
+	case ACT_LOG:
+		ck_abort_msg("a manager queued a node core's action");
+		break;
 	}
 }
 
