@@ -265,6 +265,7 @@ static void daemon_manager_params(struct daemon *d, struct manager_params *p)
 	p->gossip_interval_ms = c->gossip_interval_ms;
 	p->fanout = 3;
 	p->client_server = c->manager == MANAGER_CLIENT_SERVER;
+	p->max_members = c->max_members;
 	p->active_max = c->hyparview.active_max_size;
 	p->passive_max = c->hyparview.passive_max_size;
 	p->arwl = c->hyparview.arwl;
@@ -406,6 +407,12 @@ static void daemon_do(struct daemon *d, struct action *a, bool *self_removed)
 			                  peer_is_up(d, a->node) ? MEMBER_ALIVE : MEMBER_DOWN);
 			if (peer_is_up(d, a->node))
 				plumtree_neighbor_up(d->plumtree, a->node);
+		} else if (a->event == EV_STATE_REFUSED) {
+			d->stats.states_capped++;
+			peer_refusal(d, a->node, PEER_REFUSE_MEMBERS,
+			             "membership state of more than max_members (%u) members: "
+			             "refused, not merged",
+			             d->cfg->max_members);
 		} else if (a->event == EV_MEMBER_REMOVED) {
 			log_info("membership", "%s left", a->node);
 			plumtree_neighbor_down(d->plumtree, a->node);
@@ -492,6 +499,14 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 
 	switch (msg->body_case) {
 	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE:
+	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY:
+		/* A state costs a decode and a merge: each peer gets a budget
+		 * (max_state_pushes_per_s); what is over it is dropped, and the
+		 * next digest round makes up for it. */
+		if (!peer_state_push_ok(d, node))
+			return 0;
+		/* fall through */
 	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:
 	case PARTISAN_PEER__PEER_MSG__BODY_LEAVE:
 	case PARTISAN_PEER__PEER_MSG__BODY_HV_JOIN:
@@ -499,8 +514,6 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR:
 	case PARTISAN_PEER__PEER_MSG__BODY_HV_NEIGHBOR_REPLY:
 	case PARTISAN_PEER__PEER_MSG__BODY_HV_DISCONNECT:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE:
-	case PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY:
 		r = d->mops->receive(d->mgr, node, msg, &env, &d->acts, why);
 		daemon_drain(d);
 		return r;

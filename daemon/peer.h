@@ -38,6 +38,25 @@ void peer_want(struct daemon *d, const struct node_spec *spec);
 void peer_disconnect(struct daemon *d, const char *node);
 /* Heartbeats, failure detection, reconnects, handshake timeouts. */
 void peer_tick(struct daemon *d, uint64_t now);
+
+/* What a peer (by address before its hello, by name after) was refused.
+ * Each kind is logged once per peer per PEER_REFUSAL_QUIET_MS, with a
+ * count of the refusals not logged meanwhile: an attack costs a line a
+ * minute, not one a frame. */
+enum peer_refusal_kind {
+	PEER_REFUSE_HELLO_SIZE, /* a frame over max_hello_bytes before the hello */
+	PEER_REFUSE_PENDING,    /* over max_pending_connections: the oldest closed */
+	PEER_REFUSE_HELLO_TIME, /* no hello within hello_timeout_ms */
+	PEER_REFUSE_MEMBERS,    /* a membership state over max_members */
+	PEER_REFUSE_PUSH_RATE,  /* state pushes over max_state_pushes_per_s */
+	PEER_REFUSE_KINDS,
+};
+#define PEER_REFUSAL_QUIET_MS 60000
+void peer_refusal(struct daemon *d, const char *who, enum peer_refusal_kind kind, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* A membership state from node may be merged now (its per-second budget,
+ * max_state_pushes_per_s, is not spent); false: drop it (logged). */
+bool peer_state_push_ok(struct daemon *d, const char *node);
 /* This process was paused: count every node as heard from now. */
 void peer_forgive(struct daemon *d, uint64_t now);
 

@@ -43,6 +43,7 @@ enum core_event {
 	EV_MEMBER_REMOVED, /* node left the membership */
 	EV_SELF_REMOVED,   /* this node was removed: stop taking part */
 	EV_VIEW_CHANGED,   /* overlay views changed (hyparview) */
+	EV_STATE_REFUSED,  /* node pushed a membership state over max_members: not merged */
 };
 
 struct action {

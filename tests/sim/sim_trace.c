@@ -53,6 +53,8 @@ static const char *sim_event_name(enum core_event ev)
 		return "self_removed";
 	case EV_VIEW_CHANGED:
 		return "view_changed";
+	case EV_STATE_REFUSED:
+		return "state_refused";
 	}
 	return "?";
 }
