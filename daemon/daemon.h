@@ -90,15 +90,16 @@ struct daemon {
 	struct fd *fd;                      /* peer.c: the failure detector (fd.h) */
 	bool peer_scan;                     /* peer.c: some node needs a look at the next tick */
 	uint64_t peer_ticks;
-	unsigned dialing;        /* peer.c: outbound handshakes in progress */
-	unsigned pending_in;     /* link.c: accepted links before their hello */
-	struct event *accept_ev; /* peer.c: ends a pause of accepting (accept_backoff_ms) */
-	bool accept_paused;      /* peer.c: out of descriptors, the listeners rest */
-	unsigned accept_pauses;  /* peer.c: pauses since accepting last worked */
-	struct strmap refusals;  /* peer.c: who -> struct peer_refusal_rec, log rate limit */
-	bool stopped;            /* this node left or was removed */
-	struct strmap mstatus;   /* member -> struct member_status (daemon.c) */
-	struct security *sec;    /* security.c: how links are protected */
+	unsigned dialing;          /* peer.c: outbound handshakes in progress */
+	unsigned pending_in;       /* link.c: accepted links before their hello */
+	struct event *accept_ev;   /* peer.c: ends a pause of accepting (accept_backoff_ms) */
+	bool accept_paused;        /* peer.c: out of descriptors, the listeners rest */
+	unsigned accept_pauses;    /* peer.c: pauses since the last line about them */
+	uint64_t accept_logged_ms; /* peer.c: when that line was logged */
+	struct strmap refusals;    /* peer.c: who -> struct peer_refusal_rec, log rate limit */
+	bool stopped;              /* this node left or was removed */
+	struct strmap mstatus;     /* member -> struct member_status (daemon.c) */
+	struct security *sec;      /* security.c: how links are protected */
 	const struct transport_ops *transport;
 	void *transport_ctx; /* given to the transport's dial and accept */
 	struct ipc *ipc;

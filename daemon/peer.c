@@ -445,8 +445,12 @@ static struct pconn *peer_oldest_pending(struct daemon *d)
 /* At max_pending_connections, a new link costs the oldest one that has not
  * said hello yet: a legitimate hello takes milliseconds, so a slow-loris
  * holding every slot is what goes, and a node joining still gets in. */
+static void peer_accept_pause(struct daemon *d, unsigned ms);
+
 static void peer_make_room(struct daemon *d, const char *host)
 {
+	bool dropped = false;
+
 	while (d->pending_in >= d->cfg->max_pending_connections) {
 		struct pconn *old = peer_oldest_pending(d);
 
@@ -458,7 +462,13 @@ static void peer_make_room(struct daemon *d, const char *host)
 		             "closing the oldest",
 		             d->pending_in);
 		pconn_drop(old, "too many connections before their hello");
+		dropped = true;
 	}
+	/* libevent closes a freed link's socket once this callback returns,
+	 * and the listener would accept on until the queue is empty: resting
+	 * until the next loop turn keeps the descriptors to the cap. */
+	if (dropped)
+		peer_accept_pause(d, 0);
 }
 
 static void peer_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -481,18 +491,30 @@ static void peer_accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	struct daemon *d = arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {(time_t)(d->cfg->accept_backoff_ms / 1000),
-	                     (suseconds_t)(d->cfg->accept_backoff_ms % 1000) * 1000};
 	struct pconn *old;
+
+	uint64_t now = daemon_now_ms();
 
 	(void)l;
 	d->stats.accept_pauses++;
-	if (d->accept_pauses++ == 0)
-		log_warnx("peer",
-		          "cannot accept: %s: pausing accepts for %u ms at a time until it works",
-		          evutil_socket_error_to_string(err), d->cfg->accept_backoff_ms);
+	d->accept_pauses++;
+	if (d->accept_logged_ms == 0 || now >= d->accept_logged_ms + PEER_REFUSAL_QUIET_MS) {
+		log_warnx("peer", "cannot accept: %s: pausing accepts for %u ms (%u pauses)",
+		          evutil_socket_error_to_string(err), d->cfg->accept_backoff_ms,
+		          d->accept_pauses);
+		d->accept_logged_ms = now;
+		d->accept_pauses = 0;
+	}
 	if ((old = peer_oldest_pending(d)) != NULL)
 		pconn_drop(old, "out of descriptors");
+	peer_accept_pause(d, d->cfg->accept_backoff_ms);
+}
+
+/* The listeners rest for ms (0: until the next loop turn). */
+static void peer_accept_pause(struct daemon *d, unsigned ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
 	for (size_t i = 0; i < d->nlisteners; i++)
 		evconnlistener_disable(d->listeners[i]);
 	d->accept_paused = true;
@@ -511,10 +533,6 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	bool loopback;
 	void *tconn;
 
-	if (d->accept_pauses) {
-		log_notice("peer", "accepting again (paused %u times)", d->accept_pauses);
-		d->accept_pauses = 0;
-	}
 	peer_sa_host(sa, host, sizeof(host));
 	loopback = advertise_loopback(host);
 	if (!security_admits(d, host, loopback)) {
