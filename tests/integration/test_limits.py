@@ -402,6 +402,36 @@ class LimitsTest(ClusterTestCase):
         finally:
             evil.close()
 
+    def test_f_with_a_secret_state_from_an_unauthenticated_peer_is_never_merged(self):
+        a = self.c.add("a", self.c.secured())
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+        hello = peer_pb2.Hello(version=PEER_PROTOCOL_VERSION, cluster="default",
+                               spec=spec_pb("evil@127.0.0.1", closed_port()), channel="default",
+                               index=0, nonce=os.urandom(16))
+        ms = peer_pb2.Membership()
+        for i in range(100):
+            name = "fake%d@127.0.0.1" % i
+            ms.clock.add(actor=name + "/1", counter=1)
+            e = ms.entries.add()
+            e.spec.CopyFrom(spec_pb(name, closed_port()))
+            e.dots.add(actor=name + "/1", counter=1)
+        try:
+            s.sendall(frame(peer_pb2.PeerMsg(hello=hello)) + frame(peer_pb2.PeerMsg(membership=ms)))
+            s.settimeout(5)
+            while s.recv(65536):
+                pass
+            closed = True
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+        except socket.timeout:
+            closed = False
+        s.close()
+        members = a.members()
+        self.figures("plain hello and 100 members to a node with a secret", closed=closed,
+                     members=len(members))
+        self.assertTrue(closed)
+        self.assertEqual(members, ["a@127.0.0.1"])
+
 
 if __name__ == "__main__":
     unittest.main()
