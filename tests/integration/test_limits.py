@@ -19,6 +19,7 @@ time) before and after, with the figures printed.
 The fake peer speaks proto/peer.proto through protoc's Python output
 (build/py/peer_pb2.py)."""
 import os
+import re
 import resource
 import socket
 import struct
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 from harness import BUILD, ClusterTestCase, wait_for
 
@@ -265,8 +267,15 @@ class LimitsTest(ClusterTestCase):
         self.assertTrue(a.ctl_json("spec"), "still answers")
 
     def test_c_a_peer_pushing_10000_fake_members_is_capped_and_logged_once(self):
-        a = self.c.add("a", {"max_members": 1000})
+        a = self.c.add("a", {"max_members": 1000, "metrics": {"listen": "127.0.0.1:0"}})
         pid = a.proc.pid
+        mport = int(re.search(r"serving /metrics on 127\.0\.0\.1:(\d+)", a.logtext()).group(1))
+
+        def refused(limit):
+            body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read()
+            m = re.search(r'partisan_peer_refusals_total\{limit="%s"\} (\d+)' % limit, body.decode())
+            return int(m.group(1))
+
         fds0 = fd_count(pid)
         evil = FakePeer(a)
         try:
@@ -299,11 +308,15 @@ class LimitsTest(ClusterTestCase):
             wait_for(lambda: evil.push_members(600, closed_port(), prefix="first")
                      or len(a.members()) >= 600, 5, "a state under max_members merged",
                      interval=0.2)
-            evil.push_members(600, closed_port(), prefix="second")
-            time.sleep(0.5)  # nothing to wait for: the refusal changes nothing to observe
+            capped = refused("members")
+            wait_for(lambda: evil.push_members(600, closed_port(), prefix="second")
+                     or refused("members") > capped, 5, "a merge over max_members refused",
+                     interval=0.2)
             n = len(a.members())
-            self.figures("600 then 600 more under max_members 1000", members=n)
-            self.assertLessEqual(n, 1000)
+            self.figures("600 then 600 more under max_members 1000", members=n,
+                         refused_members=refused("members"), refused_push_rate=refused("push_rate"))
+            self.assertEqual(n, 602, "the second state refused whole")
+            self.assertEqual(count(a.logtext(), "max_members"), 1, "still one line")
         finally:
             evil.close()
 
