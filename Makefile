@@ -213,7 +213,7 @@ $(B)/tests/ptclient: tests/integration/ptclient.c $(B)/libpartisan-client.a
 
 # The Python client's messages (tests/integration/pyclient.py): ipc_pb2
 # imports common_pb2, as ipc.proto imports common.proto.
-PY_PB    := $(B)/py/ipc_pb2.py $(B)/py/common_pb2.py
+PY_PB    := $(B)/py/ipc_pb2.py $(B)/py/common_pb2.py $(B)/py/peer_pb2.py
 $(B)/py/%_pb2.py: proto/%.proto
 	@mkdir -p $(B)/py
 	protoc --proto_path=proto --python_out=$(B)/py $<

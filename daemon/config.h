@@ -59,9 +59,18 @@ struct config {
 	uint64_t session_queue_bytes;    /* per IPC session outbound bound, default 8 MiB */
 	uint64_t peer_queue_bytes;       /* per peer connection outbound bound, default 8 MiB */
 	unsigned max_outstanding_acks;   /* per daemon, default 65536 */
-	char *cluster_name;              /* default "default" */
-	char *secret_file;               /* NULL: no secret */
-	bool insecure;                   /* cluster.insecure: links from anywhere, unprotected */
+	/* Bounds on what peers (members included) can make this node hold. */
+	unsigned hello_timeout_ms;        /* an accepted link must finish its hello: 2000 */
+	unsigned max_pending_connections; /* accepted links before their hello: 256 */
+	unsigned max_hello_bytes;         /* largest frame (and buffer) before the hello: 16384 */
+	unsigned accept_backoff_ms;       /* accepting pauses this long out of descriptors: 250 */
+	unsigned max_members;             /* membership state a peer may make us hold: 4096 */
+	unsigned max_state_pushes_per_s;  /* membership states merged per peer per second: 10 */
+	unsigned max_concurrent_dials;    /* outbound links before their hello: 64 */
+	unsigned dial_backoff_max_ms;     /* backoff of a node never reached: 30000 */
+	char *cluster_name;               /* default "default" */
+	char *secret_file;                /* NULL: no secret */
+	bool insecure;                    /* cluster.insecure: links from anywhere, unprotected */
 	struct {
 		bool enabled;
 		char *cert, *key, *ca; /* NULL when unset */

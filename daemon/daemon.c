@@ -280,6 +280,7 @@ static void daemon_manager_params(struct daemon *d, struct manager_params *p)
 	p->gossip_interval_ms = c->gossip_interval_ms;
 	p->fanout = 3;
 	p->client_server = c->manager == MANAGER_CLIENT_SERVER;
+	p->max_members = c->max_members;
 	p->active_max = c->hyparview.active_max_size;
 	p->passive_max = c->hyparview.passive_max_size;
 	p->arwl = c->hyparview.arwl;
@@ -440,6 +441,12 @@ static void daemon_event(struct daemon *d, const struct action *a, bool *self_re
 		daemon_status_set(d, a->node, MEMBER_LEFT);
 		router_node_left(d, a->node);
 		break;
+	case EV_STATE_REFUSED:
+		d->stats.states_capped++;
+		peer_refusal(d, a->node, PEER_REFUSE_MEMBERS,
+		             "membership state of more than max_members (%u) members: refused, not merged",
+		             d->cfg->max_members);
+		break;
 	case EV_VIEW_CHANGED:
 		break;
 	}
@@ -536,8 +543,17 @@ int daemon_peer_msg(struct daemon *d, const char *node, const PartisanPeer__Peer
                     const char **why)
 {
 	struct core_env env = daemon_env(d);
-	int r = node_receive(d->node, node, msg, &env, &d->acts, why);
+	int r;
 
+	/* A state costs a decode and a merge: each peer gets a budget
+	 * (max_state_pushes_per_s); what is over it is dropped, and the next
+	 * digest round makes up for it. */
+	if ((msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP ||
+	     msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE ||
+	     msg->body_case == PARTISAN_PEER__PEER_MSG__BODY_HV_SHUFFLE_REPLY) &&
+	    !peer_state_push_ok(d, node))
+		return 0;
+	r = node_receive(d->node, node, msg, &env, &d->acts, why);
 	if (r == NODE_NOT_MINE)
 		return router_peer_msg(d, node, msg, why);
 	daemon_drain(d);

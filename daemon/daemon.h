@@ -44,14 +44,19 @@ struct chan_stats {
 };
 
 struct daemon_stats {
-	struct chan_stats *chan;             /* per channel, as cfg->channels */
-	uint64_t messages_in, messages_out;  /* app data frames over the network */
-	uint64_t dropped_no_proc;            /* data for endpoints that did not exist */
-	uint64_t dropped_monotonic;          /* shed on monotonic channels */
-	uint64_t peer_frames_bad;            /* peer connections closed for bad input */
-	uint64_t bytes_in, bytes_out;        /* framed bytes on peer links */
-	uint64_t conns_opened;               /* peer connections whose hello completed */
-	uint64_t conns_failed;               /* dials that failed or closed before their hello */
+	struct chan_stats *chan;            /* per channel, as cfg->channels */
+	uint64_t messages_in, messages_out; /* app data frames over the network */
+	uint64_t dropped_no_proc;           /* data for endpoints that did not exist */
+	uint64_t dropped_monotonic;         /* shed on monotonic channels */
+	uint64_t peer_frames_bad;           /* peer connections closed for bad input */
+	uint64_t pending_evicted; /* links before their hello closed for max_pending_connections */
+	uint64_t hello_timeouts;  /* accepted links closed: no hello within hello_timeout_ms */
+	uint64_t accept_pauses;   /* accepting paused: out of descriptors */
+	uint64_t states_capped;   /* membership states refused: over max_members */
+	uint64_t state_pushes_dropped; /* membership states dropped: over max_state_pushes_per_s */
+	uint64_t bytes_in, bytes_out;  /* framed bytes on peer links */
+	uint64_t conns_opened;         /* peer connections whose hello completed */
+	uint64_t conns_failed;         /* dials that failed or closed before their hello */
 	uint64_t calls[DAEMON_CALL_RESULTS]; /* calls made here, by result (an ipc error code) */
 };
 
@@ -82,10 +87,16 @@ struct daemon {
 	struct evbuffer *splice;            /* a big payload passing through (splice.h) */
 	bool peer_scan;                     /* peer.c: some node needs a look at the next tick */
 	uint64_t peer_ticks;
-	unsigned dialing;      /* peer.c: outbound handshakes in progress */
-	bool stopped;          /* this node left or was removed */
-	struct strmap mstatus; /* member -> struct member_status (daemon.c) */
-	struct security *sec;  /* security.c: how links are protected */
+	unsigned dialing;          /* peer.c: outbound handshakes in progress */
+	unsigned pending_in;       /* link.c: accepted links before their hello */
+	struct event *accept_ev;   /* peer.c: ends a pause of accepting (accept_backoff_ms) */
+	bool accept_paused;        /* peer.c: out of descriptors, the listeners rest */
+	unsigned accept_pauses;    /* peer.c: pauses since the last line about them */
+	uint64_t accept_logged_ms; /* peer.c: when that line was logged */
+	struct strmap refusals;    /* peer.c: who -> struct peer_refusal_rec, log rate limit */
+	bool stopped;              /* this node left or was removed */
+	struct strmap mstatus;     /* member -> struct member_status (daemon.c) */
+	struct security *sec;      /* security.c: how links are protected */
 	const struct transport_ops *transport;
 	void *transport_ctx; /* given to the transport's dial and accept */
 	struct ipc *ipc;

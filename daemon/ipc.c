@@ -49,6 +49,9 @@ struct pending_join {
 
 struct ipc {
 	struct evconnlistener *listener;
+	struct event *resume_ev; /* ends a pause of accepting (accept_backoff_ms) */
+	uint64_t pause_logged_ms;
+	unsigned pauses; /* since the last line about them */
 	char path[108];
 	TAILQ_HEAD(, session) sessions;
 	TAILQ_HEAD(, pending_join) joins;
@@ -797,6 +800,40 @@ static bool ipc_allowed(const struct config *cfg, uid_t uid, gid_t gid)
 	return false;
 }
 
+static void ipc_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(d->ipc->listener);
+}
+
+/* accept() failed other than for a retry (out of descriptors): rest for
+ * accept_backoff_ms instead of spinning; a line a minute at most. */
+static void ipc_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct daemon *d = arg;
+	struct ipc *ipc = d->ipc;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {(time_t)(d->cfg->accept_backoff_ms / 1000),
+	                     (suseconds_t)(d->cfg->accept_backoff_ms % 1000) * 1000};
+	uint64_t now = daemon_now_ms();
+
+	ipc->pauses++;
+	if (ipc->pause_logged_ms == 0 || now >= ipc->pause_logged_ms + 60000) {
+		log_warnx("ipc", "cannot accept: %s: pausing accepts for %u ms (%u pauses)",
+		          evutil_socket_error_to_string(err), d->cfg->accept_backoff_ms,
+		          ipc->pauses);
+		ipc->pause_logged_ms = now;
+		ipc->pauses = 0;
+	}
+	evconnlistener_disable(l);
+	if (ipc->resume_ev == NULL)
+		ipc->resume_ev = evtimer_new(d->base, ipc_accept_resume_cb, d);
+	evtimer_add(ipc->resume_ev, &tv);
+}
+
 static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                           int salen, void *arg)
 {
@@ -896,6 +933,7 @@ int ipc_listen(struct daemon *d)
 		ipc->path[0] = '\0';
 		return -1;
 	}
+	evconnlistener_set_error_cb(ipc->listener, ipc_accept_error_cb);
 	if (d->cfg->ipc.group != NULL && chown(path, (uid_t)-1, d->cfg->ipc.gid) < 0) {
 		log_error("ipc", "ipc.group: cannot give %s to group %s: %s", path,
 		          d->cfg->ipc.group, strerror(errno));
@@ -927,6 +965,8 @@ void ipc_shutdown(struct daemon *d)
 	}
 	if (ipc->listener)
 		evconnlistener_free(ipc->listener);
+	if (ipc->resume_ev)
+		event_free(ipc->resume_ev);
 	if (ipc->path[0])
 		unlink(ipc->path);
 	free(ipc);

@@ -31,7 +31,6 @@
 #define PEER_KEEPALIVE_IDLE   5 /* failure timeouts before TCP keepalive probes */
 #define PEER_KEEPALIVE_PROBES 2
 #define PEER_IO_CHUNK         (256 * 1024) /* most bytes one read or write moves */
-#define PEER_HELLO_MAX        (64 * 1024)  /* the largest frame before the hello completes */
 
 static void pconn_read_cb(struct bufferevent *bev, void *arg);
 static void pconn_write_cb(struct bufferevent *bev, void *arg);
@@ -64,6 +63,21 @@ void pconn_set_state(struct pconn *c, enum pconn_state st)
 	          pconn_state_name(c->state), pconn_state_name(st));
 	c->state = st;
 	c->since_ms = daemon_now_ms();
+	if (st == PC_OPEN || st == PC_CLOSING)
+		pconn_not_pending(c);
+	/* Open: a frame may be max_frame_bytes, so the input is bounded by
+	 * the frame reader, not by the hello's watermark. */
+	if (st == PC_OPEN && c->bev)
+		bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+}
+
+/* c no longer counts among the accepted links still before their hello. */
+void pconn_not_pending(struct pconn *c)
+{
+	if (c->pending) {
+		c->pending = false;
+		c->d->pending_in--;
+	}
 }
 
 /* ---- framing ---- */
@@ -173,6 +187,7 @@ void pconn_free(struct pconn *c)
 	struct daemon *d = c->d;
 
 	pconn_dial_done(c);
+	pconn_not_pending(c);
 	pnode_detach(c);
 	TAILQ_REMOVE(&d->conns, c, entry);
 	if (c->bev)
@@ -239,6 +254,11 @@ void pconn_close(struct pconn *c, const char *why)
 	pconn_close_how(c, why, false);
 }
 
+void pconn_drop(struct pconn *c, const char *why)
+{
+	pconn_close_how(c, why, true);
+}
+
 struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool outbound)
 {
 	struct pconn *c = xcalloc(1, sizeof(*c));
@@ -250,9 +270,16 @@ struct pconn *pconn_new(struct daemon *d, struct bufferevent *bev, bool outbound
 	c->bev = bev;
 	c->outbound = outbound;
 	c->since_ms = daemon_now_ms();
+	if (!outbound) {
+		c->pending = true;
+		d->pending_in++;
+	}
 	TAILQ_INSERT_TAIL(&d->conns, c, entry);
 	bufferevent_setcb(bev, pconn_read_cb, pconn_write_cb, pconn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_WRITE, d->cfg->peer_queue_bytes / 2, 0);
+	/* Before the hello, no more than a hello's frame is read: a peer that
+	 * says nothing more holds a few KiB here, not a frame's worth. */
+	bufferevent_setwatermark(bev, EV_READ, 0, FRAME_HEADER + d->cfg->max_hello_bytes);
 	/* libevent's default of 16 KiB per read or write costs a syscall and a
 	 * loop turn per 16 KiB on a busy link. */
 	bufferevent_set_max_single_read(bev, PEER_IO_CHUNK);
@@ -331,25 +358,38 @@ static void pconn_read_cb(struct bufferevent *bev, void *arg)
 	                          &d->peer_arena, d->splice};
 
 	d->turn++;
-	if (!c->paused && d->transport->direct_io)
+	if (!c->paused && d->transport->direct_io && c->state == PC_OPEN)
 		daemon_read_more(bev, PEER_IO_CHUNK);
 	if (hello_tls_record(c, in))
 		return;
 	while (c->state != PC_CLOSING && !c->paused) {
 		/* A payload of max_frame_bytes from a client arrives here with
 		 * the sender's refs around it: the same slack as on the IPC
-		 * socket. Before the hello, only a hello's worth. */
+		 * socket. Before the hello, only a hello's worth
+		 * (max_hello_bytes). */
 		bool open = c->state == PC_OPEN;
-		uint64_t max = open ? d->cfg->max_frame_bytes + 4096 : PEER_HELLO_MAX;
+		uint64_t max = open ? d->cfg->max_frame_bytes + 4096 : d->cfg->max_hello_bytes;
 		struct frame f;
 
 		switch (frame_next(&fr, in, max, open ? 2 : 0, &f)) { /* only data splits */
 		case FRAME_WAIT:
 			return;
 		case FRAME_TOO_BIG:
-			log_warnx("peer", "%s: frame of %u bytes over %s, closing", pconn_who(c),
-			          f.len, open ? "max_frame_bytes" : "what a hello may take");
 			d->stats.peer_frames_bad++;
+			if (!open) {
+				/* Nothing of a peer that has not said hello is worth
+				 * flushing: it goes at once, and is logged as a
+				 * refusal of its address (rate-limited). */
+				peer_refusal(
+				    d, c->host[0] ? c->host : c->addr, PEER_REFUSE_HELLO_SIZE,
+				    "frame of %u bytes before the hello, over max_hello_bytes "
+				    "(%u): closed",
+				    f.len, d->cfg->max_hello_bytes);
+				pconn_drop(c, "frame too large");
+				return;
+			}
+			log_warnx("peer", "%s: frame of %u bytes over max_frame_bytes, closing",
+			          pconn_who(c), f.len);
 			pconn_close(c, "frame too large");
 			return;
 		case FRAME_BAD:

@@ -180,6 +180,20 @@ static void m_links(struct daemon *d, struct evbuffer *b)
 	      "Peer connections that failed or closed before their hello.", s->conns_failed);
 	m_one(b, "partisan_peer_frames_bad_total", "counter", "Peer links closed for bad input.",
 	      s->peer_frames_bad);
+	m_head(b, "partisan_peer_refusals_total", "counter",
+	       "What the resource limits refused: pending (max_pending_connections), "
+	       "hello_timeout (hello_timeout_ms), accept_pause (out of descriptors), members "
+	       "(max_members), push_rate (max_state_pushes_per_s).");
+	m_printf(b, "partisan_peer_refusals_total{limit=\"pending\"} %llu\n",
+	         (unsigned long long)s->pending_evicted);
+	m_printf(b, "partisan_peer_refusals_total{limit=\"hello_timeout\"} %llu\n",
+	         (unsigned long long)s->hello_timeouts);
+	m_printf(b, "partisan_peer_refusals_total{limit=\"accept_pause\"} %llu\n",
+	         (unsigned long long)s->accept_pauses);
+	m_printf(b, "partisan_peer_refusals_total{limit=\"members\"} %llu\n",
+	         (unsigned long long)s->states_capped);
+	m_printf(b, "partisan_peer_refusals_total{limit=\"push_rate\"} %llu\n",
+	         (unsigned long long)s->state_pushes_dropped);
 	m_head(b, "partisan_failure_detector_verdicts_total", "counter",
 	       "Failure detector verdicts: timeout (nothing heard), silent (a watcher's report), "
 	       "suspicion (a report doubted).");

@@ -61,6 +61,7 @@ struct pconn {
 	char host[64];       /* accepted: the peer's address; dialled: "" */
 	void *tconn;         /* the transport's handle (transport.h) */
 	bool dialing;        /* counted in d->dialing until open or closed */
+	bool pending;        /* accepted, before its hello: counted in d->pending_in */
 	char addr[80];       /* for logs */
 	char refusal[160];   /* why the other side refused our hello */
 	TAILQ_ENTRY(pconn) entry;
@@ -79,6 +80,9 @@ struct pnode {
 	struct peer_rtt rtt;  /* heartbeat round trips */
 	unsigned backoff_ms;
 	unsigned attempt;
+	bool ever_up;          /* was up once: its backoff stays short */
+	double push_tokens;    /* membership states it may still push (a token bucket) */
+	uint64_t push_fill_ms; /* when push_tokens was last refilled */
 };
 
 struct evbuffer;
@@ -93,6 +97,11 @@ void pconn_set_state(struct pconn *c, enum pconn_state st);
 const char *pconn_who(const struct pconn *c);
 /* Close c once its queued output is flushed; its node may go down. */
 void pconn_close(struct pconn *c, const char *why);
+/* Close c now, without flushing: nothing of it is worth keeping (a peer
+ * before its hello that broke a limit). */
+void pconn_drop(struct pconn *c, const char *why);
+/* c leaves the count of accepted links before their hello. */
+void pconn_not_pending(struct pconn *c);
 /* Free c now (a probe's callback is told). */
 void pconn_free(struct pconn *c);
 /* c's handshake as a dialer ended, one way or the other. */

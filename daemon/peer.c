@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,7 +42,8 @@
  * milliseconds of public-key arithmetic on each side: a node that dialled
  * every member at once would have them all time out together on a busy
  * host, and dial them all again. */
-#define PEER_TLS_DIALS 8
+#define PEER_TLS_DIALS    8
+#define PEER_REFUSALS_MAX 4096 /* peers whose refusals are remembered (then forgotten at once) */
 
 static struct pconn *peer_route(struct daemon *d, struct pnode *n, size_t ch, const void *key,
                                 size_t keylen);
@@ -125,6 +127,7 @@ void pnode_set_up(struct daemon *d, struct pnode *n)
 	if (n->up || !pnode_default_open(d, n) || n->spec == NULL)
 		return;
 	n->up = true;
+	n->ever_up = true;
 	n->backoff_ms = PEER_BACKOFF_MIN_MS;
 	log_info("peer", "%s: up", n->name);
 	daemon_node_up(d, n->spec);
@@ -287,7 +290,8 @@ static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 			 * for every node. */
 			if ((partitioned = peer_partitioned(d, n->name)))
 				break;
-			if (!d->transport->direct_io && d->dialing >= PEER_TLS_DIALS) {
+			if (d->dialing >= d->cfg->max_concurrent_dials ||
+			    (!d->transport->direct_io && d->dialing >= PEER_TLS_DIALS)) {
 				d->peer_scan = true; /* the next tick dials on */
 				break;
 			}
@@ -296,11 +300,86 @@ static void pnode_fill(struct daemon *d, struct pnode *n, uint64_t now)
 		}
 	}
 	if (dialed) {
+		/* A node that was up once is dialled again within
+		 * PEER_BACKOFF_MAX_MS; one never reached (a member that does not
+		 * exist, say) ever more rarely, up to dial_backoff_max_ms. */
+		unsigned max = n->ever_up ? PEER_BACKOFF_MAX_MS : d->cfg->dial_backoff_max_ms;
+
 		n->attempt++;
 		n->next_try_ms = now + n->backoff_ms;
-		n->backoff_ms = n->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS
-		                                                        : n->backoff_ms * 2;
+		n->backoff_ms = n->backoff_ms * 2 > max ? max : n->backoff_ms * 2;
+		if (n->backoff_ms < PEER_BACKOFF_MIN_MS)
+			n->backoff_ms = PEER_BACKOFF_MIN_MS;
 	}
+}
+
+/* ---- refusals, logged once per peer ---- */
+
+struct peer_refusal_rec {
+	uint64_t last_ms[PEER_REFUSE_KINDS]; /* when last logged; 0: never */
+	unsigned quiet[PEER_REFUSE_KINDS];   /* refusals not logged since */
+};
+
+void peer_refusal(struct daemon *d, const char *who, enum peer_refusal_kind kind, const char *fmt,
+                  ...)
+{
+	struct peer_refusal_rec *r = strmap_get(&d->refusals, who);
+	uint64_t now = daemon_now_ms();
+	char msg[512];
+	va_list ap;
+
+	if (r == NULL) {
+		if (d->refusals.len >= PEER_REFUSALS_MAX) {
+			const char *k;
+			void *v;
+
+			for (size_t i = 0; strmap_next(&d->refusals, &i, &k, &v);)
+				free(strmap_del(&d->refusals, k));
+		}
+		r = xcalloc(1, sizeof(*r));
+		strmap_put(&d->refusals, who, r);
+	}
+	if (r->last_ms[kind] != 0 && now < r->last_ms[kind] + PEER_REFUSAL_QUIET_MS) {
+		r->quiet[kind]++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->quiet[kind])
+		log_warnx("peer", "%s: %s (and %u more like it in the last minute)", who, msg,
+		          r->quiet[kind]);
+	else
+		log_warnx("peer", "%s: %s", who, msg);
+	r->last_ms[kind] = now;
+	r->quiet[kind] = 0;
+}
+
+bool peer_state_push_ok(struct daemon *d, const char *node)
+{
+	struct pnode *n = pnode_get(d, node, false);
+	double rate = d->cfg->max_state_pushes_per_s;
+	uint64_t now = daemon_now_ms();
+
+	if (n == NULL)
+		return true;
+	if (n->push_fill_ms == 0)
+		n->push_tokens = rate; /* a burst of one second's budget */
+	else
+		n->push_tokens += rate * (double)(now - n->push_fill_ms) / 1000.0;
+	if (n->push_tokens > rate)
+		n->push_tokens = rate;
+	n->push_fill_ms = now;
+	if (n->push_tokens >= 1.0) {
+		n->push_tokens -= 1.0;
+		return true;
+	}
+	d->stats.state_pushes_dropped++;
+	peer_refusal(d, node, PEER_REFUSE_PUSH_RATE,
+	             "membership states pushed faster than max_state_pushes_per_s (%u): "
+	             "dropped, not merged",
+	             d->cfg->max_state_pushes_per_s);
+	return false;
 }
 
 /* An accepted peer's address, IPv4 on a dual-stack socket as plain IPv4. */
@@ -317,6 +396,99 @@ static void peer_sa_host(const struct sockaddr *sa, char *host, size_t n)
 		else
 			inet_ntop(AF_INET6, a6, host, (socklen_t)n);
 	}
+}
+
+/* The oldest accepted link still before its hello (d->conns is in the
+ * order links were made). */
+static struct pconn *peer_oldest_pending(struct daemon *d)
+{
+	struct pconn *c;
+
+	TAILQ_FOREACH(c, &d->conns, entry)
+	if (c->pending && c->state != PC_CLOSING)
+		return c;
+	return NULL;
+}
+
+/* At max_pending_connections, a new link costs the oldest one that has not
+ * said hello yet: a legitimate hello takes milliseconds, so a slow-loris
+ * holding every slot is what goes, and a node joining still gets in. */
+static void peer_accept_pause(struct daemon *d, unsigned ms);
+
+static void peer_make_room(struct daemon *d, const char *host)
+{
+	bool dropped = false;
+
+	while (d->pending_in >= d->cfg->max_pending_connections) {
+		struct pconn *old = peer_oldest_pending(d);
+
+		if (old == NULL)
+			break;
+		d->stats.pending_evicted++;
+		peer_refusal(d, host, PEER_REFUSE_PENDING,
+		             "%u connections before their hello (max_pending_connections): "
+		             "closing the oldest",
+		             d->pending_in);
+		pconn_drop(old, "too many connections before their hello");
+		dropped = true;
+	}
+	/* libevent closes a freed link's socket once this callback returns,
+	 * and the listener would accept on until the queue is empty: resting
+	 * until the next loop turn keeps the descriptors to the cap. */
+	if (dropped)
+		peer_accept_pause(d, 0);
+}
+
+static void peer_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	d->accept_paused = false;
+	for (size_t i = 0; i < d->nlisteners; i++)
+		evconnlistener_enable(d->listeners[i]);
+}
+
+/* accept() failed other than for a retry: out of descriptors (EMFILE,
+ * ENFILE) or of kernel memory. The listeners rest for accept_backoff_ms
+ * instead of spinning on a socket that stays readable; the oldest link
+ * still before its hello goes, to free a descriptor; the pause is logged
+ * once until accepting works again. */
+static void peer_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct daemon *d = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct pconn *old;
+
+	uint64_t now = daemon_now_ms();
+
+	(void)l;
+	d->stats.accept_pauses++;
+	d->accept_pauses++;
+	if (d->accept_logged_ms == 0 || now >= d->accept_logged_ms + PEER_REFUSAL_QUIET_MS) {
+		log_warnx("peer", "cannot accept: %s: pausing accepts for %u ms (%u pauses)",
+		          evutil_socket_error_to_string(err), d->cfg->accept_backoff_ms,
+		          d->accept_pauses);
+		d->accept_logged_ms = now;
+		d->accept_pauses = 0;
+	}
+	if ((old = peer_oldest_pending(d)) != NULL)
+		pconn_drop(old, "out of descriptors");
+	peer_accept_pause(d, d->cfg->accept_backoff_ms);
+}
+
+/* The listeners rest for ms (0: until the next loop turn). */
+static void peer_accept_pause(struct daemon *d, unsigned ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+	for (size_t i = 0; i < d->nlisteners; i++)
+		evconnlistener_disable(d->listeners[i]);
+	d->accept_paused = true;
+	if (d->accept_ev == NULL)
+		d->accept_ev = evtimer_new(d->base, peer_accept_resume_cb, d);
+	evtimer_add(d->accept_ev, &tv);
 }
 
 static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -337,7 +509,8 @@ static void peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct 
 	}
 	bev = d->transport->accept(d->transport_ctx, d->base, fd, sa, &tconn);
 	if (bev == NULL)
-		return;               /* the transport closed fd */
+		return; /* the transport closed fd */
+	peer_make_room(d, host);
 	c = pconn_new(d, bev, false); /* keepalive and nodelay: from the listener */
 	c->tconn = tconn;
 	c->from_loopback = loopback;
@@ -411,6 +584,7 @@ int peer_listen(struct daemon *d)
 			return -1;
 		}
 		d->listeners[d->nlisteners++] = l;
+		evconnlistener_set_error_cb(l, peer_accept_error_cb);
 		/* Accepted sockets inherit these: no system calls per accept. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		pconn_keepalive(d, fd);
@@ -432,6 +606,13 @@ void peer_shutdown(struct daemon *d)
 	free(d->listeners);
 	d->listeners = NULL;
 	d->nlisteners = 0;
+	if (d->accept_ev) {
+		event_free(d->accept_ev);
+		d->accept_ev = NULL;
+	}
+	for (size_t i = 0; strmap_next(&d->refusals, &i, &k, &v);)
+		free(v);
+	strmap_free(&d->refusals);
 	free(d->bound);
 	d->bound = NULL;
 	while (!TAILQ_EMPTY(&d->conns)) {
@@ -505,7 +686,16 @@ static void peer_handshake_scan(struct daemon *d, uint64_t now)
 
 	TAILQ_FOREACH_SAFE(c, &d->conns, entry, tmp)
 	{
-		if (c->state != PC_OPEN && c->state != PC_CLOSING && now > c->since_ms + handshake)
+		if (c->pending && c->state != PC_CLOSING &&
+		    now > c->since_ms + d->cfg->hello_timeout_ms && !pconn_transport_error(c)) {
+			/* Accepted, and no hello: nothing of it to flush. */
+			d->stats.hello_timeouts++;
+			peer_refusal(d, c->host, PEER_REFUSE_HELLO_TIME,
+			             "no hello within hello_timeout_ms (%u ms): closed",
+			             d->cfg->hello_timeout_ms);
+			pconn_drop(c, "no hello in time");
+		} else if (c->state != PC_OPEN && c->state != PC_CLOSING &&
+		           now > c->since_ms + handshake)
 			hello_timeout(c);
 		else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
 			c->node = NULL;

@@ -52,6 +52,25 @@ void peer_send_now(struct daemon *d, const char *node, const uint8_t *buf, size_
  * (why), and dial it again after its backoff. */
 void peer_take_down(struct daemon *d, const char *node, const char *why);
 
+/* What a peer (by address before its hello, by name after) was refused.
+ * Each kind is logged once per peer per PEER_REFUSAL_QUIET_MS, with a
+ * count of the refusals not logged meanwhile: an attack costs a line a
+ * minute, not one a frame. */
+enum peer_refusal_kind {
+	PEER_REFUSE_HELLO_SIZE, /* a frame over max_hello_bytes before the hello */
+	PEER_REFUSE_PENDING,    /* over max_pending_connections: the oldest closed */
+	PEER_REFUSE_HELLO_TIME, /* no hello within hello_timeout_ms */
+	PEER_REFUSE_MEMBERS,    /* a membership state over max_members */
+	PEER_REFUSE_PUSH_RATE,  /* state pushes over max_state_pushes_per_s */
+	PEER_REFUSE_KINDS,
+};
+#define PEER_REFUSAL_QUIET_MS 60000
+void peer_refusal(struct daemon *d, const char *who, enum peer_refusal_kind kind, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* A membership state from node may be merged now (its per-second budget,
+ * max_state_pushes_per_s, is not spent); false: drop it (logged). */
+bool peer_state_push_ok(struct daemon *d, const char *node);
+
 /* Send a packed PeerMsg. key (may be NULL) picks the connection in the
  * channel so that one key keeps its order. */
 enum peer_send_result peer_send(struct daemon *d, const char *node, const char *channel,

@@ -57,6 +57,7 @@ enum core_event {
 	EV_SELF_REMOVED,   /* this node was removed: stop taking part */
 	EV_VIEW_CHANGED,   /* overlay views changed (hyparview) */
 	EV_MEMBER_LEFT,    /* node.c: news that node left the cluster (text: from whom) */
+	EV_STATE_REFUSED,  /* node pushed a membership state over max_members: not merged */
 };
 
 struct action {

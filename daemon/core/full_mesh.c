@@ -22,7 +22,8 @@
 #include "orset.h"
 #include "strmap.h"
 
-#define FM_PUSH_MIN_MS 100 /* a changed state is pushed at most this often */
+#define FM_PUSH_MIN_MS     100  /* a changed state is pushed at most this often */
+#define FM_MAX_MEMBERS_DEF 4096 /* max_members when the params give none */
 
 struct full_mesh {
 	struct node_spec *self;
@@ -31,9 +32,10 @@ struct full_mesh {
 	struct orset farewell; /* once stopped: the view we had, for latecomers */
 	unsigned gossip_interval_ms;
 	unsigned fanout;
-	bool client_server; /* no links between two clients */
-	char **up;          /* connected nodes, owned names */
-	uint8_t *strange;   /* up[i] was no member at the last round */
+	unsigned max_members; /* elements a merge may leave us holding */
+	bool client_server;   /* no links between two clients */
+	char **up;            /* connected nodes, owned names */
+	uint8_t *strange;     /* up[i] was no member at the last round */
 	size_t nup;
 	bool dirty;   /* changed since the last push */
 	bool stopped; /* this node was removed */
@@ -55,6 +57,7 @@ static void *fm_create(const struct manager_params *p)
 	m->gossip_interval_ms = p->gossip_interval_ms ? p->gossip_interval_ms : 1000;
 	m->fanout = p->fanout ? p->fanout : 3;
 	m->client_server = p->client_server;
+	m->max_members = p->max_members ? p->max_members : FM_MAX_MEMBERS_DEF;
 	orset_init(&m->set);
 	orset_init(&m->farewell);
 	strmap_init(&m->seen);
@@ -348,7 +351,14 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 {
 	struct orset in, before;
 	uint64_t inhash;
+	bool changed;
 
+	/* Bounded before anything is decoded: a state of more elements than
+	 * max_members could only be refused after the merge anyway. */
+	if (pb->n_entries > m->max_members) {
+		actions_event(out, EV_STATE_REFUSED, from);
+		return 0;
+	}
 	if (orset_from_pb(&in, pb, why) < 0)
 		return -1;
 	if (pb->farewell)
@@ -360,7 +370,20 @@ static int fm_receive_membership(struct full_mesh *m, const char *from,
 	}
 	orset_init(&before);
 	orset_merge(&before, &m->set);
-	if (orset_merge(&m->set, &in)) {
+	changed = orset_merge(&m->set, &in);
+	if (changed && m->set.nentries > m->max_members && m->set.nentries > before.nentries) {
+		/* A peer (buggy, or not a peer at all) would have us hold and
+		 * dial more members than max_members: its state is refused
+		 * whole, ours kept as it was. */
+		struct orset merged = m->set;
+
+		m->set = before;
+		orset_free(&merged);
+		orset_free(&in);
+		actions_event(out, EV_STATE_REFUSED, from);
+		return 0;
+	}
+	if (changed) {
 		m->dirty = true;
 		fm_check_self(m, out);
 		fm_diff_events(m, &before, &m->set, out);

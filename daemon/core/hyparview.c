@@ -845,10 +845,16 @@ static void hv_specs_free(struct node_spec **v, size_t n)
 }
 
 /* Decode every spec of a shuffle, or none. */
-static struct node_spec **hv_specs_in(PartisanCommon__NodeSpec *const *pb, size_t n,
-                                      const char **why)
+static struct node_spec **hv_specs_in(const struct hv *m, PartisanCommon__NodeSpec *const *pb,
+                                      size_t n, const char **why)
 {
-	struct node_spec **v = xcalloc(n, sizeof(*v));
+	struct node_spec **v;
+
+	/* No shuffle (nor the sample a refusal sends) holds more than both
+	 * views and its origin: more is no HyParView peer. */
+	if (n > (size_t)m->amax + m->pmax + 1)
+		return *why = "shuffle: more node specs than both views hold", NULL;
+	v = xcalloc(n, sizeof(*v));
 
 	for (size_t i = 0; i < n; i++) {
 		if ((v[i] = hv_spec_in(pb[i], NULL, why)) == NULL) {
@@ -1285,7 +1291,7 @@ static int hv_on_shuffle(struct hv *m, const char *from, const PartisanPeer__HvS
 
 	if (origin == NULL)
 		return -1;
-	if ((specs = hv_specs_in(sh->specs, sh->n_specs, why)) == NULL) {
+	if ((specs = hv_specs_in(m, sh->specs, sh->n_specs, why)) == NULL) {
 		node_spec_free(origin);
 		return -1;
 	}
@@ -1300,7 +1306,7 @@ static int hv_on_shuffle(struct hv *m, const char *from, const PartisanPeer__HvS
 static int hv_on_shuffle_reply(struct hv *m, const PartisanPeer__HvShuffleReply *rep,
                                const struct core_env *env, const char **why)
 {
-	struct node_spec **specs = hv_specs_in(rep->specs, rep->n_specs, why);
+	struct node_spec **specs = hv_specs_in(m, rep->specs, rep->n_specs, why);
 	bool ours = rep->id == m->shuffle_id;
 
 	if (specs == NULL)

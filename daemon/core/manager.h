@@ -12,8 +12,9 @@ struct manager_params {
 	const struct node_spec *self; /* copied */
 	const char *actor;            /* unique per incarnation: "NAME/INC" */
 	unsigned gossip_interval_ms;
-	unsigned fanout;    /* gossip targets per round */
-	bool client_server; /* full mesh among servers; clients reach servers only */
+	unsigned fanout;      /* gossip targets per round */
+	bool client_server;   /* full mesh among servers; clients reach servers only */
+	unsigned max_members; /* a merge that would hold more is refused (0: 4096) */
 	/* hyparview */
 	unsigned active_max, passive_max, arwl, prwl;
 	unsigned shuffle_interval_ms, shuffle_k_active, shuffle_k_passive;

@@ -55,6 +55,8 @@ static const char *sim_event_name(enum core_event ev)
 		return "view_changed";
 	case EV_MEMBER_LEFT:
 		return "member_left";
+	case EV_STATE_REFUSED:
+		return "state_refused";
 	}
 	return "?";
 }

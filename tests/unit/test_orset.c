@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "manager.h"
 #include "orset.h"
 
 static struct node_spec *spec(const char *name, uint16_t port)
@@ -363,6 +364,79 @@ START_TEST(test_random_histories_converge_in_any_merge_order)
 }
 END_TEST
 
+static size_t events_of(const struct actions *a, enum core_event ev)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < a->n; i++)
+		if (a->v[i].kind == ACT_EVENT && a->v[i].event == ev)
+			n++;
+	return n;
+}
+
+/* A state of n fake members (and b itself) as b would push it. */
+static int push_state(void *m, int first, int n, struct actions *out)
+{
+	PartisanPeer__PeerMsg msg = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Membership pb;
+	struct rng rng;
+	struct core_env env = {.now_ms = 1000, .rng = &rng};
+	const char *why = NULL;
+	struct orset st;
+	char name[64], actor[80];
+	int r;
+
+	rng_seed(&rng, 1);
+	orset_init(&st);
+	add(&st, "b@h/1", "b@h", 1);
+	for (int i = first; i < first + n; i++) {
+		snprintf(name, sizeof(name), "fake%d@h", i);
+		snprintf(actor, sizeof(actor), "%s/1", name);
+		add(&st, actor, name, (uint16_t)(1000 + i));
+	}
+	orset_to_pb(&st, &pb);
+	msg.body_case = PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP;
+	msg.membership = &pb;
+	r = full_mesh_ops.receive(m, "b@h", &msg, &env, out, &why);
+	orset_pb_release(&pb);
+	orset_free(&st);
+	return r;
+}
+
+/* max_members: a state over it, or one whose merge would go over it, is
+ * refused whole (an event the shell logs), nothing merged, nothing dialled. */
+START_TEST(test_full_mesh_refuses_a_state_over_max_members)
+{
+	struct node_spec *self = spec("a@h", 1);
+	struct manager_params p = {.self = self, .actor = "a@h/1", .max_members = 10};
+	void *m = full_mesh_ops.create(&p);
+	const struct node_spec *const *mem;
+	struct actions out;
+
+	actions_init(&out);
+	ck_assert_int_eq(push_state(m, 0, 10000, &out), 0);
+	ck_assert_uint_eq(events_of(&out, EV_STATE_REFUSED), 1);
+	ck_assert_uint_eq(events_of(&out, EV_MEMBER_ADDED), 0);
+	for (size_t i = 0; i < out.n; i++)
+		ck_assert_int_ne(out.v[i].kind, ACT_CONNECT);
+	ck_assert_uint_eq(full_mesh_ops.members(m, &mem), 1);
+	actions_clear(&out);
+
+	ck_assert_int_eq(push_state(m, 0, 5, &out), 0); /* 7 members: merged */
+	ck_assert_uint_eq(events_of(&out, EV_STATE_REFUSED), 0);
+	ck_assert_uint_eq(full_mesh_ops.members(m, &mem), 7);
+	actions_clear(&out);
+
+	ck_assert_int_eq(push_state(m, 5, 5, &out), 0); /* would be 12: refused */
+	ck_assert_uint_eq(events_of(&out, EV_STATE_REFUSED), 1);
+	ck_assert_uint_eq(events_of(&out, EV_MEMBER_ADDED), 0);
+	ck_assert_uint_eq(full_mesh_ops.members(m, &mem), 7);
+	actions_free(&out);
+	full_mesh_ops.destroy(m);
+	node_spec_free(self);
+}
+END_TEST
+
 static Suite *orset_suite(void)
 {
 	Suite *s = suite_create("orset");
@@ -379,6 +453,7 @@ static Suite *orset_suite(void)
 	tcase_add_test(tc, test_pb_round_trip_keeps_the_state);
 	tcase_add_test(tc, test_pb_element_without_dots_is_refused);
 	tcase_add_test(tc, test_pb_bad_spec_is_refused);
+	tcase_add_test(tc, test_full_mesh_refuses_a_state_over_max_members);
 	tcase_add_loop_test(tc, test_random_histories_converge_in_any_merge_order, 0, 50);
 	suite_add_tcase(s, tc);
 	return s;
