@@ -164,6 +164,71 @@ print(len(data), "%.4f" % (time.monotonic() - t0))
             self.assertEqual(got, mode)
             d.stop()
 
+    def slow_reader(self, daemon, name):
+        """A session that registers name and then reads nothing until told."""
+        cl = PyClient(daemon.sock)
+        cl.register(name)
+        self.addCleanup(cl.sock.close)
+        return cl
+
+    def drain_in_order(self, cl, n, sender_id, timeout=30):
+        """Read n messages from cl; each sender_id:SEQ: must come once, in order."""
+        seq = 0
+        deadline = time.monotonic() + timeout
+        while seq < n:
+            self.assertLess(time.monotonic(), deadline, "only %d of %d arrived" % (seq, n))
+            ev = cl.event(timeout=10)
+            if ev.WhichOneof("body") != "message":
+                continue
+            sid, got, _ = ev.message.payload.split(b":", 2)
+            self.assertEqual((sid.decode(), int(got)), (sender_id, seq), "in order, none lost or repeated")
+            seq += 1
+        return seq
+
+    def test_a_stalled_session_does_not_slow_another_app_on_the_same_node(self):
+        cfg = {"session_queue_bytes": 1 << 20, "peer_queue_bytes": 1 << 20}
+        a, b = self.cluster(2, cfg)
+        slow = self.slow_reader(b, "slow")
+        fast = PyClient(b.sock)
+        fast.register("fast")
+        rss0 = rss_kb(b.proc.pid)
+        n, size = 4000, 4096  # 16 MiB toward a session that holds 1 MiB
+        src = self.client(a, "source", b.name, "slow", n, "--id", "s", "--size", size)
+
+        def delivered():
+            return b.ctl_json("status")["messages_in"]
+        # 1 MiB queued (256 messages) and what the socket holds: slow is full.
+        wait_for(lambda: delivered() >= 290, 20, "slow's queue to fill")
+        before = delivered()
+        print("  slow full after %d messages" % before)
+        pa = PyClient(a.sock)
+        lat = []
+        m = 600  # 6 s and more of stall: past a Flow lease (5 s), so renewed
+        for i in range(m):
+            time.sleep(0.01)  # pacing: one message per 10 ms
+            t0 = time.monotonic()
+            pa.request(send=ipc_pb2.Send(to="partisan:name:%s:fast" % b.name, payload=b"f:%d:" % i))
+            ev = fast.event(timeout=10)
+            lat.append(time.monotonic() - t0)
+            self.assertEqual(ev.message.payload, b"f:%d:" % i)
+        during = delivered() - before - m
+        lat.sort()
+        rss1 = rss_kb(b.proc.pid)
+        print("  with slow stalled: %d/%d to fast, latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
+              "%d more to slow meanwhile; B RSS %d -> %d KiB"
+              % (m, m, lat[m // 2] * 1e3, lat[m * 99 // 100] * 1e3, lat[-1] * 1e3, during, rss0, rss1))
+        self.assertLess(lat[m // 2], 0.1)
+        self.assertLess(lat[-1], 1.0)
+        self.assertLess(during, 100, "slow's sender was paused, not slow's queue grown")
+        if not UNDER_ASAN:
+            # 1 MiB queued, and what was in flight when A was told to hold back.
+            self.assertLess(rss1 - rss0, 16 * 1024, "B's memory for slow stays bounded")
+        # slow reads again: every message, in order, none lost.
+        self.assertEqual(self.drain_in_order(slow, n, "s"), n)
+        rc, out, err = src.finish(30)
+        self.assertEqual(rc, 0, err)
+        print("  slow resumed: %d/%d in order; sender %s" % (n, n, out.strip()))
+
 
 if __name__ == "__main__":
     unittest.main()
