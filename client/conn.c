@@ -279,6 +279,15 @@ static void conn_response(struct partisan *c, PartisanIpc__ServerMsg *m)
 {
 	int err = conn_error_code(m->response);
 
+	if (m->response->id == 0 && err != 0) {
+		/* The daemon's last word (a refused client): the session is over,
+		 * and this is why; it outranks the EOF that follows. */
+		snprintf(c->errmsg, sizeof(c->errmsg), "%s",
+		         m->response->error_msg ? m->response->error_msg : "");
+		c->broken = err;
+		pc_msg_free(m);
+		return;
+	}
 	if (c->await_id != 0 && m->response->id == c->await_id && c->reply == NULL) {
 		c->reply = m;
 		return;
@@ -537,6 +546,20 @@ static int conn_take_reply(struct partisan *c, PartisanIpc__ServerMsg **out)
 	return err;
 }
 
+/* A write failed because the daemon closed: what it said last (a refused
+ * client's EPERM) may still be there to read, and is the better reason. */
+static int conn_last_words(struct partisan *c)
+{
+	int was = c->broken;
+
+	if (was != PARTISAN_EIO)
+		return was;
+	c->broken = 0;
+	if (conn_read(c) >= 0 && c->broken == 0)
+		c->broken = was;
+	return c->broken;
+}
+
 int pc_conn_request(struct partisan *c, PartisanIpc__Request *req, int wait_ms,
                     PartisanIpc__ServerMsg **out)
 {
@@ -545,6 +568,8 @@ int pc_conn_request(struct partisan *c, PartisanIpc__Request *req, int wait_ms,
 
 	c->errmsg[0] = '\0';
 	if ((r = pc_conn_send(c, req, false, false)) < 0) {
+		if (r == PARTISAN_EIO)
+			r = conn_last_words(c);
 		if (r == PARTISAN_ETIMEDOUT) /* part of it may still go out later */
 			conn_abandon(c, req->id);
 		return r;

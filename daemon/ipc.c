@@ -57,7 +57,19 @@ struct ipc {
 	TAILQ_HEAD(, pending_join) joins;
 	uint64_t next_id;
 	uint64_t next_partition;
+	struct strmap refused; /* "uid:gid" -> struct ipc_refusal, for the log */
 };
+
+static void ipc_refusals_clear(struct ipc *ipc)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&ipc->refused, &i, &k, &v);)
+		free(v);
+	strmap_free(&ipc->refused);
+	strmap_init(&ipc->refused);
+}
 
 typedef void (*ipc_handler)(struct session *, const PartisanIpc__Request *);
 
@@ -705,12 +717,6 @@ static int ipc_handle(struct session *s, PartisanIpc__Request *rq, struct evbuff
 {
 	size_t k = rq->body_case;
 
-	if (s->refused) {
-		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPERM,
-		                  "uid %u is not allowed to use this daemon", (unsigned)s->uid);
-		s->clean_close = true;
-		return -1;
-	}
 	if (!s->hello_done && k != PARTISAN_IPC__REQUEST__BODY_HELLO) {
 		ipc_respond_error(s, rq->id, PARTISAN_IPC__ERROR__EPROTO, "expected hello first");
 		return -1;
@@ -766,9 +772,8 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 		r = ipc_handle(s, (PartisanIpc__Request *)f.msg, f.big ? d->splice : NULL, f.al);
 		frame_done(&fr, &f);
 		if (r < 0) {
-			if (!s->refused)
-				log_warnx("ipc", "session %llu: protocol violation, closing",
-				          (unsigned long long)s->id);
+			log_warnx("ipc", "session %llu: protocol violation, closing",
+			          (unsigned long long)s->id);
 			ipc_session_close(s, "protocol violation");
 			return;
 		}
@@ -834,16 +839,92 @@ static void ipc_accept_error_cb(struct evconnlistener *l, void *arg)
 	evtimer_add(ipc->resume_ev, &tv);
 }
 
+#define IPC_REFUSAL_LOG_MS 60000 /* a refused uid is named at most this often */
+#define IPC_REFUSAL_KEYS   1024  /* uids remembered for that (then forgotten) */
+
+/* One refused uid's log state. */
+struct ipc_refusal {
+	uint64_t next_ms;    /* when it may be logged again */
+	uint64_t suppressed; /* refusals not logged since */
+};
+
+/* Log a refusal of (uid, gid) once per IPC_REFUSAL_LOG_MS, with the count
+ * of those not logged in between: a client retrying in a loop costs a line
+ * a minute, not one per attempt. */
+static void ipc_log_refusal(struct ipc *ipc, const struct ucred *cred)
+{
+	uint64_t now = daemon_now_ms();
+	struct ipc_refusal *r;
+	char key[48];
+
+	snprintf(key, sizeof(key), "%u:%u", (unsigned)cred->uid, (unsigned)cred->gid);
+	if ((r = strmap_get(&ipc->refused, key)) == NULL) {
+		if (ipc->refused.len >= IPC_REFUSAL_KEYS)
+			ipc_refusals_clear(ipc);
+		r = xcalloc(1, sizeof(*r));
+		strmap_put(&ipc->refused, key, r);
+	}
+	if (now < r->next_ms) {
+		r->suppressed++;
+		return;
+	}
+	if (r->suppressed)
+		log_warnx("ipc",
+		          "refused client pid %d: uid %u gid %u not allowed (and %llu more since "
+		          "the last such line)",
+		          (int)cred->pid, (unsigned)cred->uid, (unsigned)cred->gid,
+		          (unsigned long long)r->suppressed);
+	else
+		log_warnx("ipc", "refused client pid %d: uid %u gid %u not allowed", (int)cred->pid,
+		          (unsigned)cred->uid, (unsigned)cred->gid);
+	r->suppressed = 0;
+	r->next_ms = now + IPC_REFUSAL_LOG_MS;
+}
+
+/* A client whose credentials are not allowed: one Response with id 0 (the
+ * daemon's last word: the session is over, and why), then the socket is
+ * closed at once. Nothing of it is read or kept. */
+static void ipc_refuse(struct daemon *d, int fd, const struct ucred *cred)
+{
+	PartisanIpc__ServerMsg m = PARTISAN_IPC__SERVER_MSG__INIT;
+	PartisanIpc__Response r = PARTISAN_IPC__RESPONSE__INIT;
+	uint8_t buf[512];
+	char msg[128];
+	size_t len;
+
+	ipc_log_refusal(d->ipc, cred);
+	snprintf(msg, sizeof(msg), "uid %u is not allowed to use this daemon", (unsigned)cred->uid);
+	r.has_error = 1;
+	r.error = PARTISAN_IPC__ERROR__EPERM;
+	r.error_msg = msg;
+	m.body_case = PARTISAN_IPC__SERVER_MSG__BODY_RESPONSE;
+	m.response = &r;
+	len = partisan_ipc__server_msg__get_packed_size(&m);
+	if (len + FRAME_HEADER <= sizeof(buf)) {
+		frame_put_header(buf, (uint32_t)len);
+		partisan_ipc__server_msg__pack(&m, buf + FRAME_HEADER);
+		/* A fresh socket's buffer is empty: this goes whole, or not at all. */
+		(void)!send(fd, buf, FRAME_HEADER + len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	shutdown(fd, SHUT_WR);
+	evutil_closesocket(fd);
+}
+
 static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                           int salen, void *arg)
 {
 	struct daemon *d = arg;
 	struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
 	socklen_t clen = sizeof(cred);
-	struct session *s = xcalloc(1, sizeof(*s));
+	struct session *s;
 	char id[32];
 
 	getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
+	if (!ipc_allowed(d->cfg, cred.uid, cred.gid)) {
+		ipc_refuse(d, fd, &cred);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
 	s->d = d;
 	s->id = ++d->ipc->next_id;
 	s->uid = cred.uid;
@@ -863,13 +944,6 @@ static void ipc_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
 	bufferevent_set_max_single_read(s->bev, IPC_IO_CHUNK);
 	bufferevent_set_max_single_write(s->bev, IPC_IO_CHUNK);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	if (!ipc_allowed(d->cfg, cred.uid, cred.gid)) {
-		/* Answered at its first request, so the client learns why. */
-		log_warnx("ipc", "refused client pid %d: uid %u gid %u not allowed", (int)cred.pid,
-		          (unsigned)cred.uid, (unsigned)cred.gid);
-		s->refused = true;
-		return;
-	}
 	router_session_open(s);
 }
 
@@ -911,6 +985,7 @@ int ipc_listen(struct daemon *d)
 
 	TAILQ_INIT(&ipc->sessions);
 	TAILQ_INIT(&ipc->joins);
+	strmap_init(&ipc->refused);
 	d->ipc = ipc;
 	snprintf(ipc->path, sizeof(ipc->path), "%s", path);
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
@@ -920,9 +995,10 @@ int ipc_listen(struct daemon *d)
 	}
 	unlink(path);
 	ipc_make_dir(path);
-	/* Bound under a umask that leaves it to us alone, then opened up to
-	 * ipc.mode: never, even for an instant, wider than asked. */
-	mask = umask(0177);
+	/* Bound under a umask that leaves it to us alone (and no wider than
+	 * ipc.mode's owner bits), whatever the umask we were started with, then
+	 * opened up to ipc.mode: never, even for an instant, wider than asked. */
+	mask = umask(0777 & ~(d->cfg->ipc.mode & 0600));
 	ipc->listener = evconnlistener_new_bind(d->base, ipc_accept_cb, d,
 	                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
 	                                        (struct sockaddr *)&sun, sizeof(sun));
@@ -969,6 +1045,8 @@ void ipc_shutdown(struct daemon *d)
 		event_free(ipc->resume_ev);
 	if (ipc->path[0])
 		unlink(ipc->path);
+	ipc_refusals_clear(ipc);
+	strmap_free(&ipc->refused);
 	free(ipc);
 	d->ipc = NULL;
 }

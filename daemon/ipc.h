@@ -22,7 +22,6 @@ struct session {
 	bool closing;
 	bool clean_close; /* the client said goodbye (EOF after a complete frame) */
 	bool paused;      /* reading stopped: a peer link it sends to is full */
-	bool refused;     /* credentials not allowed: answer EPERM, close */
 	char ref[300];    /* its endpoint ref */
 	uint64_t turn;    /* daemon turn of its last direct write */
 	void *rt;         /* router's per-session state */

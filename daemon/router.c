@@ -5,6 +5,13 @@
  * exist is dropped and counted, as Erlang does. Calls carry a call ref; the
  * reply comes back as Data with is_reply. Monitors follow partisan_monitor:
  * exactly one DOWN per monitor, reason normal | killed | noproc | noconnection.
+ *
+ * Backpressure is per destination. A session whose queue toward its client
+ * passes session_queue_bytes pauses whoever feeds it: a local sender is not
+ * read; a node sending over a link is told (peer Flow) that this endpoint
+ * is blocked, and holds back only its own sessions that send to it, while
+ * the link goes on carrying everything else. Only a queue that still grows
+ * past ROUTER_FLOW_HARD (a sender that does not hold back) pauses the link.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +50,19 @@ struct pending {
 	uint64_t expires; /* the caller has given up by then */
 };
 
+/* A node told that a session here is full, for one ref it sends to. */
+struct flow_told {
+	char *node;
+	char *to;          /* the ref as that node addressed it */
+	uint64_t renew_ms; /* when its lease is renewed, while still full */
+};
+
+/* An endpoint on another node that said it is full. */
+struct flow_block {
+	char *node;
+	uint64_t expires_ms; /* lease: unblocked by then unless renewed */
+};
+
 struct rt_session {
 	char **names;
 	size_t nnames;
@@ -50,8 +70,23 @@ struct rt_session {
 	bool with_reason;
 	uint64_t *blocked; /* peer connections paused until we drain */
 	size_t nblocked;
+	struct flow_told *told; /* nodes told this session is full */
+	size_t ntold;
+	char *wait_to;        /* not read until this full endpoint has room */
 	struct strmap topics; /* broadcast topics subscribed to */
 };
+
+#define ROUTER_FLOW_LEASE_MS 5000 /* a Flow block lasts this long unless renewed */
+#define ROUTER_FLOW_RENEW_MS 1000 /* renewed this often while the session is full */
+/* A session's queue may outgrow session_queue_bytes by what was in flight
+ * toward it when its senders were told to hold back: the sending node's
+ * link queue (peer_queue_bytes, and a message per sending session) and
+ * what the kernel's socket buffers at both ends held (ROUTER_FLOW_KERNEL).
+ * Past that, the link feeding it is paused as a last resort: a sender that
+ * does not hold back. */
+#define ROUTER_FLOW_KERNEL (8u << 20)
+#define ROUTER_FLOW_HARD(cfg)                                                                      \
+	((cfg)->session_queue_bytes + 2 * (cfg)->peer_queue_bytes + ROUTER_FLOW_KERNEL)
 
 #define RELAY_TTL  8    /* hops a transitive message may take */
 #define RELAY_SEEN 4096 /* relayed messages remembered, to drop repeats */
@@ -71,12 +106,16 @@ struct router {
 	struct strmap relay_seen;     /* "origin/id" of relayed messages seen */
 	char *relay_ring[RELAY_SEEN]; /* the same keys, oldest first out */
 	size_t relay_pos;
-	struct hold *hold; /* acked messages waiting for their target (hold.h) */
+	struct hold *hold;  /* acked messages waiting for their target (hold.h) */
+	struct strmap flow; /* ref -> struct flow_block: full endpoints elsewhere */
 };
 
 static bool router_acked(const PartisanPeer__Data *data);
 static bool router_hold(struct daemon *d, const char *from, const PartisanPeer__Data *data);
 static void router_on_ack(struct daemon *d, const char *from, const PartisanPeer__Ack *ack);
+static void router_on_flow(struct daemon *d, const char *from, const PartisanPeer__Flow *f);
+static void router_flow_tick(struct daemon *d, const char *gone, uint64_t now);
+static void router_flow_release_node(struct daemon *d, const char *node, uint64_t now);
 
 int router_init(struct daemon *d)
 {
@@ -91,6 +130,7 @@ int router_init(struct daemon *d)
 	strmap_init(&r->relay_seen);
 	r->remote = registry_create();
 	r->hold = hold_create(d->cfg->session_queue_bytes);
+	strmap_init(&r->flow);
 	d->router = r;
 	return 0;
 }
@@ -115,6 +155,11 @@ void router_free(struct daemon *d)
 	strmap_free(&r->calls);
 	registry_destroy(r->remote);
 	hold_destroy(r->hold);
+	for (size_t i = 0; strmap_next(&r->flow, &i, &k, &v);) {
+		free(((struct flow_block *)v)->node);
+		free(v);
+	}
+	strmap_free(&r->flow);
 	strmap_free(&r->relay_seen);
 	for (size_t i = 0; i < RELAY_SEEN; i++)
 		free(r->relay_ring[i]);
@@ -152,18 +197,73 @@ static void router_pause_session(struct session *s)
 	}
 }
 
-/* t's queue toward its client is over the bound: stop whoever feeds it, the
- * peer connection being read or the local sender, until t drains. */
-static void router_backpressure(struct session *t, struct session *sender)
+static void router_flow_send(struct daemon *d, const char *node, const char *to, bool blocked)
+{
+	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
+	PartisanPeer__Flow f = PARTISAN_PEER__FLOW__INIT;
+
+	f.to = (char *)to;
+	f.blocked = blocked;
+	f.has_lease_ms = blocked;
+	f.lease_ms = ROUTER_FLOW_LEASE_MS;
+	m.body_case = PARTISAN_PEER__PEER_MSG__BODY_FLOW;
+	m.flow = &f;
+	peer_send_msg(d, node, NULL, NULL, 0, &m);
+}
+
+/* Tell node, once a blocked spell (then renewed by router_flow_renew), that
+ * t, which it addresses as to, is full. */
+static void router_flow_block(struct session *t, const char *node, const char *to)
+{
+	struct rt_session *rs = t->rt;
+	struct flow_told *f;
+
+	for (size_t i = 0; i < rs->ntold; i++)
+		if (strcmp(rs->told[i].node, node) == 0 && strcmp(rs->told[i].to, to) == 0)
+			return;
+	rs->told = xrealloc(rs->told, (rs->ntold + 1) * sizeof(*rs->told));
+	f = &rs->told[rs->ntold++];
+	f->node = xstrdup(node);
+	f->to = xstrdup(to);
+	f->renew_ms = daemon_now_ms() + ROUTER_FLOW_RENEW_MS;
+	router_flow_send(t->d, node, to, true);
+}
+
+/* s has room again (or is gone): every node told it was full may send. */
+static void router_flow_unblock(struct session *s)
+{
+	struct rt_session *rs = s->rt;
+
+	for (size_t i = 0; i < rs->ntold; i++) {
+		router_flow_send(s->d, rs->told[i].node, rs->told[i].to, false);
+		free(rs->told[i].node);
+		free(rs->told[i].to);
+	}
+	free(rs->told);
+	rs->told = NULL;
+	rs->ntold = 0;
+}
+
+/* t's queue toward its client is over the bound: stop whoever feeds it
+ * until t drains: the local sender; or, for data from node `from`
+ * addressed as `to`, that node's senders to t (peer Flow), and the peer
+ * connection being read only when the queue still grows far past it. */
+static void router_backpressure(struct session *t, struct session *sender, const char *from,
+                                const PartisanPeer__Data *data)
 {
 	struct daemon *d = t->d;
 	struct rt_session *rs = t->rt;
+	size_t queued = ipc_queued(t);
 
-	if (ipc_queued(t) <= d->cfg->session_queue_bytes)
+	if (queued <= d->cfg->session_queue_bytes)
 		return;
 	if (sender) {
 		router_pause_session(sender);
-	} else if (d->cur_conn) {
+		return;
+	}
+	if (from && data && !data->has_relay_id)
+		router_flow_block(t, from, data->to);
+	if (d->cur_conn && (queued > ROUTER_FLOW_HARD(d->cfg) || !from || data->has_relay_id)) {
 		rs->blocked = xrealloc(rs->blocked, (rs->nblocked + 1) * sizeof(*rs->blocked));
 		rs->blocked[rs->nblocked++] = d->cur_conn;
 		peer_pause(d, d->cur_conn);
@@ -523,6 +623,8 @@ static void router_unblock(struct session *s)
 {
 	struct rt_session *rs = s->rt;
 
+	if (rs->ntold)
+		router_flow_unblock(s);
 	for (size_t i = 0; i < rs->nblocked; i++)
 		peer_resume(s->d, rs->blocked[i]);
 	free(rs->blocked);
@@ -562,6 +664,7 @@ void router_session_close(struct session *s, bool killed)
 		}
 	}
 	router_unblock(s);
+	free(rs->wait_to);
 	strmap_free(&rs->topics);
 	free(rs);
 	s->rt = NULL;
@@ -740,16 +843,31 @@ static void router_pending_sweep(struct daemon *d, uint64_t sid, const char *nod
 	}
 }
 
+/* Is data on a monotonic channel (only the latest counts: shed, never
+ * pushed back)? */
+static bool router_monotonic(const struct daemon *d, const char *channel)
+{
+	return d->cfg->channels[config_channel_index(d->cfg, channel)].monotonic;
+}
+
 /* Give data to endpoint t (big: see router_push_message) and push back on
  * whoever fed it if t's queue is full. */
 static void router_hand(struct daemon *d, const char *from, struct session *t,
                         const PartisanPeer__Data *data, struct evbuffer *big)
 {
+	if (router_monotonic(d, data->channel) && !(data->has_ack_id && data->ack_id) &&
+	    ipc_queued(t) > d->cfg->session_queue_bytes) {
+		d->stats.dropped_monotonic++; /* a full receiver: shed, as the sender's link does */
+		return;
+	}
 	if (data->call_ref && !(data->has_is_reply && data->is_reply))
 		router_pending_add(d, t, data->call_ref, data->to, data->call_timeout_ms);
 	router_push_message(t, data->from, data->to, &data->payload, data->call_ref, data->channel,
 	                    big);
-	router_backpressure(t, strcmp(from, d->self->name) == 0 ? d->cur_sender : NULL);
+	if (strcmp(from, d->self->name) == 0)
+		router_backpressure(t, d->cur_sender, NULL, NULL);
+	else
+		router_backpressure(t, NULL, from, data);
 }
 
 /* Hand data to its endpoint here (now in order, for causal messages). */
@@ -917,12 +1035,34 @@ static PartisanIpc__Error router_transmit(struct session *s, const struct ref *r
 	return PARTISAN_IPC__ERROR__OK;
 }
 
+/* Is the endpoint `to` (on another node) full, as it told us? */
+static bool router_flow_blocked(struct daemon *d, const char *to)
+{
+	struct flow_block *fb = strmap_get(&d->router->flow, to);
+
+	return fb && daemon_now_ms() < fb->expires_ms;
+}
+
+/* s just sent to `to`: if that endpoint said it is full, s is not read
+ * until it has room (one message past the block per sending session). */
+static void router_flow_check(struct session *s, const char *to)
+{
+	struct rt_session *rs = s->rt;
+
+	if (rs == NULL || !router_flow_blocked(s->d, to))
+		return;
+	if (rs->wait_to == NULL)
+		rs->wait_to = xstrdup(to);
+	router_pause_session(s);
+}
+
 /* Send a Data frame to r's node. Returns an ipc error code. big: see
  * router_push_message; only for a plain send (router_send_big). */
-static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
-                                         const ProtobufCBinaryData *payload,
-                                         const PartisanIpc__SendOpts *opts, const char *call_ref,
-                                         uint32_t call_timeout_ms, struct evbuffer *big)
+static PartisanIpc__Error router_forward_data(struct session *s, const struct ref *r,
+                                              const char *to, const ProtobufCBinaryData *payload,
+                                              const PartisanIpc__SendOpts *opts,
+                                              const char *call_ref, uint32_t call_timeout_ms,
+                                              struct evbuffer *big)
 {
 	struct daemon *d = s->d;
 	PartisanPeer__Data data = PARTISAN_PEER__DATA__INIT;
@@ -961,6 +1101,20 @@ static PartisanIpc__Error router_forward(struct session *s, const struct ref *r,
 	if (transitive && !peer_is_up(d, r->node))
 		return router_relay_start(s, &data);
 	return router_transmit(s, r, &data, key, keylen, big);
+}
+
+static PartisanIpc__Error router_forward(struct session *s, const struct ref *r, const char *to,
+                                         const ProtobufCBinaryData *payload,
+                                         const PartisanIpc__SendOpts *opts, const char *call_ref,
+                                         uint32_t call_timeout_ms, struct evbuffer *big)
+{
+	PartisanIpc__Error err =
+	    router_forward_data(s, r, to, payload, opts, call_ref, call_timeout_ms, big);
+
+	if ((err == PARTISAN_IPC__ERROR__OK || err == PARTISAN_IPC__ERROR__EAGAIN) &&
+	    !router_monotonic(s->d, opts ? opts->channel : NULL))
+		router_flow_check(s, to);
+	return err;
 }
 
 /* A send to an endpoint on this node: no network, same ordering rules. */
@@ -1651,6 +1805,9 @@ int router_peer_msg(struct daemon *d, const char *from, const PartisanPeer__Peer
 	case PARTISAN_PEER__PEER_MSG__BODY_ACK:
 		router_on_ack(d, from, m->ack);
 		return 0;
+	case PARTISAN_PEER__PEER_MSG__BODY_FLOW:
+		router_on_flow(d, from, m->flow);
+		return 0;
 	default:
 		return *why = "unexpected message", -1;
 	}
@@ -1676,6 +1833,8 @@ void router_node_down(struct daemon *d, const char *node, const char *reason)
 	void *v;
 
 	ack_node_down(d->ack, node);
+	router_flow_tick(d, node, 0);
+	router_flow_release_node(d, node, 0);
 	/* A link we closed ourselves (a view change) says nothing of the node;
 	 * any other end (a crash, a timeout, a restart) means its names went. */
 	if (strcmp(reason, "disconnected") != 0)
@@ -1754,18 +1913,125 @@ void router_tick(struct daemon *d, uint64_t now)
 	graph_tick(d, now);
 	router_registry_round(d, now);
 	router_pending_sweep(d, 0, NULL, now);
+	router_flow_tick(d, NULL, now);
+	if (d->router->flow.len)
+		router_flow_release_node(d, NULL, now);
 	for (size_t i = 0; strmap_next(&d->router->calls, &i, &k, &v);)
 		if (now >= ((struct call *)v)->deadline)
 			router_call_done(d, v, PARTISAN_IPC__ERROR__ETIMEDOUT, "call timed out");
 }
 
+static void router_resume_session(struct session *s)
+{
+	if (s->paused && !s->closing) {
+		s->paused = false;
+		bufferevent_enable(s->bev, EV_READ);
+		bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
+}
+
+/* Is s held back by a full endpoint elsewhere (router_flow_check)? Once
+ * that one has room, no longer. */
+static bool router_flow_waiting(struct session *s)
+{
+	struct rt_session *rs = s->rt;
+
+	if (rs == NULL || rs->wait_to == NULL)
+		return false;
+	if (router_flow_blocked(s->d, rs->wait_to))
+		return true;
+	free(rs->wait_to);
+	rs->wait_to = NULL;
+	return false;
+}
+
 void router_resume_senders(struct daemon *d)
 {
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s))
+		if (s->paused && !s->closing && !router_flow_waiting(s))
+			router_resume_session(s);
+}
+
+/* The full endpoint `to` has room (or its lease ran out, or its node went):
+ * the sessions that waited on it are read again. */
+static void router_flow_release(struct daemon *d, const char *to)
+{
+	struct flow_block *fb = strmap_del(&d->router->flow, to);
+
+	if (fb) {
+		free(fb->node);
+		free(fb);
+	}
 	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
-		if (s->paused && !s->closing) {
-			s->paused = false;
-			bufferevent_enable(s->bev, EV_READ);
-			bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+		struct rt_session *rs = s->rt;
+
+		if (rs && rs->wait_to && strcmp(rs->wait_to, to) == 0) {
+			free(rs->wait_to);
+			rs->wait_to = NULL;
+			router_resume_session(s);
+		}
+	}
+}
+
+/* Every block from node (NULL: whose lease ran out by now) is over. */
+static void router_flow_release_node(struct daemon *d, const char *node, uint64_t now)
+{
+	const char *k;
+	void *v;
+
+	for (size_t i = 0; strmap_next(&d->router->flow, &i, &k, &v);) {
+		struct flow_block *fb = v;
+
+		if (node ? strcmp(fb->node, node) == 0 : now >= fb->expires_ms)
+			router_flow_release(d, k);
+	}
+}
+
+/* Peer Flow from node `from` about one of its endpoints. */
+static void router_on_flow(struct daemon *d, const char *from, const PartisanPeer__Flow *f)
+{
+	struct flow_block *fb;
+	struct ref r;
+	uint32_t lease = f->has_lease_ms ? f->lease_ms : ROUTER_FLOW_LEASE_MS;
+
+	if (ref_parse(f->to, &r) < 0 || strcmp(r.node, from) != 0)
+		return; /* only a node speaks for its own endpoints */
+	if (!f->blocked) {
+		router_flow_release(d, f->to);
+		return;
+	}
+	if ((fb = strmap_get(&d->router->flow, f->to)) == NULL) {
+		fb = xcalloc(1, sizeof(*fb));
+		fb->node = xstrdup(from);
+		strmap_put(&d->router->flow, f->to, fb);
+	}
+	fb->expires_ms =
+	    daemon_now_ms() + (lease < ROUTER_FLOW_LEASE_MS ? lease : ROUTER_FLOW_LEASE_MS);
+}
+
+/* Sessions still full renew their blocks; the nodes told of a gone node's
+ * blocks forget them. */
+static void router_flow_tick(struct daemon *d, const char *gone, uint64_t now)
+{
+	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
+		struct rt_session *rs = s->rt;
+
+		if (rs == NULL || rs->ntold == 0)
+			continue;
+		for (size_t i = 0; i < rs->ntold;) {
+			struct flow_told *f = &rs->told[i];
+
+			if (gone && strcmp(f->node, gone) == 0) {
+				free(f->node);
+				free(f->to);
+				*f = rs->told[--rs->ntold];
+				continue;
+			}
+			if (!gone && now >= f->renew_ms) {
+				f->renew_ms = now + ROUTER_FLOW_RENEW_MS;
+				router_flow_send(d, f->node, f->to, true);
+			}
+			i++;
 		}
 	}
 }
