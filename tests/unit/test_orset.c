@@ -414,7 +414,7 @@ START_TEST(test_full_mesh_refuses_a_state_over_max_members)
 	struct actions out;
 
 	actions_init(&out);
-	ck_assert_int_eq(push_state(m, 0, 10000, &out), 0);
+	ck_assert_int_eq(push_state(m, 0, 1000, &out), 0);
 	ck_assert_uint_eq(events_of(&out, EV_STATE_REFUSED), 1);
 	ck_assert_uint_eq(events_of(&out, EV_MEMBER_ADDED), 0);
 	for (size_t i = 0; i < out.n; i++)
