@@ -204,9 +204,10 @@ print(len(data), "%.4f" % (time.monotonic() - t0))
         lat = []
         m = 600  # 6 s and more of stall: past a Flow lease (5 s), so renewed
         # What A had queued or in flight when the block reached it still
-        # lands (a busy host lets more of it through): count slow's
-        # messages from the 100th fast one on, a second into the stall.
-        settle = 100
+        # lands (on a busy host, for a while): count slow's messages from
+        # the 300th fast one on, 3 s into the stall and across the end of
+        # the first 5 s lease, which must have been renewed.
+        settle = 300
         for i in range(m):
             if i == settle:
                 before = delivered()
