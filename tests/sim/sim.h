@@ -130,6 +130,7 @@ struct sim_node {
 	int group;            /* partition group */
 	struct sim_stats st;
 	bool paused;            /* SIGSTOP-like: reads and ticks nothing (events held) */
+	bool mute;              /* one-way cut: what it sends is lost, links stay up */
 	unsigned tick_ms;       /* SIM_TICK_MS, or longer when starved of CPU */
 	bool starved;           /* reads only when it ticks (events held until then) */
 	struct sim_event *held; /* paused or starved: what it has not read yet */
@@ -290,6 +291,7 @@ void sim_split(struct sim_world *w, unsigned n);
 void scen_leave_race(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_pause(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_starve(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
+void scen_oneway(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_chaos(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 
 #endif

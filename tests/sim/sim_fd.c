@@ -78,7 +78,7 @@ void sim_fd_down(struct sim_world *w, unsigned i, int j, const char *why)
 	struct sim_node *n = &w->nodes[i];
 
 	n->st.fd_downs++;
-	if (j >= 0 && w->nodes[j].alive && !w->nodes[j].paused)
+	if (j >= 0 && w->nodes[j].alive && !w->nodes[j].paused && !w->nodes[j].mute)
 		n->st.fd_false++;
 	if (j >= 0)
 		sim_net_close(w, i, (unsigned)j);

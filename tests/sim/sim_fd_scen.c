@@ -2,8 +2,11 @@
  * sim_fd.c on every node). A paused node must be marked down by every node
  * linked to it within failure_timeout_ms + one heartbeat round, and be back
  * once resumed; a node starved of CPU (it wakes three times less often,
- * reading only then) must not be marked down, nor mark others down. Each
- * reports the detector's own message cost per node per second. */
+ * reading only then) must not be marked down, nor mark others down; a node
+ * whose sends are all lost while it still hears everyone (an asymmetric
+ * partition) must be marked down like a paused one, mark nobody down
+ * itself, and be back once healed. Each reports the detector's own message
+ * cost per node per second. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +201,76 @@ void scen_starve(const struct sim_opts *base, unsigned nodes, struct sim_result 
 		       w->nodes[v].name, STARVE_SLOW * SIM_TICK_MS, STARVE_MS / 1000,
 		       (unsigned long long)(b.fd_false - a.fd_false),
 		       (double)(b.fd_false - a.fd_false) * 1000.0 / hours, hours, msgs, bytes);
+	sim_destroy(w);
+out:
+	free(expect);
+}
+
+/* Every node in had is linked to v again, both ends up. */
+static bool sim_relinked(struct sim_world *w, const bool *had, unsigned v)
+{
+	for (unsigned k = 0; k < w->n; k++) {
+		const struct sim_link *l = sim_link(w, k, v);
+
+		if (had[k] && (l->state != LINK_UP || !l->up[0] || !l->up[1]))
+			return false;
+	}
+	return true;
+}
+
+/* An asymmetric partition: everything v sends is lost, everything sent to
+ * it arrives, its links stay up as far as TCP can tell. Every node linked
+ * to it marks it down within failure_timeout_ms + one round; v, which hears
+ * them all, marks nobody down (a DOWN by v counts as false); once its sends
+ * flow again it is back everywhere. */
+void scen_oneway(const struct sim_opts *base, unsigned nodes, struct sim_result *r)
+{
+	bool *expect = xcalloc(nodes, sizeof(*expect)), *had = NULL;
+	struct sim_world *w = sim_fd_world(base, nodes, expect, r);
+	uint64_t worst, sum, back, t0;
+	unsigned v, nhad;
+
+	if (w == NULL)
+		goto out;
+	v = (unsigned)rng_below(&w->rng, w->n);
+	sim_victim_track(w, v);
+	had = xcalloc(w->n, sizeof(*had));
+	nhad = sim_linked_set(w, v, had);
+	t0 = w->now;
+	sim_trace(w, v, "mute: what it sends is lost");
+	w->nodes[v].mute = true;
+	sim_run_until(w, t0 + FD_BOUND_MS);
+	if (nhad == 0) {
+		sim_fail(r, "the victim %s had no links", w->nodes[v].name);
+		goto done;
+	}
+	if (!sim_all_down(w, had, t0, &worst, &sum, r))
+		goto done;
+	sim_run_until(w, t0 + PAUSE_MS);
+	w->nodes[v].mute = false;
+	sim_trace(w, v, "unmute");
+	if (!sim_converge(w, expect, r, "after the one-way cut healed", &back) ||
+	    !sim_no_false(w, r))
+		goto done;
+	/* Membership never lost it (a full mesh keeps a node that is down):
+	 * back means linked again, both ends up, with every former neighbour. */
+	for (t0 = w->now; !sim_relinked(w, had, v); sim_run_until(w, w->now + SIM_TICK_MS))
+		if (w->now > t0 + DEADLINE_MS) {
+			sim_fail(r, "%s not linked again with all its neighbours after the heal",
+			         w->nodes[v].name);
+			goto done;
+		}
+	back = w->now - t0 + back;
+	r->converge_ms = back;
+	r->note = true;
+	sim_totals(w, &r->tot);
+	sim_ok(r,
+	       "%s's sends lost for %u ms: down at its %u neighbours in %llu ms (mean %.0f, bound"
+	       " %u), no DOWN by it; linked again with all of them %llu ms after the heal",
+	       w->nodes[v].name, PAUSE_MS, nhad, (unsigned long long)worst, (double)sum / nhad,
+	       FD_BOUND_MS, (unsigned long long)back);
+done:
+	free(had);
 	sim_destroy(w);
 out:
 	free(expect);

@@ -52,6 +52,11 @@ void sim_net_send(struct sim_world *w, unsigned from, unsigned to, uint8_t *buf,
 		free(buf);
 		return;
 	}
+	if (w->nodes[from].mute) { /* an asymmetric partition: lost on its way out */
+		st->drop_fault++;
+		free(buf);
+		return;
+	}
 	if (sim_chance(&w->rng, w->o.drop_ppm)) {
 		st->drop_fault++;
 		free(buf);

@@ -416,6 +416,12 @@ const struct sim_scenario sim_scenarios[] = {
     {"leave_race", "a join through a node being removed", scen_leave_race, 30, 20, {30, 60}},
     {"pause", "a paused node is marked down everywhere, then back", scen_pause, 50, 30, {50, 100}},
     {"starve", "a node starved of CPU is not marked down", scen_starve, 50, 20, {50, 100}},
+    {"oneway",
+     "a node whose sends are lost (asymmetric partition) is marked down, then back",
+     scen_oneway,
+     50,
+     30,
+     {50, 100}},
     {"chaos", "random joins, leaves, crashes, partitions, faults", scen_chaos, 0, 0, {40, 80}},
 };
 const size_t sim_nscenarios = sizeof(sim_scenarios) / sizeof(sim_scenarios[0]);
