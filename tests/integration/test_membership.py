@@ -135,15 +135,16 @@ class MembershipTest(unittest.TestCase):
     def test_a_join_gossips_at_once_not_at_the_next_round(self):
         # Gossip rounds a minute apart: only the join's own gossip can make
         # the contact (and, through it, the rest) know the new node before
-        # the joins' 5 s deadline.
+        # the joins' 15 s deadline (room for a slow sanitizer build on a
+        # busy host, still far from the next round).
         cfg = {"gossip_interval_ms": 60000}
         a, b, c = (self.c.add(n, cfg) for n in ("a", "b", "c"))
-        b.ctl("join", a.addr, "--timeout", "5000")
-        c.ctl("join", a.addr, "--timeout", "5000")
+        b.ctl("join", a.addr, "--timeout", "15000")
+        c.ctl("join", a.addr, "--timeout", "15000")
         want = sorted([a.name, b.name, c.name])
         for d in (a, b, c):
-            wait_for(lambda: d.members() == want, 5, "%s to see all three" % d.name)
-            wait_for(lambda: len(d.nodes()) == 2, 5, "%s connected to both" % d.name)
+            wait_for(lambda: d.members() == want, 15, "%s to see all three" % d.name)
+            wait_for(lambda: len(d.nodes()) == 2, 15, "%s connected to both" % d.name)
 
     def test_join_to_nothing_fails_with_a_clear_error(self):
         a = self.c.add("a")
