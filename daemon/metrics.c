@@ -59,6 +59,13 @@ static void m_one(struct evbuffer *b, const char *name, const char *type, const 
 	m_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* One sample of a counter family with a single label (value fixed text). */
+static void m_labelled(struct evbuffer *b, const char *name, const char *label, const char *value,
+                       uint64_t v)
+{
+	m_printf(b, "%s{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)v);
+}
+
 /* A label value: node names are printable, but " and \ must be escaped. */
 static void m_label(struct evbuffer *b, const char *v)
 {
@@ -184,25 +191,20 @@ static void m_links(struct daemon *d, struct evbuffer *b)
 	       "What the resource limits refused: pending (max_pending_connections), "
 	       "hello_timeout (hello_timeout_ms), accept_pause (out of descriptors), members "
 	       "(max_members), push_rate (max_state_pushes_per_s).");
-	m_printf(b, "partisan_peer_refusals_total{limit=\"pending\"} %llu\n",
-	         (unsigned long long)s->pending_evicted);
-	m_printf(b, "partisan_peer_refusals_total{limit=\"hello_timeout\"} %llu\n",
-	         (unsigned long long)s->hello_timeouts);
-	m_printf(b, "partisan_peer_refusals_total{limit=\"accept_pause\"} %llu\n",
-	         (unsigned long long)s->accept_pauses);
-	m_printf(b, "partisan_peer_refusals_total{limit=\"members\"} %llu\n",
-	         (unsigned long long)s->states_capped);
-	m_printf(b, "partisan_peer_refusals_total{limit=\"push_rate\"} %llu\n",
-	         (unsigned long long)s->state_pushes_dropped);
+	m_labelled(b, "partisan_peer_refusals_total", "limit", "pending", s->pending_evicted);
+	m_labelled(b, "partisan_peer_refusals_total", "limit", "hello_timeout", s->hello_timeouts);
+	m_labelled(b, "partisan_peer_refusals_total", "limit", "accept_pause", s->accept_pauses);
+	m_labelled(b, "partisan_peer_refusals_total", "limit", "members", s->states_capped);
+	m_labelled(b, "partisan_peer_refusals_total", "limit", "push_rate",
+	           s->state_pushes_dropped);
 	m_head(b, "partisan_failure_detector_verdicts_total", "counter",
 	       "Failure detector verdicts: timeout (nothing heard), silent (a watcher's report), "
 	       "suspicion (a report doubted).");
-	m_printf(b, "partisan_failure_detector_verdicts_total{verdict=\"timeout\"} %llu\n",
-	         (unsigned long long)fs->timeouts);
-	m_printf(b, "partisan_failure_detector_verdicts_total{verdict=\"silent\"} %llu\n",
-	         (unsigned long long)fs->silent);
-	m_printf(b, "partisan_failure_detector_verdicts_total{verdict=\"suspicion\"} %llu\n",
-	         (unsigned long long)fs->suspicions);
+	m_labelled(b, "partisan_failure_detector_verdicts_total", "verdict", "timeout",
+	           fs->timeouts);
+	m_labelled(b, "partisan_failure_detector_verdicts_total", "verdict", "silent", fs->silent);
+	m_labelled(b, "partisan_failure_detector_verdicts_total", "verdict", "suspicion",
+	           fs->suspicions);
 }
 
 static void m_broadcast(struct daemon *d, struct evbuffer *b)

@@ -187,6 +187,30 @@ def frame(body):
     return struct.pack(">I", len(body)) + body
 
 
+def frame_msg(msg):
+    """A protobuf message as one length-prefixed frame."""
+    return frame(msg.SerializeToString())
+
+
+def read_frame(sock, cls, timeout=None):
+    """One length-prefixed frame from sock, parsed as cls; EOFError if the
+    socket closes first."""
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError("closed")
+            buf += chunk
+        return buf
+    if timeout is not None:
+        sock.settimeout(timeout)
+    (n,) = struct.unpack(">I", exact(4))
+    m = cls()
+    m.ParseFromString(exact(n))
+    return m
+
+
 PTCLIENT = os.path.join(BUILD, "tests", "ptclient")
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 import unittest
 
+import harness
 from harness import BUILD, ClusterTestCase, wait_for
 
 sys.path.insert(0, os.path.join(BUILD, "py"))
@@ -36,23 +37,11 @@ def nfds(pid):
 
 
 def frame(msg):
-    data = msg.SerializeToString()
-    return struct.pack(">I", len(data)) + data
+    return harness.frame_msg(msg)
 
 
 def read_frame(sock):
-    def exact(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError("closed")
-            buf += chunk
-        return buf
-    (n,) = struct.unpack(">I", exact(4))
-    msg = ipc_pb2.ServerMsg()
-    msg.ParseFromString(exact(n))
-    return msg
+    return harness.read_frame(sock, ipc_pb2.ServerMsg)
 
 
 HELLO = frame(ipc_pb2.Request(id=1, hello=ipc_pb2.Hello(version=1, client="abuse")))

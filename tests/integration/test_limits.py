@@ -29,6 +29,7 @@ import time
 import unittest
 import urllib.request
 
+import harness
 from harness import BUILD, ClusterTestCase, wait_for
 
 sys.path.insert(0, os.path.join(BUILD, "py"))
@@ -63,28 +64,11 @@ def raise_nofile(n):
 
 
 def frame(msg):
-    body = msg.SerializeToString()
-    return struct.pack(">I", len(body)) + body
+    return harness.frame_msg(msg)
 
 
 def read_frame(sock, timeout=5.0):
-    sock.settimeout(timeout)
-    buf = b""
-    while len(buf) < 4:
-        chunk = sock.recv(4 - len(buf))
-        if not chunk:
-            raise EOFError("closed")
-        buf += chunk
-    (n,) = struct.unpack(">I", buf)
-    body = b""
-    while len(body) < n:
-        chunk = sock.recv(n - len(body))
-        if not chunk:
-            raise EOFError("closed")
-        body += chunk
-    m = peer_pb2.PeerMsg()
-    m.ParseFromString(body)
-    return m
+    return harness.read_frame(sock, peer_pb2.PeerMsg, timeout)
 
 
 def spec_pb(name, port, ip="127.0.0.1"):
