@@ -439,7 +439,9 @@ static uint64_t router_registry_hash(struct daemon *d)
 
 /* Anti-entropy, once a gossip round: our table's hash to one linked node
  * at random, which answers with its records if its hash differs. Repairs
- * what a broadcast missed (a link that came and went mid-flight). */
+ * what a broadcast missed (a link that came and went mid-flight). A node
+ * that holds nothing sends its (empty) hash too, so it pulls what it
+ * missed instead of waiting to be picked. */
 static void router_registry_round(struct daemon *d, uint64_t now)
 {
 	PartisanPeer__PeerMsg m = PARTISAN_PEER__PEER_MSG__INIT;
@@ -450,8 +452,6 @@ static void router_registry_round(struct daemon *d, uint64_t now)
 	if (!router_registry_relayed(d) || now < d->router->next_digest_ms)
 		return;
 	d->router->next_digest_ms = now + d->cfg->gossip_interval_ms;
-	if (!router_registry_any(d))
-		return;
 	n = peer_up_nodes(d, &up);
 	if (n > 0) {
 		dg.hash = router_registry_hash(d);
@@ -465,7 +465,8 @@ static void router_registry_round(struct daemon *d, uint64_t now)
 /* Records from a peer or the overlay. A record about us that says we are
  * gone (a false suspicion) or that carries an older incarnation's names is
  * answered with our own, newer one. */
-static int router_registry_in(struct daemon *d, const PartisanPeer__Registry *reg, const char **why)
+static int router_registry_in(struct daemon *d, const PartisanPeer__Registry *reg, bool *repaired,
+                              const char **why)
 {
 	struct router *r = d->router;
 	bool answer = false;
@@ -476,8 +477,12 @@ static int router_registry_in(struct daemon *d, const PartisanPeer__Registry *re
 		bool gone = rec->has_gone && rec->gone;
 
 		if (strcmp(rec->node, d->self->name) != 0) {
-			if (registry_merge(r->remote, rec, now, why) < 0)
+			int changed = registry_merge(r->remote, rec, now, why);
+
+			if (changed < 0)
 				return -1;
+			if (changed && repaired)
+				*repaired = true;
 			continue;
 		}
 		if (rec->epoch == d->incarnation && gone && rec->version >= r->reg_version) {
@@ -495,8 +500,15 @@ static int router_registry_in(struct daemon *d, const PartisanPeer__Registry *re
 static int router_registry_from(struct daemon *d, const char *from,
                                 const PartisanPeer__Registry *reg, const char **why)
 {
-	if (router_registry_in(d, reg, why) < 0)
+	bool repaired = false;
+
+	if (router_registry_in(d, reg, &repaired, why) < 0)
 		return -1;
+	/* A record learned from a peer rather than the overlay is one the
+	 * broadcast missed here, and so likely near here: pass the repair on
+	 * at once rather than a round later. */
+	if (repaired)
+		d->router->next_digest_ms = 0;
 	if (reg->has_want_reply && reg->want_reply)
 		router_registry_send(d, from, true, false);
 	return 0;
@@ -507,7 +519,7 @@ void router_registry_news(struct daemon *d, const uint8_t *payload, size_t len)
 	PartisanPeer__Registry *reg = partisan_peer__registry__unpack(NULL, len, payload);
 	const char *why = NULL;
 
-	if (reg == NULL || router_registry_in(d, reg, &why) < 0)
+	if (reg == NULL || router_registry_in(d, reg, NULL, &why) < 0)
 		log_warnx("router", "registry news refused: %s", why ? why : "does not decode");
 	if (reg)
 		partisan_peer__registry__free_unpacked(reg, NULL);
