@@ -48,6 +48,7 @@ struct daemon_stats {
 	uint64_t messages_in, messages_out; /* app data frames over the network */
 	uint64_t dropped_no_proc;           /* data for endpoints that did not exist */
 	uint64_t dropped_monotonic;         /* shed on monotonic channels */
+	uint64_t broadcasts_shed;           /* not queued to subscribers that do not read */
 	uint64_t peer_frames_bad;           /* peer connections closed for bad input */
 	uint64_t pending_evicted; /* links before their hello closed for max_pending_connections */
 	uint64_t hello_timeouts;  /* accepted links closed: no hello within hello_timeout_ms */

@@ -166,6 +166,8 @@ static void m_traffic(struct daemon *d, struct evbuffer *b)
 	      "Messages for endpoints that did not exist.", s->dropped_no_proc);
 	m_one(b, "partisan_messages_shed_total", "counter", "Messages shed on monotonic channels.",
 	      s->dropped_monotonic);
+	m_one(b, "partisan_broadcasts_shed_total", "counter",
+	      "Broadcasts not queued to subscribers whose queue was full.", s->broadcasts_shed);
 	m_one(b, "partisan_ack_outstanding", "gauge", "Acknowledged messages not yet acknowledged.",
 	      ack_outstanding(d->ack));
 	m_one(b, "partisan_ack_retransmits_total", "counter",

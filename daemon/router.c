@@ -74,6 +74,7 @@ struct rt_session {
 	size_t ntold;
 	char *wait_to;        /* not read until this full endpoint has room */
 	struct strmap topics; /* broadcast topics subscribed to */
+	bool shedding;        /* broadcasts to it shed: its queue is full */
 };
 
 #define ROUTER_FLOW_LEASE_MS 5000 /* a Flow block lasts this long unless renewed */
@@ -1573,6 +1574,26 @@ void router_unsubscribe(struct session *s, const PartisanIpc__Request *rq)
 		ipc_respond_ok(s, rq->id);
 }
 
+/* A broadcast cannot hold back the cluster for one subscriber that does not
+ * read: past session_queue_bytes, broadcasts to it are shed (counted, and
+ * logged once each time it falls behind) until it drains. */
+static bool router_broadcast_shed(struct session *s)
+{
+	struct rt_session *rs = s->rt;
+
+	if (ipc_queued(s) <= s->d->cfg->session_queue_bytes) {
+		rs->shedding = false;
+		return false;
+	}
+	if (!rs->shedding)
+		log_warnx("router",
+		          "session %llu does not read: broadcasts to it are shed until it drains",
+		          (unsigned long long)s->id);
+	rs->shedding = true;
+	s->d->stats.broadcasts_shed++;
+	return true;
+}
+
 /* Plumtree delivers a broadcast here: every subscriber of its topic gets it. */
 void router_broadcast_deliver(struct daemon *d, const char *topic, const char *origin,
                               const uint8_t *payload, size_t len)
@@ -1593,8 +1614,11 @@ void router_broadcast_deliver(struct daemon *d, const char *topic, const char *o
 	for (struct session *s = ipc_first(d); s; s = ipc_next(s)) {
 		struct rt_session *rs = s->rt;
 
-		if (rs && !s->closing && strmap_get(&rs->topics, topic))
-			ipc_push_event(s, &ev);
+		if (rs == NULL || s->closing || !strmap_get(&rs->topics, topic))
+			continue;
+		if (router_broadcast_shed(s))
+			continue;
+		ipc_push_event(s, &ev);
 	}
 }
 
