@@ -88,13 +88,14 @@ SIMSCALE_SRC := $(wildcard tests/simscale/*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= -1
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 LIBS     := $(B)/libpartisan-client.so $(B)/libpartisan-client.a
 BINS     := $(B)/partisand $(B)/partisanctl
 
-.PHONY: all deps check unit sim-test integration sim demo bench install \
+.PHONY: all deps check unit sim-test integration sim fuzz-corpus demo bench install \
         uninstall clean format tests fuzz FORCE
 .SECONDARY:
 
@@ -250,9 +251,21 @@ fuzz: deps
 	@$(MAKE) --no-print-directory B=build/fuzz CC=clang SAN=fuzz \
 	  $(patsubst tests/fuzz/%.c,build/fuzz/fuzz/%,$(FUZZ_SRC))
 	@for t in $(notdir $(basename $(FUZZ_SRC))); do \
-	  mkdir -p build/fuzz/corpus/$$t && $(B)/fuzz/$$t --write-seeds build/fuzz/corpus/$$t && \
+	  mkdir -p build/fuzz/corpus/$$t tests/fuzz/corpus/$$t && \
+	  $(B)/fuzz/$$t --write-seeds build/fuzz/corpus/$$t && \
 	  PARTISAN_SRCDIR=$(CURDIR) build/fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -max_len=8192 build/fuzz/corpus/$$t || exit 1; done
+	    -runs=$(FUZZ_RUNS) -max_len=8192 -print_final_stats=1 \
+	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t || exit 1; done
+
+# Minimise what `make fuzz` found, with the committed corpus, into
+# tests/fuzz/corpus/TARGET (libFuzzer's -merge keeps the inputs that add
+# coverage); `make check` replays every file there.
+fuzz-corpus:
+	@for t in $(notdir $(basename $(FUZZ_SRC))); do \
+	  rm -rf build/fuzz/merged/$$t && mkdir -p build/fuzz/merged/$$t build/fuzz/corpus/$$t && \
+	  PARTISAN_SRCDIR=$(CURDIR) build/fuzz/fuzz/$$t -merge=1 -max_len=8192 \
+	    build/fuzz/merged/$$t tests/fuzz/corpus/$$t build/fuzz/corpus/$$t || exit 1; \
+	  rm -rf tests/fuzz/corpus/$$t && mv build/fuzz/merged/$$t tests/fuzz/corpus/$$t; done
 
 demo: deps
 	@$(MAKE) --no-print-directory all

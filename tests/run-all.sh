@@ -1,8 +1,9 @@
 #!/bin/sh
 # run-all.sh: the whole suite, for `make check`: the import check (pure
 # cores include no shell or I/O header, no new include cycle:
-# tests/imports.py), then unit tests, the simulator, the fuzz targets (seeded
-# mutations; `make fuzz` runs them under libFuzzer) and the integration
+# tests/imports.py), then unit tests, the simulator, the fuzz targets (the
+# committed corpus tests/fuzz/corpus/TARGET, then seeded mutations; `make
+# fuzz` runs them under libFuzzer) and the integration
 # tests, first on the normal build and then on the AddressSanitizer + UBSan
 # build. Ends with "N passed, N failed".
 set -u
@@ -34,7 +35,9 @@ for b in build build/asan; do
 	step "$b/tests/sim" "$b/tests/sim" --suite check
 	step "$b/tests/simscale" "$b/tests/simscale" --suite check
 	for t in "$b"/fuzz/fuzz_*; do
-		[ -x "$t" ] && step "$t" "$t" --runs 20000
+		corpus=tests/fuzz/corpus/$(basename "$t")
+		[ -d "$corpus" ] || corpus=
+		[ -x "$t" ] && step "$t" "$t" --runs 20000 $corpus
 	done
 	step "integration ($b)" env PARTISAN_BUILD="$PWD/$b" /usr/bin/python3 tests/integration/run.py
 done

@@ -1,13 +1,14 @@
 /* driver.c: runs a fuzz target without libFuzzer, for `make check`.
  *
- *   fuzz_X [--runs N] [--seed S] [--write-seeds DIR] [FILE...]
+ *   fuzz_X [--runs N] [--seed S] [--write-seeds DIR] [FILE|DIR...]
  *
- * Replays each FILE, then the target's seeds, then N inputs made by
+ * Replays each FILE (every file of a DIR: a committed corpus), then the target's seeds, then N inputs made by
  * mutating them (bit flips, special bytes, inserts, deletes, repeats,
  * splices, truncation) with a PRNG seeded by S (default: the clock; the
  * seed is printed, and the same seed replays the same run). Built with
  * ASan + UBSan, a crash, leak or undefined behaviour fails the run.
  * --write-seeds writes the seeds as files, a corpus for libFuzzer. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,13 +92,39 @@ static void mutate(struct fuzz_buf *b, const struct fuzz_buf *other)
 	}
 }
 
+static int run_file(const char *path);
+
+/* Every file in dir (a committed corpus, tests/fuzz/corpus/TARGET). */
+static int run_dir(const char *path, DIR *dir)
+{
+	struct dirent *e;
+	size_t n = 0;
+	int rc = 0;
+
+	while ((e = readdir(dir)) != NULL) {
+		char file[4096];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+		rc |= run_file(file);
+		n++;
+	}
+	closedir(dir);
+	printf("%s: %zu corpus inputs replayed\n", path, n);
+	return rc;
+}
+
 static int run_file(const char *path)
 {
-	FILE *f = fopen(path, "rb");
+	DIR *dir = opendir(path);
+	FILE *f;
 	uint8_t *buf;
 	size_t n;
 
-	if (f == NULL) {
+	if (dir != NULL)
+		return run_dir(path, dir);
+	if ((f = fopen(path, "rb")) == NULL) {
 		fprintf(stderr, "fuzz: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
@@ -127,7 +154,7 @@ int main(int argc, char **argv)
 			write_dir = argv[++i];
 		else if (argv[i][0] == '-') {
 			fprintf(stderr,
-			        "usage: %s [--runs N] [--seed S] [--write-seeds DIR] [FILE...]\n",
+			        "usage: %s [--runs N] [--seed S] [--write-seeds DIR] [FILE|DIR...]\n",
 			        argv[0]);
 			return 2;
 		} else
