@@ -6,7 +6,8 @@ set -eu
 
 pkgs="gcc make pkg-config libevent-dev libmbedtls-dev libprotobuf-c-dev
 protobuf-c-compiler libjansson-dev check python3 python3-protobuf
-protobuf-compiler iproute2 nftables procps ethtool prometheus graphviz openssl"
+protobuf-compiler iproute2 nftables procps ethtool prometheus graphviz openssl
+valgrind"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs erlang-base serf iperf3"
 
 missing=""

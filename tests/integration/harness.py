@@ -25,6 +25,33 @@ PARTISANCTL = os.path.join(BUILD, "partisanctl")
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "Segmentation fault")
 
+# PARTISAN_VALGRIND=1: every daemon and every ptclient (the client library)
+# runs under valgrind memcheck; a cluster fails at close if any of them
+# reported an error or a definite leak (a process killed -9 leaves no
+# summary and is not judged).
+VALGRIND = os.environ.get("PARTISAN_VALGRIND") == "1"
+
+
+def valgrind_prefix(logdir, what):
+    if not VALGRIND:
+        return []
+    return ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+            "--log-file=%s" % os.path.join(logdir, "vg-%s.%%p" % what)]
+
+
+def valgrind_errors(logdir):
+    """What the valgrind logs in logdir reported: a list of (file, text)."""
+    bad = []
+    for f in sorted(os.listdir(logdir)) if VALGRIND else []:
+        if not f.startswith("vg-"):
+            continue
+        with open(os.path.join(logdir, f)) as fh:
+            text = fh.read()
+        if text.strip():  # --quiet: only errors and leaks are written
+            bad.append((f, text[-4000:]))
+    return bad
+
 
 def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
     """Poll cond() until it returns a true value or the deadline passes."""
@@ -55,7 +82,8 @@ class Daemon:
         self.port = None
 
     def start(self):
-        args = self.prefix + [PARTISAND, "-f", "--name", self.name, "--socket", self.sock]
+        args = self.prefix + valgrind_prefix(self.cluster.dir, self.name.split("@")[0]) + \
+            [PARTISAND, "-f", "--name", self.name, "--socket", self.sock]
         if self.listen is not None:  # None: the daemon's default, as an operator runs it
             args += ["--listen", self.listen]
         if self.config is not None:
@@ -67,7 +95,8 @@ class Daemon:
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=logf, stderr=logf)
         logf.close()
-        spec = wait_for(lambda: self.ctl_json("spec"), 10, "%s to answer on its socket" % self.name)
+        spec = wait_for(lambda: self.ctl_json("spec"), 60 if VALGRIND else 10,
+                        "%s to answer on its socket" % self.name)
         self.port = spec["listen_addrs"][0]["port"]
         return self
 
@@ -105,7 +134,7 @@ class Daemon:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             try:
-                return self.proc.wait(10)
+                return self.proc.wait(30 if VALGRIND else 10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -161,6 +190,8 @@ class Cluster:
                 if marker in text:
                     bad.append("%s: %s\n%s" % (d.name, marker, text[-4000:]))
                     break
+        for f, text in valgrind_errors(self.dir):
+            bad.append("valgrind %s:\n%s" % (f, text))
         shutil.rmtree(self.dir, ignore_errors=True)
         if bad:
             raise AssertionError("daemon reported a problem:\n" + "\n".join(bad))
@@ -218,7 +249,8 @@ class Client:
     """A ptclient process (tests/integration/ptclient.c) attached to a daemon."""
 
     def __init__(self, daemon, mode, *args):
-        self.proc = subprocess.Popen([PTCLIENT, mode, daemon.sock] + [str(a) for a in args],
+        self.proc = subprocess.Popen(valgrind_prefix(daemon.cluster.dir, "ptclient") +
+                                     [PTCLIENT, mode, daemon.sock] + [str(a) for a in args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
