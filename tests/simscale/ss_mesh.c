@@ -38,6 +38,7 @@
 struct ms_row {
 	unsigned nodes, crashed;
 	uint64_t last_join, members_ms, links_ms; /* virtual time from the first start */
+	double form_msgs, form_kib;               /* membership sends per node until formed */
 	double msgs[SK_N], bytes[SK_N];           /* settled, per node per second */
 	double cmsgs[SK_N], cbytes[SK_N];         /* the MS_COST_MS after the crash */
 	uint64_t bound, worst, first;             /* after the crash: the last / first down */
@@ -90,6 +91,8 @@ static bool ms_form(struct ss_world *w, struct ms_row *r)
 			r->links_ms = w->now;
 	}
 	free(done);
+	r->form_msgs = (double)w->c.kind_msgs[SK_MEMBERSHIP] / w->n;
+	r->form_kib = (double)w->c.kind_bytes[SK_MEMBERSHIP] / 1024.0 / w->n;
 	if (left_m || left_l)
 		snprintf(r->fail, sizeof(r->fail),
 		         "formation: %u nodes without all %u members, %u without all links,"
@@ -237,12 +240,14 @@ static double ms_fd(const double *v)
 
 static void ms_print(const struct ms_row *r, double wall)
 {
-	printf("  %5u %5llu %6llu %6llu | %6.2f %5.2f %5.2f %5.2f %5.0f | %6.2f %7.0f | %4u %6llu"
+	printf("  %5u %5llu %6llu %6llu %6.0f %7.0f | %6.2f %5.2f %5.2f %5.2f %5.0f | %6.2f %7.0f "
+	       "| %4u %6llu"
 	       " %6llu %6.0f %6llu | %6.2f %6.2f %6.0f %6.2f  (%.1f s)%s%s\n",
 	       r->nodes, (unsigned long long)r->last_join, (unsigned long long)r->members_ms,
-	       (unsigned long long)r->links_ms, ms_fd(r->msgs), r->msgs[SK_PROBE],
-	       r->msgs[SK_REPLY], r->msgs[SK_SILENT], ms_fd(r->bytes), r->msgs[SK_MEMBERSHIP],
-	       r->bytes[SK_MEMBERSHIP], r->crashed, (unsigned long long)r->bound,
+	       (unsigned long long)r->links_ms, r->form_msgs, r->form_kib, ms_fd(r->msgs),
+	       r->msgs[SK_PROBE], r->msgs[SK_REPLY], r->msgs[SK_SILENT], ms_fd(r->bytes),
+	       r->msgs[SK_MEMBERSHIP], r->bytes[SK_MEMBERSHIP], r->crashed,
+	       (unsigned long long)r->bound,
 	       (unsigned long long)(r->first == UINT64_MAX ? 0 : r->first), r->mean,
 	       (unsigned long long)r->worst, ms_fd(r->cmsgs), r->cmsgs[SK_SILENT], ms_fd(r->cbytes),
 	       r->cmsgs[SK_MEMBERSHIP], wall, r->fail[0] ? "  <-- " : "", r->fail);
@@ -271,7 +276,8 @@ void ss_test_mesh(const struct ss_opts *o, struct ss_tally *t)
 	       " survivor's DOWN: timeout + one round\n",
 	       FD_WATCH, (unsigned long long)o->seed, o->join_ms, o->fd_ms,
 	       o->fd_ms / 2 > 50 ? o->fd_ms / 2 : 50, MS_COST_MS, MS_CRASH_PCT);
-	printf("  nodes  last  membrs  links |  fd/s probe reply silnt  fd B/s | memb/s memb B/s |"
+	printf("  nodes  last  membrs  links  msgs    KiB |  fd/s probe reply silnt  fd B/s | "
+	       "memb/s memb B/s |"
 	       " dead  bound  first   mean  worst | fd/s silnt  fd B/s memb/s\n");
 	for (unsigned s = 0; s < nsizes; s++) {
 		double t1 = ss_wall();
@@ -282,7 +288,8 @@ void ss_test_mesh(const struct ss_opts *o, struct ss_tally *t)
 		ok = ok && r.fail[0] == '\0';
 	}
 	printf("  (formation, virtual ms from the first start: last join, every node with all"
-	       " members, every node with all links up; cost per node per second: the detector's"
+	       " members, every node with all links up; membership messages and KiB each node sent"
+	       " until then; cost per node per second: the detector's"
 	       " sends (probes: heartbeat requests, replies, Silent reports) and membership"
 	       " gossip; after the crash: first, mean and worst time until a survivor's link to a"
 	       " crashed node went down, over all pairs, and the cost over the %u ms after it)\n",
