@@ -186,13 +186,22 @@ static bool ms_survivor_ok(struct ss_world *w, uint32_t i, struct ms_row *r)
 	return true;
 }
 
+/* No DOWN verdict about a live node, one per (survivor, crashed node), and
+ * nothing refused. */
 static bool ms_clean(struct ss_world *w, struct ms_row *r)
 {
 	const struct ss_counters *c = &w->c;
+	uint64_t pairs = (uint64_t)ss_live(w) * w->ncrash;
 
 	r->fd_false = c->fd_false;
 	r->downs = c->fd_downs;
-	if (c->fd_false)
+	if (c->fd_downs != pairs + c->fd_false)
+		snprintf(
+		    r->fail, sizeof(r->fail),
+		    "%llu DOWN verdicts about crashed nodes, not one per survivor and crashed node"
+		    " (%llu)",
+		    (unsigned long long)(c->fd_downs - c->fd_false), (unsigned long long)pairs);
+	else if (c->fd_false)
 		snprintf(r->fail, sizeof(r->fail), "%llu DOWN verdicts about a live node",
 		         (unsigned long long)c->fd_false);
 	else if (c->refused || c->undecodable || c->bad_action)
