@@ -8,7 +8,9 @@
  *   linked to every other (full_mesh); other managers link a bounded set
  *   (hyparview's active view, a client's servers, a static list) and watch
  *   every node they have up. A node newly watched gets a whole timeout
- *   before it counts as silent: it had no reason to send us anything.
+ *   before it counts as silent: it had no reason to send us anything. That
+ *   grace is no hearing of it: two watchers' Silent reports still take it
+ *   down (a node next to two crashed ones otherwise took two timeouts).
  * - Heartbeat rounds of half the failure timeout (at least 50 ms), begun at
  *   multiples of their length on the monotonic clock, so the daemons of one
  *   host send theirs in the same instant. A watched node to which nothing
@@ -50,6 +52,8 @@ struct fd_node {
 	bool ring_mark;      /* fd_ring_update's scratch */
 	uint64_t unread_at;  /* when the shell last saw bytes from it waiting unread */
 	uint64_t last_rx_ms; /* when a frame from it was last heard */
+	uint64_t watch_from; /* when it last became watched: the timeout runs from
+	                      * then at the earliest (a grace, not a hearing) */
 	uint64_t last_tx_ms; /* when something of ours last went to it */
 	uint64_t silent_at;  /* when a watcher last reported it silent */
 	uint64_t silent_by;  /* that watcher's name, hashed */
@@ -400,9 +404,11 @@ static void fd_ring_update(struct fd *fd, uint64_t now)
 	for (size_t i = 0; strmap_next(&fd->nodes, &i, &k, &v);) {
 		struct fd_node *p = v;
 
-		/* Newly watched: a whole timeout before it counts as silent. */
-		if (p->ring_mark && !p->watched && p->last_rx_ms < now)
-			p->last_rx_ms = now;
+		/* Newly watched: a whole timeout before it counts as silent.
+		 * Not heard, though: two watchers saying it is silent are
+		 * still believed (fd_heard_lately). */
+		if (p->ring_mark && !p->watched)
+			p->watch_from = now;
 		p->watched = p->ring_mark;
 		if (p->watched)
 			fd_watch_add(fd, p);
@@ -422,7 +428,9 @@ static bool fd_timed(const struct fd_node *n)
 
 static bool fd_silent_for(const struct fd *fd, const struct fd_node *n, uint64_t now)
 {
-	return now > n->last_rx_ms + fd->timeout_ms;
+	uint64_t from = n->last_rx_ms > n->watch_from ? n->last_rx_ms : n->watch_from;
+
+	return now > from + fd->timeout_ms;
 }
 
 static void fd_due_add(struct fd *fd, struct fd_node *n)

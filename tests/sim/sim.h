@@ -147,9 +147,13 @@ struct sim_world {
 	struct sim_link *links; /* triangular: pair (a < b) at b*(b-1)/2 + a */
 	struct sim_stats st;    /* world-wide counters not tied to a sender */
 	const char *refused_why;
-	int victim;            /* a node whose link state sim_fd.c records, or -1 */
-	uint64_t *victim_down; /* per node: when its link to victim went down (0: not) */
-	uint64_t *victim_up;   /* per node: when its link to victim came up (0: not) */
+	int slow_from, slow_to; /* a one-way delay: what slow_from sends to slow_to (-1: none) */
+	unsigned slow_ms;       /* arrives this much later (sim_net.c) */
+	uint64_t slow_downs;    /* DOWN verdicts of slow_to about slow_from */
+	uint64_t slow_down_at;  /* when the first of them came (0: none yet) */
+	int victim;             /* a node whose link state sim_fd.c records, or -1 */
+	uint64_t *victim_down;  /* per node: when its link to victim went down (0: not) */
+	uint64_t *victim_up;    /* per node: when its link to victim came up (0: not) */
 };
 
 struct sim_world *sim_create(const struct sim_opts *o);
@@ -292,6 +296,7 @@ void scen_leave_race(const struct sim_opts *base, unsigned nodes, struct sim_res
 void scen_pause(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_starve(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_oneway(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
+void scen_delay(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 void scen_chaos(const struct sim_opts *base, unsigned nodes, struct sim_result *r);
 
 #endif

@@ -78,6 +78,10 @@ void sim_fd_down(struct sim_world *w, unsigned i, int j, const char *why)
 	struct sim_node *n = &w->nodes[i];
 
 	n->st.fd_downs++;
+	if ((int)i == w->slow_to && j == w->slow_from) {
+		w->slow_downs++;
+		w->slow_down_at = w->slow_down_at ? w->slow_down_at : w->now;
+	}
 	if (j >= 0 && w->nodes[j].alive && !w->nodes[j].paused && !w->nodes[j].mute)
 		n->st.fd_false++;
 	if (j >= 0)

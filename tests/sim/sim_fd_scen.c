@@ -275,3 +275,139 @@ done:
 out:
 	free(expect);
 }
+
+/* ---- a one-way delay ---- */
+
+#define DELAY_RUN_MS 10000 /* each delay holds this long */
+
+/* The delays tried, in order: the detector hears v's once-a-round
+ * messages D late, so at the onset it hears nothing for D + one round. */
+static const struct sim_delay_step {
+	unsigned ms;
+	enum { NO_DOWN, AT_MOST_ONE, DOWN } expect;
+} sim_delay_steps[] = {
+    {FD_ROUND_MS / 2, NO_DOWN},               /* D + round < timeout */
+    {FD_ROUND_MS * 9 / 10, NO_DOWN},          /* the same, 100 ms short of it */
+    {SIM_FD_TIMEOUT_MS * 3 / 4, AT_MOST_ONE}, /* D < timeout < D + round: the onset */
+    {SIM_FD_TIMEOUT_MS * 5 / 4, DOWN},        /* D > timeout */
+};
+#define SIM_NDELAY (sizeof(sim_delay_steps) / sizeof(sim_delay_steps[0]))
+
+/* A node whose detector watches v (a ring neighbour), or -1. */
+static int sim_watcher_of(struct sim_world *w, unsigned v)
+{
+	for (unsigned k = 0; k < w->n; k++) {
+		const struct fd_node *p;
+
+		if (k == v || !w->nodes[k].alive)
+			continue;
+		p = fd_find(node_fd(w->nodes[k].node), w->nodes[v].name);
+		if (p && fd_watched(p))
+			return (int)k;
+	}
+	return -1;
+}
+
+/* Hold delay step s on v's sends to a node watching it (u) for
+ * DELAY_RUN_MS, then take it off and let what was in flight arrive; check
+ * the DOWN verdicts. */
+static bool sim_delay_step(struct sim_world *w, unsigned v, const struct sim_delay_step *s,
+                           char *line, size_t len, struct sim_result *r)
+{
+	struct sim_stats a, b;
+	uint64_t t0 = w->now, slow0 = w->slow_downs, downs, at;
+	int u = sim_watcher_of(w, v);
+
+	if (u < 0)
+		return sim_fail(r, "delay %u ms: nobody watches %s", s->ms, w->nodes[v].name),
+		       false;
+	w->slow_to = u;
+	sim_totals(w, &a);
+	w->slow_down_at = 0;
+	sim_trace(w, v, "sends to %s delayed by %u ms", w->nodes[u].name, s->ms);
+	w->slow_ms = s->ms;
+	sim_run_until(w, t0 + DELAY_RUN_MS);
+	w->slow_ms = 0;
+	sim_run_until(w, w->now + s->ms + FD_SETTLE_MS);
+	sim_totals(w, &b);
+	downs = b.fd_downs - a.fd_downs;
+	at = w->slow_down_at;
+	if (downs != w->slow_downs - slow0)
+		return sim_fail(r, "delay %u ms: %llu DOWN verdicts other than %s's about %s",
+		                s->ms, (unsigned long long)(downs - (w->slow_downs - slow0)),
+		                w->nodes[u].name, w->nodes[v].name),
+		       false;
+	if (s->expect == NO_DOWN && downs)
+		return sim_fail(r, "delay %u ms (+ round %u < timeout %u): %s marked %s down",
+		                s->ms, FD_ROUND_MS, SIM_FD_TIMEOUT_MS, w->nodes[u].name,
+		                w->nodes[v].name),
+		       false;
+	if (s->expect == AT_MOST_ONE && downs > 1)
+		return sim_fail(
+		           r,
+		           "delay %u ms: %s marked %s down %llu times (once at the onset at most)",
+		           s->ms, w->nodes[u].name, w->nodes[v].name, (unsigned long long)downs),
+		       false;
+	if (s->expect == DOWN && (at == 0 || at > t0 + FD_BOUND_MS))
+		return sim_fail(r, "delay %u ms > timeout %u: %s did not mark %s down within %u ms",
+		                s->ms, SIM_FD_TIMEOUT_MS, w->nodes[u].name, w->nodes[v].name,
+		                FD_BOUND_MS),
+		       false;
+	if (downs)
+		snprintf(line, len, "%u ms: %llu DOWN by n%d (first in %llu ms)", s->ms,
+		         (unsigned long long)downs, u, (unsigned long long)(at - t0));
+	else
+		snprintf(line, len, "%u ms: 0 DOWN (watcher n%d)", s->ms, u);
+	return true;
+}
+
+/* One direction of one link delayed: v's sends to u, a node watching it (a
+ * ring neighbour in a full mesh), arrive D ms late; u's to v and every other link are as
+ * before. While D + one heartbeat round stays under failure_timeout_ms
+ * nobody marks anybody down; past the timeout u marks v down within
+ * failure_timeout_ms + one round. In between, only the onset (D + a round
+ * of silence) may cost one DOWN. No other node ever marks v down (one
+ * watcher's Silent reports are not believed), and once the delay is gone v
+ * is linked with everyone again. */
+void scen_delay(const struct sim_opts *base, unsigned nodes, struct sim_result *r)
+{
+	bool *expect = xcalloc(nodes, sizeof(*expect)), *had = NULL;
+	struct sim_world *w = sim_fd_world(base, nodes, expect, r);
+	char lines[SIM_NDELAY][96];
+	uint64_t back, t0;
+	unsigned v;
+
+	if (w == NULL)
+		goto out;
+	v = (unsigned)rng_below(&w->rng, w->n);
+	had = xcalloc(w->n, sizeof(*had));
+	sim_linked_set(w, v, had);
+	w->slow_from = (int)v;
+	for (size_t k = 0; k < SIM_NDELAY; k++)
+		if (!sim_delay_step(w, v, &sim_delay_steps[k], lines[k], sizeof(lines[k]), r))
+			goto done;
+	if (!sim_converge(w, expect, r, "after the delay", &back))
+		goto done;
+	/* A full mesh links v with all its former neighbours again; a partial
+	 * view may have moved on (converged is back). */
+	for (t0 = w->now; w->o.mgr->full_mesh && !sim_relinked(w, had, v);
+	     sim_run_until(w, w->now + SIM_TICK_MS))
+		if (w->now > t0 + DEADLINE_MS) {
+			sim_fail(r, "%s not linked again with all its neighbours after the delay",
+			         w->nodes[v].name);
+			goto done;
+		}
+	r->converge_ms = back + (w->now - t0);
+	r->note = true;
+	sim_totals(w, &r->tot);
+	sim_ok(r,
+	       "%s's sends to a watcher delayed (timeout %u, round %u, bound %u) by %s; %s; %s; %s;"
+	       " linked again %llu ms after",
+	       w->nodes[v].name, SIM_FD_TIMEOUT_MS, FD_ROUND_MS, FD_BOUND_MS, lines[0], lines[1],
+	       lines[2], lines[3], (unsigned long long)r->converge_ms);
+done:
+	free(had);
+	sim_destroy(w);
+out:
+	free(expect);
+}

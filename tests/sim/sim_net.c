@@ -1,6 +1,8 @@
 /* sim_net.c: the simulator's network. Links between virtual nodes (set up,
  * graceful close, abort), message transport with the seeded faults of
- * struct sim_opts (drop, duplicate, delay and so reorder), and partitions. */
+ * struct sim_opts (drop, duplicate, delay and so reorder), partitions, and
+ * one direction of one link delayed (w->slow_*: data and close alike, so
+ * that direction stays in order). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,12 +33,19 @@ static void sim_schedule(struct sim_world *w, enum sim_ev_kind kind, uint64_t at
 	simq_push(&w->q, &e);
 }
 
+/* The one-way delay on from -> to, if that is the slow direction. */
+static uint64_t sim_slow(const struct sim_world *w, unsigned from, unsigned to)
+{
+	return (int)from == w->slow_from && (int)to == w->slow_to ? w->slow_ms : 0;
+}
+
 static void sim_schedule_delivery(struct sim_world *w, unsigned from, unsigned to, uint32_t gen,
                                   uint8_t *buf, size_t len)
 {
 	struct sim_event e = {.kind = SE_DELIVER, .from = from, .to = to, .gen = gen};
 
-	e.at = w->now + sim_uniform(&w->rng, w->o.delay_min_ms, w->o.delay_max_ms);
+	e.at = w->now + sim_uniform(&w->rng, w->o.delay_min_ms, w->o.delay_max_ms) +
+	       sim_slow(w, from, to);
 	e.buf = buf;
 	e.len = len;
 	simq_push(&w->q, &e);
@@ -133,7 +142,8 @@ void sim_net_close(struct sim_world *w, unsigned from, unsigned to)
 		l->state = LINK_CLOSING;
 		l->closer = (uint8_t)s;
 		l->up[s] = false;
-		sim_schedule(w, SE_CLOSED, w->now + w->o.delay_max_ms + 1, from, to, l->gen);
+		sim_schedule(w, SE_CLOSED, w->now + w->o.delay_max_ms + 1 + sim_slow(w, from, to),
+		             from, to, l->gen);
 		sim_node_peer_down(w, from, to);
 		return;
 	case LINK_CLOSING:

@@ -422,6 +422,12 @@ const struct sim_scenario sim_scenarios[] = {
      50,
      30,
      {50, 100}},
+    {"delay",
+     "one direction of a link delayed: no DOWN while delay + round < timeout, DOWN past it",
+     scen_delay,
+     50,
+     30,
+     {50, 100}},
     {"chaos", "random joins, leaves, crashes, partitions, faults", scen_chaos, 0, 0, {40, 80}},
 };
 const size_t sim_nscenarios = sizeof(sim_scenarios) / sizeof(sim_scenarios[0]);

@@ -66,6 +66,7 @@ struct sim_world *sim_create(const struct sim_opts *o)
 	w->nodes = xcalloc(o->capacity, sizeof(*w->nodes));
 	w->links = xcalloc(npairs ? npairs : 1, sizeof(*w->links));
 	w->victim = -1;
+	w->slow_from = w->slow_to = -1;
 	return w;
 }
 

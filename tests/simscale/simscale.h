@@ -43,6 +43,8 @@ struct ss_params {
 	unsigned fd_ms;         /* the detector's failure_timeout_ms; 0: a crash closes
 	                         * its links at once */
 	bool plumtree;          /* run a plumtree core on every node */
+	bool full_mesh;         /* the full_mesh manager (a link to every member, the
+	                         * detector's watch ring) instead of HyParView */
 	unsigned shuffle_ms, promote_ms, lazy_ms, exchange_ms;
 	size_t max_store;
 };
@@ -113,11 +115,22 @@ struct ss_bcast {
 	uint8_t *seen;             /* bitmap of nodes that delivered */
 };
 
+/* What a message sent on an up link was, from the action and its body. */
+enum ss_kind {
+	SK_PROBE,      /* the detector's heartbeat request (ACT_F_PROBE) */
+	SK_REPLY,      /* its heartbeat reply */
+	SK_SILENT,     /* its Silent report */
+	SK_MEMBERSHIP, /* the manager's: Membership, Digest, Leave, Hv* */
+	SK_BROADCAST,  /* Plumtree's: Gossip, IHave, Graft, Prune, Exchange */
+	SK_N
+};
+
 struct ss_counters {
 	uint64_t sent, delivered, nolink, inflight, refused, undecodable, bad_action;
 	uint64_t digest;             /* folds every event: same seed, same digest */
 	uint64_t fd_msgs, fd_bytes;  /* the detector's Heartbeat and Silent messages */
 	uint64_t fd_downs, fd_false; /* its DOWN verdicts; about a live, unpaused node */
+	uint64_t kind_msgs[SK_N], kind_bytes[SK_N]; /* sends that went out, by kind */
 };
 
 struct ss_world {
@@ -141,6 +154,9 @@ struct ss_world {
 	size_t depth, nacts;
 	long victim;           /* a node whose links ss_fd.c watches, or -1 */
 	uint64_t *victim_down; /* per node: when its link to victim went down */
+	uint32_t *crash_ix;    /* per node: 1 + its index among the tracked crashed, or 0 */
+	uint32_t ncrash;       /* tracked crashed nodes */
+	uint64_t *crash_down;  /* [node * ncrash + index]: when node's link to it went down */
 };
 
 /* ---- ss_heap.c ---- */
@@ -169,6 +185,9 @@ void ss_build(struct ss_world *w, uint64_t settle_ms);
 void ss_crash(struct ss_world *w, uint32_t i);
 /* Crash pct % of the live nodes, chosen at random, all at once. */
 unsigned ss_crash_fraction(struct ss_world *w, unsigned pct);
+/* The same, remembering who: w->crash_ix and w->crash_down then record
+ * when each live node's link to each of them goes down (ss_fd.c). */
+unsigned ss_crash_tracked(struct ss_world *w, unsigned pct);
 uint32_t ss_random_live(struct ss_world *w);
 unsigned ss_live(const struct ss_world *w);
 /* Broadcast from origin; returns its index in w->bc. */
@@ -191,7 +210,9 @@ void ss_on_deliver(struct ss_world *w, uint32_t i, const struct action *a);
 /* ---- ss_net.c: links and messages ---- */
 void ss_net_connect(struct ss_world *w, uint32_t from, uint32_t to);
 void ss_net_close(struct ss_world *w, uint32_t from, uint32_t to);
-void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len);
+/* The body case of what went out on the up link, or -1 (no up link,
+ * undecodable). */
+int ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len);
 void ss_net_event(struct ss_world *w, struct ss_event *e);
 void ss_net_crash_links(struct ss_world *w, uint32_t i);
 /* Whether i's end of its link to j is up. */
@@ -246,12 +267,14 @@ size_t ss_rss(void);
 size_t ss_sim_bytes(const struct ss_world *w);
 size_t ss_plumtree_bytes(const struct ss_world *w);
 
-/* ---- ss_suite.c ---- */
+/* ---- the suite (ss_main.c, ss_tables.c, ...) ---- */
 struct ss_opts {
 	bool full;
 	uint64_t seed;
 	unsigned nodes, seeds, fd_ms, join_ms;
-	unsigned jobs; /* worker processes for the connectivity check */
+	unsigned jobs;        /* worker processes for the connectivity check */
+	unsigned mesh_nodes;  /* the full-mesh scenario's size */
+	const char *scenario; /* run only this one (NULL: the suite's) */
 	bool nodes_set, seeds_set;
 };
 
@@ -267,6 +290,8 @@ void ss_test_components(const struct ss_opts *o, struct ss_tally *t);
 void ss_test_reliability(const struct ss_opts *o, struct ss_tally *t);
 /* Table (e): the failure detector (ss_fdtest.c). */
 void ss_test_detector(const struct ss_opts *o, struct ss_tally *t);
+/* The full mesh (ss_mesh.c): formation, then 10 % crashed at once. */
+void ss_test_mesh(const struct ss_opts *o, struct ss_tally *t);
 /* The same seed twice gives the same run; another seed another one. */
 void ss_test_determinism(const struct ss_opts *o, struct ss_tally *t);
 /* Count a result: print PASS or FAIL with the test's name. */

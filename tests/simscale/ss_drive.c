@@ -83,10 +83,33 @@ void ss_act_peer_down(struct ss_world *w, uint32_t i, uint32_t other)
 	ss_drain(w, i, out);
 }
 
+/* Count a send that went out on an up link by what it was: the action's
+ * flags say the detector's and its probes, the body the rest. */
+static void ss_count_kind(struct ss_world *w, const struct action *a, int body)
+{
+	enum ss_kind k;
+
+	if (a->flags & ACT_F_PROBE)
+		k = SK_PROBE;
+	else if (a->flags & ACT_F_NOW)
+		k = body == PARTISAN_PEER__PEER_MSG__BODY_SILENT ? SK_SILENT : SK_REPLY;
+	else if (body == PARTISAN_PEER__PEER_MSG__BODY_GOSSIP ||
+	         body == PARTISAN_PEER__PEER_MSG__BODY_IHAVE ||
+	         body == PARTISAN_PEER__PEER_MSG__BODY_GRAFT ||
+	         body == PARTISAN_PEER__PEER_MSG__BODY_PRUNE ||
+	         body == PARTISAN_PEER__PEER_MSG__BODY_EXCHANGE)
+		k = SK_BROADCAST;
+	else
+		k = SK_MEMBERSHIP;
+	w->c.kind_msgs[k]++;
+	w->c.kind_bytes[k] += a->len;
+}
+
 static void ss_do(struct ss_world *w, uint32_t i, const struct action *a)
 {
 	const char *name = a->kind == ACT_CONNECT ? a->spec->name : a->node;
 	long j = name ? ss_node_of(w, name) : -1;
+	int body;
 
 	switch (a->kind) {
 	case ACT_EVENT: /* the node moved Plumtree's neighbors itself */
@@ -114,7 +137,9 @@ static void ss_do(struct ss_world *w, uint32_t i, const struct action *a)
 			w->c.fd_bytes += a->len;
 		}
 		ss_fd_sent(w, i, (uint32_t)j);
-		ss_net_send(w, i, (uint32_t)j, a->buf, a->len);
+		body = ss_net_send(w, i, (uint32_t)j, a->buf, a->len);
+		if (body >= 0)
+			ss_count_kind(w, a, body);
 	} else if (a->kind == ACT_CONNECT) {
 		ss_net_connect(w, i, (uint32_t)j);
 	} else {

@@ -22,8 +22,15 @@ void ss_fd_stop(struct ss_world *w, uint32_t i)
 
 void ss_fd_link(struct ss_world *w, uint32_t i, uint32_t other, bool up)
 {
+	uint64_t *at;
+
 	if (!up && w->victim == (long)other && w->victim_down && w->victim_down[i] == 0)
 		w->victim_down[i] = w->now;
+	if (up || w->crash_ix == NULL || w->crash_ix[other] == 0)
+		return;
+	at = &w->crash_down[(size_t)i * w->ncrash + w->crash_ix[other] - 1];
+	if (*at == 0)
+		*at = w->now;
 }
 
 void ss_fd_sent(struct ss_world *w, uint32_t from, uint32_t to)

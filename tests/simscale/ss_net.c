@@ -200,7 +200,7 @@ static PartisanPeer__PeerMsg *ss_unpack(const uint8_t *buf, size_t len, struct s
 	return m;
 }
 
-void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len)
+int ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *buf, size_t len)
 {
 	struct ss_link *l = ss_link_get(w, from, to);
 	struct ss_event e = {.from = from, .to = to, .kind = SE_DELIVER};
@@ -208,16 +208,17 @@ void ss_net_send(struct ss_world *w, uint32_t from, uint32_t to, const uint8_t *
 	w->c.sent++;
 	if (l == NULL || l->state != SS_UP) {
 		w->c.nolink++;
-		return;
+		return -1;
 	}
 	if ((e.msg = ss_unpack(buf, len, &e.arena)) == NULL) {
 		w->c.undecodable++;
-		return;
+		return -1;
 	}
 	ss_count_gossip(w, e.msg);
 	e.gen = l->gen;
 	e.at = w->now + ss_latency(w);
 	ss_heap_push(w, e);
+	return (int)e.msg->body_case;
 }
 
 static void ss_net_deliver(struct ss_world *w, struct ss_event *e)

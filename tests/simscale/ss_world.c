@@ -76,6 +76,8 @@ void ss_world_free(struct ss_world *w)
 	ss_links_free(w);
 	free(w->bc);
 	free(w->victim_down);
+	free(w->crash_ix);
+	free(w->crash_down);
 	free(w->heap);
 	free(w->nodes);
 	free(w);
@@ -117,7 +119,8 @@ static struct node_spec *ss_spec(uint32_t i)
 }
 
 /* The node core: the detector, Plumtree when the run has it, and a
- * HyParView manager. */
+ * HyParView manager, or a full_mesh one with the detector's watch ring (as
+ * the daemon configures them). */
 static struct node *ss_node_core(const struct ss_world *w, uint32_t i, const struct node_spec *self)
 {
 	struct manager_params mp = {0};
@@ -136,15 +139,18 @@ static struct node *ss_node_core(const struct ss_world *w, uint32_t i, const str
 	mp.shuffle_k_active = 3;
 	mp.shuffle_k_passive = 4;
 	mp.promotion_interval_ms = w->p.promote_ms;
+	mp.gossip_interval_ms = 1000; /* the daemon's defaults */
+	mp.fanout = 3;
 	np.self = self->name;
 	np.failure_timeout_ms = w->p.fd_ms; /* hyparview: watch all (no ring) */
+	np.fd_ring = w->p.full_mesh;
 	np.broadcast = w->p.plumtree;
 	np.epoch = ss_mix(w->p.seed, i) >> 1;
 	np.lazy_tick_ms = w->p.lazy_ms;
 	np.exchange_tick_ms = w->p.exchange_ms;
 	np.broadcast_store = w->p.max_store;
 	nd = node_create(&np);
-	node_set_manager(nd, &hyparview_ops, &mp);
+	node_set_manager(nd, w->p.full_mesh ? &full_mesh_ops : &hyparview_ops, &mp);
 	return nd;
 }
 
@@ -244,7 +250,9 @@ void ss_crash(struct ss_world *w, uint32_t i)
 	ss_fd_stop(w, i);
 }
 
-unsigned ss_crash_fraction(struct ss_world *w, unsigned pct)
+/* Crash pct % of the live nodes; track: first give each its index in
+ * w->crash_ix, so that every link that goes down afterwards is recorded. */
+static unsigned ss_crash_some(struct ss_world *w, unsigned pct, bool track)
 {
 	uint32_t *live = xcalloc(w->n, sizeof(*live));
 	unsigned n = 0, k;
@@ -259,10 +267,30 @@ unsigned ss_crash_fraction(struct ss_world *w, unsigned pct)
 
 		live[c] = live[r];
 		live[r] = t;
-		ss_crash(w, live[c]);
 	}
+	if (track) {
+		free(w->crash_ix);
+		free(w->crash_down);
+		w->crash_ix = xcalloc(w->p.nodes, sizeof(*w->crash_ix));
+		w->crash_down = xcalloc((size_t)w->p.nodes * (k ? k : 1), sizeof(*w->crash_down));
+		w->ncrash = k;
+		for (unsigned c = 0; c < k; c++)
+			w->crash_ix[live[c]] = c + 1;
+	}
+	for (unsigned c = 0; c < k; c++)
+		ss_crash(w, live[c]);
 	free(live);
 	return k;
+}
+
+unsigned ss_crash_fraction(struct ss_world *w, unsigned pct)
+{
+	return ss_crash_some(w, pct, false);
+}
+
+unsigned ss_crash_tracked(struct ss_world *w, unsigned pct)
+{
+	return ss_crash_some(w, pct, true);
 }
 
 size_t ss_broadcast(struct ss_world *w, uint32_t origin)

@@ -249,6 +249,33 @@ START_TEST(test_newly_watched_node_gets_a_whole_timeout)
 }
 END_TEST
 
+/* The grace a newly watched node gets is no hearing of it: two watchers
+ * saying it is silent are believed (a node next to two crashed ones in a
+ * full mesh: when the first is timed out the ring moves onto the second,
+ * whose other watchers' reports then arrive). */
+START_TEST(test_newly_watched_grace_is_not_hearing_it)
+{
+	struct fd *fd = fd_with("e", ten, 10, true);
+	struct fd_node *h = fd_find(fd, "h");
+	struct fd_actions out;
+
+	fd_actions_init(&out);
+	tick(fd, 100, &out);
+	keep_alive(fd, "h", 4900); /* h silent since 0 */
+	fd_node_down(fd, fd_find(fd, "g"));
+	tick(fd, 5000, &out);
+	ck_assert(watched(fd, "h"));
+	fd_silent_report(fd, fd_find(fd, "i"), h, 5000, false, 5005, &out);
+	fd_silent_report(fd, fd_find(fd, "j"), h, 5000, false, 5008, &out);
+	ck_assert_uint_eq(count_kind(&out, FD_SUSPECT, "h"), 0);
+	ck_assert_uint_eq(count_kind(&out, FD_DOWN, "h"), 1);
+	ck_assert_uint_eq(out.v[out.n - 1].heard_ago_ms, 5008);
+	ck_assert(!fd_is_up(h));
+	fd_actions_free(&out);
+	fd_destroy(fd);
+}
+END_TEST
+
 /* Big ring, self e: a is not watched, b and k are two of a's watchers. */
 static struct fd *fd_ring_for_silent(void)
 {
@@ -487,6 +514,7 @@ static Suite *fd_suite(void)
 	tcase_add_test(t, test_watched_node_silent_past_the_timeout_is_down_and_told);
 	tcase_add_test(t, test_unwatched_node_is_not_timed_out);
 	tcase_add_test(t, test_newly_watched_node_gets_a_whole_timeout);
+	tcase_add_test(t, test_newly_watched_grace_is_not_hearing_it);
 	tcase_add_test(t, test_one_watcher_saying_silent_is_not_enough);
 	tcase_add_test(t, test_second_watcher_within_the_timeout_takes_it_down);
 	tcase_add_test(t, test_second_watcher_after_the_timeout_counts_as_a_first);
