@@ -356,7 +356,7 @@ def main():
     if reason is not None:
         print("campaign: skipped: %s" % reason)
         return 0
-    outdir = os.path.join(BUILD, "campaign")
+    outdir = os.path.join(os.path.abspath(BUILD), "campaign")
     os.makedirs(outdir, exist_ok=True)
     if args.history is None:
         args.history = os.path.join(outdir, "history-%d.jsonl" % args.seed)

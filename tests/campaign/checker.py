@@ -5,7 +5,10 @@ tests/campaign/campaign.py and worker.py write it).
 
 What it holds the history to (the violation kinds it reports):
   acked messages  every `send --ack` that returned ok is delivered exactly once
-                  (`duplicate` otherwise), in sequence order per sender and
+                  while both daemons live (`duplicate` otherwise; a second
+                  delivery by a new incarnation of the receiver's daemon, after
+                  the old one died before its Ack left, is counted apart: the
+                  SPEC's exactly-once holds "while both daemons live"), in sequence order per sender and
                   target (`out_of_order`), to the host it was sent to
                   (`misdelivered`); one never delivered (`lost`) is allowed only
                   where the sender's daemon died after the send, or the
@@ -16,12 +19,15 @@ What it holds the history to (the violation kinds it reports):
                   (`wrong_reply`) or one of the defined errors, ENOPROC,
                   ENOCONNECTION, EPARTITION, ETIMEDOUT (EIO only when the
                   caller's daemon died) (`call_error`), within its timeout plus
-                  CALL_SLACK_S unless the caller's programs or daemon were paused
-                  meanwhile (`call_late`)
+                  CALL_SLACK_S plus the time its daemon and the caller waited for
+                  a CPU, unless the caller's programs or daemon were paused or
+                  killed meanwhile (`call_late`)
   monitors        at most one DOWN per monitor (`down_duplicate`), with a reason
                   that fits (`down_reason`): normal after the endpoint closed,
                   noproc once it was gone, noconnection when a fault touched
-                  either node or the target's daemon died, killed when its
+                  either node, the target's daemon died, or the monitor's daemon
+                  reported the target's node down (a link lost to starvation is
+                  lost too), killed when its
                   session was lost without a goodbye; a monitor on an endpoint
                   that went away (or whose node died) while the monitor's own
                   session lived gets its DOWN (`down_missing`)
@@ -41,17 +47,20 @@ import sys
 from collections import Counter, OrderedDict, defaultdict
 
 # A call's answer is due by its timeout; the daemon's timer runs on a 100 ms
-# tick, and on a shared 2-core machine a daemon may not be scheduled for a
-# while (the first runs, with 0.5 s, saw answers 0.58 and 0.73 s late at a
-# load average of 26 from other jobs). A call that waits for the failure
-# detector instead of its timeout (2-3 s) is still caught.
-CALL_SLACK_S = 1.0
+# tick. On a shared machine a daemon or the caller may wait, runnable, for a
+# CPU: the caller records how long its daemon and itself waited so
+# (/proc/PID/task/*/schedstat) during the call, and that much lateness is
+# the machine's, not the daemon's. What is late beyond both is a violation.
+CALL_SLACK_S = 0.5
 CALL_ERRORS = {"ENOPROC", "ENOCONNECTION", "EPARTITION", "ETIMEDOUT"}
 # A fault counts around an event from this long before it (links are found
 # dead up to failure_timeout_ms later, then redialled) ...
 FAULT_BEFORE_S = 3.0
 # ... to this long after it (a broadcast's eager push, IHave and graft).
 BCAST_AFTER_S = 5.0
+# A DOWN noconnection and the nodedown of the same link lost come from one
+# event in the daemon, but through two sessions: this far apart at most.
+NODEDOWN_LAG_S = 1.0
 # A DOWN is due this long after its endpoint went away, at the latest.
 DOWN_GRACE_S = 10.0
 NETWORK_KINDS = {"partition_halves", "partition_oneway", "partition_bridge", "loss", "reset"}
@@ -186,9 +195,16 @@ def check(records):
         last_seq[stream] = r["seq"] if prev is None else max(prev, r["seq"])
     for r in by_kind["deliver_bad"]:
         res.violate("misdelivered", "an inbox on host %d got a payload it never sent: %r" % (r["host"], r["payload"]))
-    dups = 0
+    dups = dups_restart = 0
     for key, ds in delivered.items():
-        if len(ds) > 1:
+        if len(ds) > 1 and all(any(a["t"] <= k <= b["t"] for k, _ in deaths[key[1]])
+                               for a, b in zip(ds, ds[1:])):
+            # SPEC: exactly once "while both daemons live". The receiver's
+            # daemon died after handing it over and before its Ack left; the
+            # sender retransmitted to the new incarnation, which has no memory
+            # of it. Counted, not a violation.
+            dups_restart += 1
+        elif len(ds) > 1:
             dups += 1
             res.violate("duplicate", "%s -> host %d seq %d delivered %d times (t=%s)"
                         % (key[0], key[1], key[2], len(ds), ", ".join("%.3f" % d["t"] for d in ds)))
@@ -223,6 +239,7 @@ def check(records):
     res.summary["lost, allowed"] = "%d%s" % (sum(lost_ok.values()), " (%s)" % ", ".join(
         "%s: %d" % kv for kv in lost_ok.items()) if lost_ok else "")
     res.summary["lost, not allowed / duplicated / out of order"] = "%d / %d / %d" % (lost_bad, dups, order_bad)
+    res.summary["duplicated across a receiver daemon restart (allowed)"] = str(dups_restart)
     res.summary["ack_lost events (messages)"] = "%d (%d)" % (
         len(by_kind["ack_lost"]), sum(r.get("count", 1) for r in by_kind["ack_lost"]))
 
@@ -232,6 +249,7 @@ def check(records):
         ends[r["cid"]] = r
     results = Counter()
     lat = []
+    starved_calls = 0
     for st in by_kind["call_start"]:
         e = ends.get(st["cid"])
         h = st["host"]
@@ -249,11 +267,18 @@ def check(records):
         elif e["result"] not in CALL_ERRORS and not (e["result"] == "EIO" and dead_during(h, t0, t1 + 1)):
             res.violate("call_error", "call %s from host %d to host %d ended with %s, not a defined error"
                         % (st["cid"], h, st["to_host"], e["result"]))
-        if e["latency_ms"] / 1000.0 > st["timeout_ms"] / 1000.0 + CALL_SLACK_S and \
-                not touched({h}, t0, t1, {"pause_clients", "stop_daemon", "kill_same_port", "kill_new_port"}):
-            res.violate("call_late", "call %s from host %d took %.0f ms, timeout %d ms (%s)"
-                        % (st["cid"], h, e["latency_ms"], st["timeout_ms"], e["result"]))
+        late_ms = e["latency_ms"] - st["timeout_ms"] - CALL_SLACK_S * 1000
+        if late_ms > 0 and not touched({h}, t0, t1, {"pause_clients", "stop_daemon", "kill_same_port",
+                                                     "kill_new_port"}):
+            starved = (e.get("daemon_wait_ms") or 0) + (e.get("caller_wait_ms") or 0)
+            if late_ms > starved:
+                res.violate("call_late", "call %s from host %d took %.0f ms, timeout %d ms (%s; the daemon "
+                            "and the caller waited %.0f ms for a CPU meanwhile)"
+                            % (st["cid"], h, e["latency_ms"], st["timeout_ms"], e["result"], starved))
+            else:
+                starved_calls += 1
     res.summary["calls"] = "%d: %s" % (sum(results.values()), ", ".join("%s %d" % kv for kv in results.most_common()))
+    res.summary["calls late only by CPU starvation"] = str(starved_calls)
     res.summary["call latency ok p50 / p99 / max"] = "%.1f / %.1f / %.1f ms" % (
         pct(lat, 50), pct(lat, 99), max(lat) if lat else 0.0)
 
@@ -276,6 +301,10 @@ def check(records):
                     if k >= v["up"]:
                         v["end"], v["how"] = k, "died"
                         break
+    nodedowns = defaultdict(list)  # (host, its peer's host) -> [t]: links its daemon saw go down
+    for r in by_kind["nodedown"]:
+        if r["node"] in host_of:
+            nodedowns[(r["host"], host_of[r["node"]])].append(r["t"])
     downs = defaultdict(list)
     for r in by_kind["mon_down"]:
         downs[(r["sid"], r["mref"])].append(r)
@@ -300,7 +329,8 @@ def check(records):
                 "normal": gone and v["how"] == "bye",
                 "noproc": gone,
                 "noconnection": dead_during(tgt, t - FAULT_BEFORE_S, d["t"]) or
-                touched({h, tgt}, t - FAULT_BEFORE_S, d["t"], NETWORK_KINDS | DAEMON_KINDS),
+                touched({h, tgt}, t - FAULT_BEFORE_S, d["t"], NETWORK_KINDS | DAEMON_KINDS) or
+                any(t - FAULT_BEFORE_S <= x <= d["t"] + NODEDOWN_LAG_S for x in nodedowns[(h, tgt)]),
                 "killed": gone and v["how"] in ("lost", "died"),
             }.get(d["reason"], False)
             if not fit:

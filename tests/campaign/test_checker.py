@@ -107,6 +107,16 @@ class CheckerTest(unittest.TestCase):
         h.add(1.5, 1, "deliver", rid="h1.inbox1", sender="h0.sender1", to_host=1, seq=3)
         self.assertFlags(h, "duplicate")
 
+    def test_a_second_delivery_by_the_receivers_next_incarnation_is_counted_not_flagged(self):
+        h = History()
+        h.add(1.5, 1, "deliver", rid="h1.inbox2", sender="h0.sender1", to_host=1, seq=3)
+        h.fault(1, "kill_same_port", 1.36, 1.45, host=1)  # died before its Ack left
+        res = self.assertFlags(h)
+        self.assertEqual(res.summary["duplicated across a receiver daemon restart (allowed)"], "1")
+        h.fault(2, "kill_same_port", 0.2, 0.3, host=1)  # a death before both: no excuse
+        h.drop(kind="nemesis", nid=1)
+        self.assertFlags(h, "duplicate")
+
     def test_deliveries_out_of_order(self):
         h = History()
         for r in h.r:
@@ -184,6 +194,16 @@ class CheckerTest(unittest.TestCase):
                 r.update(t=4.0, reason="noconnection")
         self.assertFlags(h, "down_reason")
         h.fault(1, "partition_halves", 3.8, 4.5, a=[0], b=[1, 2])
+        self.assertFlags(h)
+
+    def test_a_down_noconnection_fits_a_link_its_daemon_saw_go_down(self):
+        h = History()
+        for r in h.r:
+            if r["kind"] == "mon_down":
+                r.update(t=4.0, reason="noconnection")
+        h.add(3.9, 2, "nodedown", sid="h2.nodemon1", node=NODES[1], reason="timeout")  # another host's
+        self.assertFlags(h, "down_reason")
+        h.add(3.95, 0, "nodedown", sid="h0.nodemon1", node=NODES[1], reason="timeout")
         self.assertFlags(h)
 
     # ---- membership -----------------------------------------------------------

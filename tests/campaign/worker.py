@@ -12,6 +12,7 @@ away:
            and the latency
   victim   registers "victim" for a few seconds, closes (bye), again
   monitor  monitors the other hosts' current victims, records every DOWN
+  nodemon  records every nodeup and nodedown the daemon reports
   sub      subscribes to the topic "campaign", records every broadcast
   bcast    broadcasts on "campaign" once a second
 
@@ -55,6 +56,25 @@ def emit(kind, **rec):
         sys.stdout.flush()
 
 
+def runqueue_wait_ms(pid):
+    """How long the threads of process pid have waited, runnable, for a CPU
+    (the second field of /proc/PID/task/*/schedstat), in ms; None if it is
+    gone. On a shared machine a late answer can be starvation, not the
+    daemon: the caller records both its daemon's and its own."""
+    total = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e6
+
+
 class Lost(Exception):
     """The session to the daemon is gone (it died, or closed us)."""
 
@@ -76,6 +96,9 @@ class Session:
         hello = self.request(hello=ipc_pb2.Hello(version=IPC_VERSION, client=client))
         self.node = hello.hello.node
         self.self_ref = hello.hello.self
+        # the daemon's pid, from the socket's peer credentials
+        cred = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        self.daemon_pid = struct.unpack("3i", cred)[0]
 
     def _read(self, timeout):
         """One ServerMsg, or None if none is complete within timeout."""
@@ -257,6 +280,13 @@ def caller(s):
         payload = ("C|" + cid).encode()
         emit("call_start", cid=cid, to_host=j, timeout_ms=CALL_TIMEOUT_MS)
         t0 = time.monotonic()
+        w0 = (runqueue_wait_ms(s.daemon_pid), runqueue_wait_ms(os.getpid()))
+
+        def waits():
+            """The runqueue waits of the daemon and of this program during the call."""
+            w1 = (runqueue_wait_ms(s.daemon_pid), runqueue_wait_ms(os.getpid()))
+            return {"daemon_wait_ms": round(w1[0] - w0[0], 1) if None not in (w0[0], w1[0]) else None,
+                    "caller_wait_ms": round(w1[1] - w0[1], 1)}
         try:
             r = s.request(timeout=CALL_TIMEOUT_MS / 1000 + CALL_HANG_S,
                           call=ipc_pb2.Call(to="partisan:name:%s:echo" % NODES[j], payload=payload,
@@ -266,9 +296,11 @@ def caller(s):
             result = e.args[0]
         except Lost as e:
             result = "hung" if "no response" in str(e) else "EIO"
-            emit("call_end", cid=cid, to_host=j, result=result, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+            emit("call_end", cid=cid, to_host=j, result=result,
+                 latency_ms=round((time.monotonic() - t0) * 1000, 1), **waits())
             raise
-        emit("call_end", cid=cid, to_host=j, result=result, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+        emit("call_end", cid=cid, to_host=j, result=result,
+             latency_ms=round((time.monotonic() - t0) * 1000, 1), **waits())
         quitting.wait(rng.uniform(0.05, 0.25))  # the call rate
 
 
@@ -326,6 +358,17 @@ def monitor(s):
             emit("mon_set", sid=s.sid, mref=mref, target=ref, to_host=j)
 
 
+def nodemon(s):
+    """Every nodeup and nodedown this host's daemon reports: the links that
+    went down, whoever's fault (a DOWN noconnection fits one)."""
+    s.request(monitor_nodes=ipc_pb2.MonitorNodes(flag=True, with_reason=True))
+    emit("nodemon_up", sid=s.sid)
+    while not quitting.is_set():
+        ev = s.event(0.2)
+        if ev is not None and ev.WhichOneof("body") == "node":
+            emit("nodeup" if ev.node.up else "nodedown", sid=s.sid, node=ev.node.node, reason=ev.node.reason)
+
+
 def sub(s):
     s.request(subscribe=ipc_pb2.Topic(topic=TOPIC))
     emit("sub_up", sid=s.sid)
@@ -361,7 +404,7 @@ def main():
     ARGS = ap.parse_args()
     NODES = ARGS.nodes.split(",")
     threads = [role_loop(r, f) for r, f in (("inbox", inbox), ("echo", echo), ("sub", sub),
-                                            ("monitor", monitor), ("sender", sender),
+                                            ("monitor", monitor), ("nodemon", nodemon), ("sender", sender),
                                             ("caller", caller), ("bcast", bcast))]
     threads.append(victim_loop())
     emit("worker_up", pid=os.getpid())
