@@ -154,6 +154,18 @@ class CheckerTest(unittest.TestCase):
         h.fault(1, "pause_clients", 2.5, 4.5, host=0)
         self.assertFlags(h)
 
+    def test_a_late_call_is_excused_only_by_as_much_cpu_starvation_as_it_was_late(self):
+        h = History()
+        for r in h.r:
+            if r.get("cid") == "c2" and r["kind"] == "call_end":
+                r.update(latency_ms=2600.0, t=4.7, daemon_wait_ms=900.0, caller_wait_ms=800.0)
+        self.assertFlags(h, "call_late")  # 1100 ms late beyond the slack, 900 of it starved
+        for r in h.r:
+            if r.get("cid") == "c2" and r["kind"] == "call_end":
+                r["daemon_wait_ms"] = 1200.0
+        res = self.assertFlags(h)
+        self.assertEqual(res.summary["calls late only by CPU starvation"], "1")
+
     def test_a_call_with_a_wrong_reply(self):
         h = History()
         for r in h.r:

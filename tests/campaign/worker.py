@@ -56,23 +56,16 @@ def emit(kind, **rec):
         sys.stdout.flush()
 
 
-def runqueue_wait_ms(pid):
-    """How long the threads of process pid have waited, runnable, for a CPU
-    (the second field of /proc/PID/task/*/schedstat), in ms; None if it is
+def runqueue_wait_ms(pid, tid):
+    """How long thread tid of process pid has waited, runnable, for a CPU
+    (the second field of /proc/PID/task/TID/schedstat), in ms; None if it is
     gone. On a shared machine a late answer can be starvation, not the
-    daemon: the caller records both its daemon's and its own."""
-    total = 0
+    daemon (one thread): the caller records its daemon's and its own."""
     try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
+        with open("/proc/%d/task/%d/schedstat" % (pid, tid)) as f:
+            return int(f.read().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
         return None
-    for tid in tasks:
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / 1e6
 
 
 class Lost(Exception):
@@ -280,13 +273,14 @@ def caller(s):
         payload = ("C|" + cid).encode()
         emit("call_start", cid=cid, to_host=j, timeout_ms=CALL_TIMEOUT_MS)
         t0 = time.monotonic()
-        w0 = (runqueue_wait_ms(s.daemon_pid), runqueue_wait_ms(os.getpid()))
+        me = (os.getpid(), threading.get_native_id())
+        w0 = (runqueue_wait_ms(s.daemon_pid, s.daemon_pid), runqueue_wait_ms(*me))
 
         def waits():
-            """The runqueue waits of the daemon and of this program during the call."""
-            w1 = (runqueue_wait_ms(s.daemon_pid), runqueue_wait_ms(os.getpid()))
+            """The runqueue waits of the daemon and of this thread during the call."""
+            w1 = (runqueue_wait_ms(s.daemon_pid, s.daemon_pid), runqueue_wait_ms(*me))
             return {"daemon_wait_ms": round(w1[0] - w0[0], 1) if None not in (w0[0], w1[0]) else None,
-                    "caller_wait_ms": round(w1[1] - w0[1], 1)}
+                    "caller_wait_ms": round(w1[1] - w0[1], 1) if None not in (w0[1], w1[1]) else None}
         try:
             r = s.request(timeout=CALL_TIMEOUT_MS / 1000 + CALL_HANG_S,
                           call=ipc_pb2.Call(to="partisan:name:%s:echo" % NODES[j], payload=payload,
