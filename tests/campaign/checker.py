@@ -26,8 +26,9 @@ What it holds the history to (the violation kinds it reports):
                   that fits (`down_reason`): normal after the endpoint closed,
                   noproc once it was gone, noconnection when a fault touched
                   either node, the target's daemon died, or the monitor's daemon
-                  reported the target's node down (a link lost to starvation is
-                  lost too), killed when its
+                  reported the target's node down meanwhile or was not linked to
+                  it when the monitor was set (a link lost to starvation is lost
+                  too), killed when its
                   session was lost without a goodbye; a monitor on an endpoint
                   that went away (or whose node died) while the monitor's own
                   session lived gets its DOWN (`down_missing`)
@@ -186,7 +187,9 @@ def check(records):
         if r["host"] != r["to_host"]:
             res.violate("misdelivered", "%s seq %d for host %d delivered on host %d"
                         % (r["sender"], r["seq"], r["to_host"], r["host"]))
-        stream = (r["sender"], r["to_host"])
+        # per receiving session: after a receiver daemon's death its next
+        # incarnation may hand over again what the old one had (see below)
+        stream = (r["sender"], r["to_host"], r["rid"])
         prev = last_seq.get(stream)
         if prev is not None and r["seq"] < prev:
             order_bad += 1
@@ -288,7 +291,9 @@ def check(records):
     by_sid = {}
     for r in records:
         k = r.get("kind")
-        if k == "victim_up":
+        # a victim's life starts with its session, before it registers: a
+        # starved worker may record victim_up after others found it already
+        if k == "session_up" and r.get("role") == "victim":
             v = {"host": r["host"], "up": r["t"], "end": None, "how": None, "sid": r["sid"]}
             victims[r["ref"]].append(v)
             by_sid[r["sid"]] = v
@@ -303,9 +308,19 @@ def check(records):
                         v["end"], v["how"] = k, "died"
                         break
     nodedowns = defaultdict(list)  # (host, its peer's host) -> [t]: links its daemon saw go down
-    for r in by_kind["nodedown"]:
-        if r["node"] in host_of:
-            nodedowns[(r["host"], host_of[r["node"]])].append(r["t"])
+    linkev = defaultdict(list)     # (host, its peer's host) -> [(t, up)]
+    for r in records:
+        if r.get("kind") in ("nodeup", "nodedown") and r["node"] in host_of:
+            key = (r["host"], host_of[r["node"]])
+            linkev[key].append((r["t"], r["kind"] == "nodeup"))
+            if r["kind"] == "nodedown":
+                nodedowns[key].append(r["t"])
+
+    def unlinked_at(h, j, t):
+        """Was host h's daemon not linked to host j's at t? Yes if the next
+        link event it reported after t is a nodeup."""
+        nxt = [up for x, up in linkev[(h, j)] if x >= t]
+        return bool(nxt) and nxt[0]
     downs = defaultdict(list)
     for r in by_kind["mon_down"]:
         downs[(r["sid"], r["mref"])].append(r)
@@ -331,7 +346,8 @@ def check(records):
                 "noproc": gone,
                 "noconnection": dead_during(tgt, t - FAULT_BEFORE_S, d["t"]) or
                 touched({h, tgt}, t - FAULT_BEFORE_S, d["t"], NETWORK_KINDS | DAEMON_KINDS) or
-                any(t - FAULT_BEFORE_S <= x <= d["t"] + NODEDOWN_LAG_S for x in nodedowns[(h, tgt)]),
+                any(t - FAULT_BEFORE_S <= x <= d["t"] + NODEDOWN_LAG_S for x in nodedowns[(h, tgt)]) or
+                unlinked_at(h, tgt, t),
                 "killed": gone and v["how"] in ("lost", "died"),
             }.get(d["reason"], False)
             if not fit:

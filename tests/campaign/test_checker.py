@@ -32,6 +32,7 @@ class History:
         self.add(2.01, 0, "call_end", cid="c1", to_host=2, result="ok", latency_ms=10.0)
         self.add(2.1, 0, "call_start", cid="c2", to_host=2, timeout_ms=1000)
         self.add(3.1, 0, "call_end", cid="c2", to_host=2, result="ETIMEDOUT", latency_ms=1000.0)
+        self.add(2.99, 1, "session_up", role="victim", sid="h1.victim1", ref=victim_ref(1))
         self.add(3.0, 1, "victim_up", sid="h1.victim1", ref=victim_ref(1))
         self.add(3.5, 0, "mon_set", sid="h0.monitor1", mref="m1", target=victim_ref(1), to_host=1)
         self.add(5.0, 1, "victim_bye", sid="h1.victim1", ref=victim_ref(1))
@@ -116,6 +117,13 @@ class CheckerTest(unittest.TestCase):
         h.fault(2, "kill_same_port", 0.2, 0.3, host=1)  # a death before both: no excuse
         h.drop(kind="nemesis", nid=1)
         self.assertFlags(h, "duplicate")
+
+    def test_the_next_incarnation_handing_over_again_is_not_out_of_order(self):
+        h = History()
+        h.fault(1, "kill_same_port", 1.36, 1.45, host=1)  # after seq 3, before its Ack left
+        for seq in (2, 3):
+            h.add(1.5 + seq / 100, 1, "deliver", rid="h1.inbox2", sender="h0.sender1", to_host=1, seq=seq)
+        self.assertFlags(h)
 
     def test_deliveries_out_of_order(self):
         h = History()
@@ -206,6 +214,16 @@ class CheckerTest(unittest.TestCase):
                 r.update(t=4.0, reason="noconnection")
         self.assertFlags(h, "down_reason")
         h.fault(1, "partition_halves", 3.8, 4.5, a=[0], b=[1, 2])
+        self.assertFlags(h)
+
+    def test_a_down_noconnection_fits_a_monitor_set_while_not_linked(self):
+        h = History()
+        for r in h.r:
+            if r["kind"] == "mon_down":
+                r.update(t=3.5, reason="noconnection")
+        h.add(2.0, 0, "nodeup", sid="h0.nodemon1", node=NODES[1], reason="")
+        self.assertFlags(h, "down_reason")  # linked before, still linked
+        h.add(3.6, 0, "nodeup", sid="h0.nodemon1", node=NODES[1], reason="")  # linked only later
         self.assertFlags(h)
 
     def test_a_down_noconnection_fits_a_link_its_daemon_saw_go_down(self):
