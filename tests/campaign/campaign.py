@@ -160,7 +160,18 @@ class Campaign:
         d.listen = listen
         live = [j for j in range(self.n) if j != i and j not in self.dead]
         d.extra_args = ["--join", self.contact(self.rng.choice(live))] if live else []
-        d.start()
+        try:
+            d.start()
+        except AssertionError:
+            if d.proc.poll() is not None:
+                # it did not come up at all: a crash at start, flagged
+                self.hist.write({"kind": "daemon_exit", "host": i, "rc": d.proc.returncode, "at": "start"})
+                d.start()
+                return
+            # running but slow to answer (harness waits 10 s): a loaded machine
+            self.hist.write({"kind": "slow_start", "host": i})
+            spec = wait_for(lambda: d.ctl_json("spec"), 60, "%s to answer on its socket" % d.name)
+            d.port = spec["listen_addrs"][0]["port"]
 
     def nemesis_step(self):
         r = self.rng
