@@ -395,9 +395,9 @@ def main():
     for v in result.violations[:50]:
         print("  VIOLATION %s: %s" % (v["kind"], v["detail"]))
     bad = len(result.violations) + (1 if cp.problem else 0)
-    print("campaign: %s; seed %d (rerun: make campaign SEED=%d DURATION=%g); history %s; daemon logs %s"
+    print("campaign: %s; seed %d (rerun: make campaign SEED=%d DURATION=%g HOSTS=%d); history %s; daemon logs %s"
           % ("%d violations" % bad if bad else "no violations", args.seed, args.seed, args.duration,
-             args.history, logs))
+             args.hosts, args.history, logs))
     return 1 if bad else 0
 
 
