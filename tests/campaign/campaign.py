@@ -180,7 +180,6 @@ class Campaign:
         nid = self.nid
         hold = r.uniform(1.0, 6.0)
         h = r.randrange(self.n)
-        others = [j for j in range(self.n) if j != h]
         if kind in ("kill_same_port", "kill_new_port"):
             d = self.ds[h]
             listen = d.listen if kind == "kill_same_port" else "[::]:%d" % (PORT + 1 + r.randrange(500))

@@ -412,13 +412,27 @@ def check(records):
                             % (sid, h, bid, o, t))
     res.summary["broadcasts sent / receipts"] = "%d / %d" % (len(sent), sum(got.values()))
     res.summary["broadcast receipts due / missing / duplicated"] = "%d / %d / %d" % (required, missing, bdups)
+    bad_lines = sum(r["lines"] for r in by_kind["unreadable"])
+    if bad_lines:
+        res.summary["history lines that did not parse"] = str(bad_lines)
     res.summary["violations"] = ", ".join("%s %d" % kv for kv in res.kinds().most_common()) or "0"
     return res
 
 
 def load(path):
+    """The history's records; a line that does not parse (a worker killed
+    mid-line) is skipped and counted in a record of its own."""
+    recs, bad = [], 0
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            if line.strip():
+                try:
+                    recs.append(json.loads(line))
+                except ValueError:
+                    bad += 1
+    if bad:
+        recs.append({"kind": "unreadable", "lines": bad})
+    return recs
 
 
 def check_file(path):
