@@ -357,7 +357,9 @@ def check(records):
                                                  if v["end"] is not None else "lived on"))
         elif v["end"] is not None and v["end"] + DOWN_GRACE_S <= end_t:
             holder_lost = lost_sessions.get(m["sid"])
-            if (holder_lost is None or holder_lost > v["end"] + DOWN_GRACE_S) and not died_after(h, t):
+            # excused only if the monitor's session or daemon went before the DOWN was due
+            if (holder_lost is None or holder_lost > v["end"] + DOWN_GRACE_S) and \
+                    not dead_during(h, t, v["end"] + DOWN_GRACE_S):
                 res.violate("down_missing", "monitor %s on host %d of %s (host %d, set t=%.3f): the endpoint "
                             "went away (%s) at t=%.3f, no DOWN by the end (t=%.3f)"
                             % (m["mref"], h, m["target"], tgt, t, v["how"], v["end"], end_t))

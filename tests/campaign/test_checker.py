@@ -200,6 +200,13 @@ class CheckerTest(unittest.TestCase):
         h.add(4.0, 0, "session_lost", role="monitor", sid="h0.monitor1", err="closed")
         self.assertFlags(h)
 
+    def test_a_later_death_of_the_monitors_daemon_does_not_excuse_a_missing_down(self):
+        h = History()
+        h.drop(kind="mon_down")
+        h.fault(1, "kill_same_port", 40.0, 41.0, host=0)  # long after the DOWN was due
+        h.add(40.0, 0, "session_lost", role="monitor", sid="h0.monitor1", err="closed")
+        self.assertFlags(h, "down_missing")
+
     def test_a_down_normal_while_the_endpoint_lives(self):
         h = History()
         for r in h.r:
