@@ -96,7 +96,7 @@ LIBS     := $(B)/libpartisan-client.so $(B)/libpartisan-client.a
 BINS     := $(B)/partisand $(B)/partisanctl
 
 .PHONY: all deps check unit sim-test integration sim fuzz-corpus demo bench install \
-        uninstall clean format tests fuzz FORCE
+        uninstall clean format tests fuzz campaign FORCE
 .SECONDARY:
 
 GENERATED := $(B)/libpartisan-client.pc $(B)/partisand.service
@@ -237,6 +237,17 @@ check: deps
 	@$(MAKE) --no-print-directory WERROR=-Werror tests
 	@$(MAKE) --no-print-directory B=build/asan SAN=1 WERROR=-Werror tests
 	@sh tests/run-all.sh
+
+# The randomized fault campaign on network-namespace hosts (tests/campaign;
+# not part of make check, which runs a short seeded one): SEED reruns a
+# campaign, DURATION is seconds of faults, HOSTS 5 to 7.
+SEED     ?=
+DURATION ?= 600
+HOSTS    ?= 5
+campaign: deps
+	@$(MAKE) --no-print-directory all $(PY_PB)
+	@PARTISAN_BUILD=$(CURDIR)/$(B) /usr/bin/python3 tests/campaign/campaign.py \
+	  $(if $(SEED),--seed $(SEED)) --duration $(DURATION) --hosts $(HOSTS)
 
 sim: deps
 	@$(MAKE) --no-print-directory tests

@@ -104,3 +104,34 @@ class Bed:
         for ns in reversed(self.made):
             run("ip", "netns", "del", ns, check=False)
         self.made = []
+
+    # Faults for the fault campaign (tests/campaign), all on the receiving
+    # side's input like partition(); each call replaces host i's rules.
+
+    def drop_from(self, i, theirs):
+        """Host i drops everything arriving from the hosts theirs (one way)."""
+        v4 = ", ".join(self.ip[j] for j in theirs)
+        v6 = ", ".join(self.ip6[j] for j in theirs)
+        self._rules(i, ["ip saddr { %s } drop" % v4, "ip6 saddr { %s } drop" % v6])
+
+    def loss(self, i, percent):
+        """Host i drops percent % of the packets arriving from the other hosts
+        (nftables numgen: this kernel has no netem)."""
+        v4 = ", ".join(self.ip[j] for j in range(self.n) if j != i)
+        v6 = ", ".join(self.ip6[j] for j in range(self.n) if j != i)
+        self._rules(i, ["ip saddr { %s } numgen random mod 100 < %d drop" % (v4, percent),
+                        "ip6 saddr { %s } numgen random mod 100 < %d drop" % (v6, percent)])
+
+    def reset(self, i):
+        """Host i answers every TCP segment from the other hosts with a reset."""
+        v4 = ", ".join(self.ip[j] for j in range(self.n) if j != i)
+        v6 = ", ".join(self.ip6[j] for j in range(self.n) if j != i)
+        self._rules(i, ["ip saddr { %s } meta l4proto tcp reject with tcp reset" % v4,
+                        "ip6 saddr { %s } meta l4proto tcp reject with tcp reset" % v6])
+
+    def no_offloads(self):
+        """No segmentation or receive offload on the hosts' interfaces: every
+        TCP segment is one packet for the loss rule, as on a real wire."""
+        for ns in self.ns:
+            run("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
+                "gro", "off", check=False)
