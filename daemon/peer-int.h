@@ -64,6 +64,7 @@ struct pconn {
 	bool pending;        /* accepted, before its hello: counted in d->pending_in */
 	char addr[80];       /* for logs */
 	char refusal[160];   /* why the other side refused our hello */
+	bool said_no;        /* the hello failed on what the peer sent (final for a probe) */
 	TAILQ_ENTRY(pconn) entry;
 };
 
