@@ -36,9 +36,10 @@
 
 #define IPC_IO_CHUNK (256 * 1024) /* most bytes one read or write moves */
 
-#define JOIN_TRY_MS         10000 /* a join without a timeout tries its contact this long */
-#define JOIN_BACKOFF_MIN_MS 100   /* the first retry of a contact that did not answer */
-#define JOIN_BACKOFF_MAX_MS 1000  /* retries double up to this */
+/* A join without a timeout tries its contact this long (its client waits 30 s). */
+#define JOIN_TRY_MS         20000
+#define JOIN_BACKOFF_MIN_MS 100  /* the first retry of a contact that did not answer */
+#define JOIN_BACKOFF_MAX_MS 1000 /* retries double up to this */
 
 /* A join: its contact is dialled (probing), again with backoff while it
  * does not answer, until the join's timeout; then, with a timeout, it

@@ -386,7 +386,7 @@ int partisan_connections(partisan_t *c, const char *node, partisan_conn_list_t *
  * once with ENOCONNECTION. With timeout_ms > 0 wait until connected
  * (sync_join; to another member the contact named, if the contact went
  * away), ETIMEDOUT if not in time; 0 returns once the contact answered,
- * tried for up to 10 s (ENOCONNECTION after). */
+ * tried for up to 20 s (ENOCONNECTION after). */
 int partisan_join(partisan_t *c, const char *target, int timeout_ms);
 /* Remove node (NULL: this node) from the cluster. */
 int partisan_leave(partisan_t *c, const char *node);
