@@ -481,8 +481,9 @@ static void ipc_join_no_answer(struct daemon *d, struct pending_join *j, Partisa
 {
 	char msg[512];
 
-	snprintf(msg, sizeof(msg), "no answer from %s within %llu ms (%u attempts; last: %s)",
+	snprintf(msg, sizeof(msg), "no answer from %s within %llu ms (%u attempt%s; last: %s)",
 	         peer_addr_text(j->ip, j->port), (unsigned long long)(now - j->since), j->attempts,
+	         j->attempts == 1 ? "" : "s",
 	         j->last_why[0] ? j->last_why : "its handshake had not finished");
 	ipc_join_done(d, j, err, msg);
 }
@@ -557,7 +558,7 @@ static int ipc_start_join(struct daemon *d, struct session *s, uint64_t id, cons
 	j->probing = true;
 	j->attempts = 1;
 	TAILQ_INSERT_TAIL(&d->ipc->joins, j, entry);
-	if (peer_probe(d, ip, port, ipc_join_probed, j) < 0) {
+	if (peer_probe(d, ip, port, j->try_until, ipc_join_probed, j) < 0) {
 		TAILQ_REMOVE(&d->ipc->joins, j, entry);
 		free(j);
 		return *why = "cannot dial that address", -1;
@@ -570,7 +571,7 @@ static void ipc_join_retry(struct daemon *d, struct pending_join *j, uint64_t no
 {
 	j->next_try = 0;
 	j->attempts++;
-	if (peer_probe(d, j->ip, j->port, ipc_join_probed, j) < 0) {
+	if (peer_probe(d, j->ip, j->port, j->try_until, ipc_join_probed, j) < 0) {
 		snprintf(j->last_why, sizeof(j->last_why), "cannot dial that address");
 		j->next_try = now + j->backoff_ms;
 	}

@@ -209,7 +209,7 @@ static void boot_joins_run(struct daemon *d, uint64_t now)
 			log_warnx("main", "join %s: cannot resolve; will retry", j->target);
 			continue;
 		}
-		if (peer_probe(d, ip, port, boot_join_probed, j) == 0)
+		if (peer_probe(d, ip, port, 0, boot_join_probed, j) == 0)
 			j->probing = true;
 	}
 }

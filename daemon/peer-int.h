@@ -39,6 +39,7 @@ struct pnode;
 struct probe {
 	peer_probe_cb cb;
 	void *arg;
+	uint64_t until; /* the handshake may take until then; 0: connect_timeout_ms */
 };
 
 struct pconn {

@@ -134,7 +134,11 @@ bool peer_fully_connected(struct daemon *d, const char *node);
  * clear when it did not answer in time (not listening, busy, reset). */
 typedef void (*peer_probe_cb)(struct daemon *d, void *arg, const struct node_spec *spec,
                               const char *why, bool final);
-int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb, void *arg);
+/* until: the handshake may take until then (a join's deadline: a contact
+ * short of CPU answers late, and a new dial would queue behind this one),
+ * 0 for connect_timeout_ms as any dial. */
+int peer_probe(struct daemon *d, const char *ip, uint16_t port, uint64_t until, peer_probe_cb cb,
+               void *arg);
 /* Forget a probe's callback (the requester went away). */
 void peer_probe_cancel(struct daemon *d, void *arg);
 
