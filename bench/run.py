@@ -18,7 +18,9 @@ process group and is killed on the way out, whatever happens.
 
 Environment: BENCH_QUICK=1 (short windows, small N: for development),
 BENCH_ONLY=msgs,rtt,bw,tls,mesh,serf (a subset), BENCH_MESH_N=20,50,...,
-BENCH_SERF_N=20,50,...
+BENCH_SERF_N=20,50,..., BENCH_REPEAT=N (run the selected rows N times and
+print each figure as min/median/max with "failures: k/N"; a repetition
+that produced no figure counts as a failure, its reason in the notes).
 """
 import datetime
 import json
@@ -68,6 +70,10 @@ def n_list(var, default):
 
 MESH_N = n_list("BENCH_MESH_N", [10, 20] if QUICK else [20, 50, 100, 200])
 SERF_N = n_list("BENCH_SERF_N", [10, 20] if QUICK else [20, 50, 100, 200])
+try:
+    REPEAT = int(os.environ.get("BENCH_REPEAT") or "1")
+except ValueError:
+    REPEAT = 0
 CONVERGE_LIMIT = 45.0               # give up on a cluster size after this long
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -1092,19 +1098,71 @@ def build_table(R):
     return T
 
 
-def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    for b in (PARTISAND, PARTISANCTL, PT_MSGS, PT_MESH, RAW, TLS_CRYPTO):
-        if not os.access(b, os.X_OK):
-            sys.exit("bench: %s is missing; run `make bench`" % b)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+def spread(vs, unit):
+    """min/median/max of the figures vs (at least one) as text."""
+    vs = sorted(vs)
+    return "/".join(human(v, unit) for v in (vs[0], statistics.median(vs), vs[-1]))
 
-    t_start = time.monotonic()
-    M = machine()
-    log("%s, %d cores, kernel %s" % (M["cpu_model"], M["nproc"], M["kernel"]))
-    R = {}
+
+def repeat_table(Rs):
+    """The rows of every repetition, one line per figure and baseline: the
+    figure's min/median/max over the repetitions that produced it, and how
+    many did not (each reason in the notes)."""
+    order, rows = [], {}
+    for k, R in enumerate(Rs):
+        for r in build_table(R).rows:
+            key = (r["figure"], r["baseline"])
+            if key not in rows:
+                order.append(key)
+                rows[key] = []
+            rows[key].append((k, r))
+    n = len(Rs)
+    head = ["figure", "partisan min/median/max", "failures", "baseline", "min/median/max",
+            "partisan/base min/median/max", "target", "met"]
+    body, notes, last = [], [], None
+    # a row no repetition ran (not selected) is left out, as noise
+    order = [k for k in order if not all(r["partisan"] is None and r["partisan_na"] == "not run"
+                                         for _, r in rows[k])]
+    for key in order:
+        got = rows[key]
+        first = got[0][1]
+        unit = first["unit"]
+        pts = [r["partisan"] for _, r in got if r["partisan"] is not None]
+        bases = [r["baseline_value"] for _, r in got if r["baseline_value"] is not None]
+        ratios = [r["ratio"] for _, r in got if r["ratio"] is not None]
+        failed = n - len(pts)  # a repetition without this row at all failed too
+        fig = key[0] if key[0] != last else ""
+        if fig:
+            for k, r in got:
+                if r["partisan"] is None:
+                    notes.append("%s, partisan, repetition %d/%d: failed (%s)" % (
+                        key[0], k + 1, n, r["partisan_na"] or "no figure"))
+        bad = [(k, r["baseline_na"] or "no figure") for k, r in got if r["baseline_value"] is None]
+        if key[1] and bad and len(bad) == n and len(set(w for _, w in bad)) == 1:
+            notes.append("%s, %s: n/a (%s)" % (key[0], key[1], bad[0][1]))
+        elif key[1]:
+            for k, w in bad:
+                notes.append("%s, %s, repetition %d/%d: n/a (%s)" % (key[0], key[1], k + 1, n, w))
+        last = key[0]
+        met = [r["result"] for _, r in got if r["result"] in ("met", "missed")]
+        body.append([fig, (spread(pts, unit) if pts else "n/a") if fig else "",
+                     ("%d/%d" % (failed, n)) if fig else "", key[1] or "",
+                     spread(bases, unit) if bases else ("n/a" if key[1] else ""),
+                     "/".join("%.3g" % x for x in (min(ratios), statistics.median(ratios), max(ratios)))
+                     if ratios else "", first["target"],
+                     "%d/%d" % (met.count("met"), n) if met else ""])
+    widths = [max(len(x[i]) for x in body + [head]) for i in range(len(head))]
+    fmt = "  ".join("%%-%ds" % w for w in widths)
+    lines = [fmt % tuple(head), fmt % tuple("-" * w for w in widths)]
+    lines += [(fmt % tuple(b)).rstrip() for b in body]
+    return "\n".join(lines), notes, [{"figure": k[0], "baseline": k[1],
+                                      "partisan": [r["partisan"] for _, r in rows[k]],
+                                      "baseline_value": [r["baseline_value"] for _, r in rows[k]],
+                                      "failures": n - sum(r["partisan"] is not None for _, r in rows[k])}
+                                     for k in order]
+
+
+def run_once(R):
     tmp = tempfile.mkdtemp(prefix="partisan-bench-")
     try:
         if want("msgs") or want("rtt") or want("bw"):
@@ -1120,8 +1178,35 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     R["corosync_cpg"] = corosync_note()
 
+
+def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if REPEAT < 1 or REPEAT > 1000:
+        sys.exit("bench: BENCH_REPEAT: expected an integer 1..1000, got %r" % os.environ.get("BENCH_REPEAT"))
+    for b in (PARTISAND, PARTISANCTL, PT_MSGS, PT_MESH, RAW, TLS_CRYPTO):
+        if not os.access(b, os.X_OK):
+            sys.exit("bench: %s is missing; run `make bench`" % b)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+
+    t_start = time.monotonic()
+    M = machine()
+    log("%s, %d cores, kernel %s" % (M["cpu_model"], M["nproc"], M["kernel"]))
+    Rs = []
+    for k in range(REPEAT):
+        if REPEAT > 1:
+            log("repetition %d/%d" % (k + 1, REPEAT))
+        Rs.append({})
+        run_once(Rs[-1])
+    R = Rs[0]
+
     T = build_table(R)
-    table, notes = T.render()
+    if REPEAT == 1:
+        table, notes = T.render()
+        rows = T.rows
+    else:
+        table, notes, rows = repeat_table(Rs)
     if "200" not in R.get("mesh_serf", {}) and 200 in MESH_N:
         notes.append("serf at 200 agents: not run (BENCH_SERF_N)")
     notes.append("corosync CPG: " + R["corosync_cpg"])
@@ -1136,6 +1221,10 @@ def main():
                  "serf: default LAN profile. Disterl RTT is plain send/receive. "
                  "\"send more\": the sender sets partisan_send_opts.more (as MSG_MORE), so a "
                  "burst reaches the daemon in few writes; disterl's ! is buffered by the VM alike.")
+    if REPEAT > 1:
+        notes.append("each figure over %d repetitions (BENCH_REPEAT), each on fresh daemons: "
+                     "min/median/max of the repetitions that produced it; \"failures\" counts "
+                     "the ones that did not" % REPEAT)
     elapsed = time.monotonic() - t_start
     print()
     print("partisan bench — %s, %d cores, %s GiB, Linux %s, %s (load at start %.2f)" % (
@@ -1145,12 +1234,13 @@ def main():
     print()
     for n in notes:
         print("* " + n)
-    # a development run (quick, or a subset) never overwrites the full results
-    out = os.path.join(BUILD, "bench", "results-partial.json" if QUICK or ONLY else "results.json")
+    # a development run (quick, a subset, repeated) never overwrites the full results
+    partial = QUICK or ONLY or REPEAT > 1
+    out = os.path.join(BUILD, "bench", "results-partial.json" if partial else "results.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"machine": M, "quick": QUICK, "elapsed_s": round(elapsed, 1), "results": R,
-                   "table": T.rows, "notes": notes}, f, indent=1)
+        json.dump({"machine": M, "quick": QUICK, "repeat": REPEAT, "elapsed_s": round(elapsed, 1),
+                   "results": R if REPEAT == 1 else Rs, "table": rows, "notes": notes}, f, indent=1)
     print()
     print("results: %s (%.0f s)" % (out, elapsed))
 

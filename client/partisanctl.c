@@ -1635,10 +1635,13 @@ static const struct ctl_cmd ctl_cmds[] = {
         .name = "join",
         .summary = "join the cluster through a node",
         .desc = "Join the cluster through the node at that address, and wait until every channel "
-                "to it is connected (sync_join).",
+                "to it is connected (sync_join). A contact that does not answer (not listening "
+                "yet, busy, stopped) is dialled again with backoff until the timeout; one that "
+                "refuses fails at once.",
         .args = {{"NAME@HOST:PORT|HOST:PORT", K_TARGET, false,
                   "the contact: a node's name and peer address, or only the address"}},
-        .opts = {OPT_TIMEOUT("how long to wait for the connection (default 5000)")},
+        .opts = {OPT_TIMEOUT(
+            "how long to try the contact and wait for the connection (default 5000)")},
         .run = cmd_join,
     },
     {

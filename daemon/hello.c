@@ -327,7 +327,7 @@ static void pconn_finish_probe(struct pconn *c, const struct node_spec *spec)
 	struct probe *p = c->probe;
 
 	c->probe = NULL;
-	p->cb(c->d, p->arg, spec, NULL);
+	p->cb(c->d, p->arg, spec, NULL, false);
 	free(p);
 }
 

@@ -36,14 +36,29 @@
 
 #define IPC_IO_CHUNK (256 * 1024) /* most bytes one read or write moves */
 
-/* A join waiting for its node's connections (sync_join). */
+/* A join without a timeout tries its contact this long (its client waits 30 s). */
+#define JOIN_TRY_MS         20000
+#define JOIN_BACKOFF_MIN_MS 100  /* the first retry of a contact that did not answer */
+#define JOIN_BACKOFF_MAX_MS 1000 /* retries double up to this */
+
+/* A join: its contact is dialled (probing), again with backoff while it
+ * does not answer, until the join's timeout; then, with a timeout, it
+ * waits for its node's connections (sync_join). */
 struct pending_join {
 	struct session *s;
 	uint64_t id;
-	char node[300];    /* empty until the address answered */
-	char expect[300];  /* NAME given with the target, or empty */
-	uint64_t deadline; /* 0: reply as soon as the join is made */
-	bool probing;
+	char node[300];   /* empty until the address answered */
+	char expect[300]; /* NAME given with the target, or empty */
+	char ip[64];      /* the contact's address, for a retry */
+	uint16_t port;
+	uint64_t since;     /* when the join was asked for */
+	uint64_t deadline;  /* 0: reply as soon as the join is made */
+	uint64_t try_until; /* the contact is dialled again until then */
+	uint64_t next_try;  /* 0: a dial is under way; else when to dial again */
+	uint32_t backoff_ms;
+	unsigned attempts;  /* dials of the contact so far */
+	char last_why[200]; /* why the last dial failed */
+	bool probing;       /* the contact has not answered yet */
 	TAILQ_ENTRY(pending_join) entry;
 };
 
@@ -460,16 +475,49 @@ static void ipc_join_done(struct daemon *d, struct pending_join *j, PartisanIpc_
 	free(j);
 }
 
+/* The contact did not answer: the join fails with this. */
+static void ipc_join_no_answer(struct daemon *d, struct pending_join *j, PartisanIpc__Error err,
+                               uint64_t now)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "no answer from %s within %llu ms (%u attempt%s; last: %s)",
+	         peer_addr_text(j->ip, j->port), (unsigned long long)(now - j->since), j->attempts,
+	         j->attempts == 1 ? "" : "s",
+	         j->last_why[0] ? j->last_why : "its handshake had not finished");
+	ipc_join_done(d, j, err, msg);
+}
+
 static void ipc_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
-                            const char *why)
+                            const char *why, bool final)
 {
 	struct pending_join *j = arg;
+	uint64_t now = daemon_now_ms();
 
-	j->probing = false;
 	if (spec == NULL) {
-		ipc_join_done(d, j, PARTISAN_IPC__ERROR__ENOCONNECTION, why);
+		snprintf(j->last_why, sizeof(j->last_why), "%s", why ? why : "connection failed");
+		if (final) {
+			ipc_join_done(d, j, PARTISAN_IPC__ERROR__ENOCONNECTION, j->last_why);
+			return;
+		}
+		if (now + j->backoff_ms >= j->try_until && j->deadline == 0) {
+			ipc_join_no_answer(d, j, PARTISAN_IPC__ERROR__ENOCONNECTION, now);
+			return;
+		}
+		/* Busy, or not listening yet: dial again from the tick (not from
+		 * inside the closing connection's callback). */
+		if (j->attempts == 1)
+			log_info("membership", "join %s: %s; retrying until it answers",
+			         peer_addr_text(j->ip, j->port), j->last_why);
+		else
+			log_debug("membership", "join %s: %s; retrying in %u ms",
+			          peer_addr_text(j->ip, j->port), j->last_why, j->backoff_ms);
+		j->next_try = now + j->backoff_ms;
+		j->backoff_ms = j->backoff_ms * 2 > JOIN_BACKOFF_MAX_MS ? JOIN_BACKOFF_MAX_MS
+		                                                        : j->backoff_ms * 2;
 		return;
 	}
+	j->probing = false;
 	if (j->expect[0] && strcmp(j->expect, spec->name) != 0) {
 		char msg[700];
 
@@ -501,15 +549,51 @@ static int ipc_start_join(struct daemon *d, struct session *s, uint64_t id, cons
 	}
 	j->s = s;
 	j->id = id;
-	j->deadline = timeout_ms ? daemon_now_ms() + timeout_ms : 0;
+	j->since = daemon_now_ms();
+	j->deadline = timeout_ms ? j->since + timeout_ms : 0;
+	j->try_until = j->since + (timeout_ms ? timeout_ms : JOIN_TRY_MS);
+	j->backoff_ms = JOIN_BACKOFF_MIN_MS;
+	snprintf(j->ip, sizeof(j->ip), "%s", ip);
+	j->port = port;
 	j->probing = true;
+	j->attempts = 1;
 	TAILQ_INSERT_TAIL(&d->ipc->joins, j, entry);
-	if (peer_probe(d, ip, port, ipc_join_probed, j) < 0) {
+	if (peer_probe(d, ip, port, j->try_until, ipc_join_probed, j) < 0) {
 		TAILQ_REMOVE(&d->ipc->joins, j, entry);
 		free(j);
 		return *why = "cannot dial that address", -1;
 	}
 	return 0;
+}
+
+/* Dial the contact of j again (its backoff passed). */
+static void ipc_join_retry(struct daemon *d, struct pending_join *j, uint64_t now)
+{
+	j->next_try = 0;
+	j->attempts++;
+	if (peer_probe(d, j->ip, j->port, j->try_until, ipc_join_probed, j) < 0) {
+		snprintf(j->last_why, sizeof(j->last_why), "cannot dial that address");
+		j->next_try = now + j->backoff_ms;
+	}
+}
+
+/* Joined through some member other than the contact, once the contact is
+ * gone: what the contact told us is the cluster, and the manager dials its
+ * members whether or not the contact comes back. */
+static bool ipc_joined_elsewhere(struct daemon *d, const char *contact)
+{
+	const struct node_spec *const *v;
+	size_t n;
+
+	if (peer_is_up(d, contact) || d->mops->is_member == NULL ||
+	    !d->mops->is_member(d->mgr, contact))
+		return false;
+	n = d->mops->members(d->mgr, &v);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i]->name, d->self->name) != 0 && strcmp(v[i]->name, contact) != 0 &&
+		    daemon_joined(d, v[i]->name))
+			return true;
+	return false;
 }
 
 static void ipc_join(struct session *s, const PartisanIpc__Request *rq)
@@ -546,15 +630,24 @@ static void ipc_check_joins(struct daemon *d, uint64_t now)
 
 	TAILQ_FOREACH_SAFE(j, &d->ipc->joins, entry, tmp)
 	{
-		if (j->probing && j->deadline == 0)
-			continue;
-		if (!j->probing && j->node[0] && daemon_joined(d, j->node))
+		if (j->probing && j->next_try && now >= j->try_until) {
+			ipc_join_no_answer(d, j,
+			                   j->deadline ? PARTISAN_IPC__ERROR__ETIMEDOUT
+			                               : PARTISAN_IPC__ERROR__ENOCONNECTION,
+			                   now);
+		} else if (j->probing && j->next_try && now >= j->next_try) {
+			ipc_join_retry(d, j, now);
+		} else if (!j->probing && j->node[0] &&
+		           (daemon_joined(d, j->node) || ipc_joined_elsewhere(d, j->node))) {
 			ipc_join_done(d, j, PARTISAN_IPC__ERROR__OK, NULL);
-		else if (j->deadline && now >= j->deadline) {
-			if (j->probing)
+		} else if (j->deadline && now >= j->deadline) {
+			if (j->probing) {
 				peer_probe_cancel(d, j);
-			ipc_join_done(d, j, PARTISAN_IPC__ERROR__ETIMEDOUT,
-			              "timed out waiting for every channel to connect");
+				ipc_join_no_answer(d, j, PARTISAN_IPC__ERROR__ETIMEDOUT, now);
+			} else {
+				ipc_join_done(d, j, PARTISAN_IPC__ERROR__ETIMEDOUT,
+				              "timed out waiting for every channel to connect");
+			}
 		}
 	}
 }

@@ -193,7 +193,7 @@ void pconn_free(struct pconn *c)
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->probe) {
-		c->probe->cb(d, c->probe->arg, NULL, "connection closed before hello");
+		c->probe->cb(d, c->probe->arg, NULL, "connection closed before hello", false);
 		free(c->probe);
 	}
 	free(c);
@@ -232,7 +232,7 @@ static void pconn_close_how(struct pconn *c, const char *why, bool broken)
 	pnode_detach(c);
 	pconn_set_state(c, PC_CLOSING);
 	if (c->probe) {
-		c->probe->cb(d, c->probe->arg, NULL, why);
+		c->probe->cb(d, c->probe->arg, NULL, why, c->said_no);
 		free(c->probe);
 		c->probe = NULL;
 	}
@@ -343,6 +343,8 @@ static bool pconn_frame(struct pconn *c, struct frame *f, const struct framer *f
 			log_warnx("peer", "%s: %s, closing", pconn_who(c), why);
 			d->stats.peer_frames_bad++;
 		}
+		if (c->state != PC_OPEN)
+			c->said_no = true; /* refused, or an answer that fails our checks */
 		pconn_close(c, why);
 		return false;
 	}

@@ -170,10 +170,11 @@ static void load_config(int argc, char **argv, struct config *cfg, struct opts *
 /* ---- boot joins ---- */
 
 static void boot_join_probed(struct daemon *d, void *arg, const struct node_spec *spec,
-                             const char *why)
+                             const char *why, bool final)
 {
 	struct boot_join *j = arg;
 
+	(void) final; /* a contact of the join list is retried whatever it said */
 	j->probing = false;
 	if (spec == NULL) {
 		log_info("main", "join %s: %s; will retry", j->target, why);
@@ -208,7 +209,7 @@ static void boot_joins_run(struct daemon *d, uint64_t now)
 			log_warnx("main", "join %s: cannot resolve; will retry", j->target);
 			continue;
 		}
-		if (peer_probe(d, ip, port, boot_join_probed, j) == 0)
+		if (peer_probe(d, ip, port, 0, boot_join_probed, j) == 0)
 			j->probing = true;
 	}
 }

@@ -39,6 +39,7 @@ struct pnode;
 struct probe {
 	peer_probe_cb cb;
 	void *arg;
+	uint64_t until; /* the handshake may take until then; 0: connect_timeout_ms */
 };
 
 struct pconn {
@@ -64,6 +65,7 @@ struct pconn {
 	bool pending;        /* accepted, before its hello: counted in d->pending_in */
 	char addr[80];       /* for logs */
 	char refusal[160];   /* why the other side refused our hello */
+	bool said_no;        /* the hello failed on what the peer sent (final for a probe) */
 	TAILQ_ENTRY(pconn) entry;
 };
 

@@ -695,7 +695,7 @@ static void peer_handshake_scan(struct daemon *d, uint64_t now)
 			             d->cfg->hello_timeout_ms);
 			pconn_drop(c, "no hello in time");
 		} else if (c->state != PC_OPEN && c->state != PC_CLOSING &&
-		           now > c->since_ms + handshake)
+		           now > c->since_ms + handshake && !(c->probe && now < c->probe->until))
 			hello_timeout(c);
 		else if (c->state == PC_CLOSING && now > c->since_ms + handshake) {
 			c->node = NULL;
@@ -1037,7 +1037,8 @@ bool peer_fully_connected(struct daemon *d, const char *node)
 	return true;
 }
 
-int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb, void *arg)
+int peer_probe(struct daemon *d, const char *ip, uint16_t port, uint64_t until, peer_probe_cb cb,
+               void *arg)
 {
 	struct pconn *c = peer_dial(d, ip, port);
 
@@ -1046,6 +1047,7 @@ int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb
 	c->probe = xmalloc(sizeof(*c->probe));
 	c->probe->cb = cb;
 	c->probe->arg = arg;
+	c->probe->until = until;
 	return 0;
 }
 

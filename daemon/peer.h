@@ -129,10 +129,16 @@ bool peer_fully_connected(struct daemon *d, const char *node);
 
 /* Dial HOST:PORT to learn who is there (join by address). When its hello is
  * answered, the node's spec is handed to cb; on failure cb gets NULL and a
- * reason. */
+ * reason, with final set when the node there answered and said no (a
+ * refusal, another name, a failed proof: trying again will not help) and
+ * clear when it did not answer in time (not listening, busy, reset). */
 typedef void (*peer_probe_cb)(struct daemon *d, void *arg, const struct node_spec *spec,
-                              const char *why);
-int peer_probe(struct daemon *d, const char *ip, uint16_t port, peer_probe_cb cb, void *arg);
+                              const char *why, bool final);
+/* until: the handshake may take until then (a join's deadline: a contact
+ * short of CPU answers late, and a new dial would queue behind this one),
+ * 0 for connect_timeout_ms as any dial. */
+int peer_probe(struct daemon *d, const char *ip, uint16_t port, uint64_t until, peer_probe_cb cb,
+               void *arg);
 /* Forget a probe's callback (the requester went away). */
 void peer_probe_cancel(struct daemon *d, void *arg);
 

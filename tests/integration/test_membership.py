@@ -10,6 +10,7 @@ import unittest
 from harness import Cluster, PARTISAND, PARTISANCTL, frame, wait_for
 
 FAILURE_TIMEOUT_MS = 2000
+CONNECT_TIMEOUT_MS = 2000
 
 
 class MembershipTest(unittest.TestCase):
@@ -155,6 +156,72 @@ class MembershipTest(unittest.TestCase):
         r = a.ctl("join", "127.0.0.1:%d" % port, check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("partisanctl:", r.stderr)
+
+    def free_port(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def join_in_background(self, joiner, target, timeout_ms):
+        return subprocess.Popen([PARTISANCTL, "-s", joiner.sock, "join", target, "--timeout", str(timeout_ms)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def assert_join_retrying(self, joiner, join):
+        # The first dial failed and the join goes on: it has not answered.
+        wait_for(lambda: "retrying until it answers" in joiner.logtext() or join.poll() is not None, 10,
+                 "%s's join to retry its contact" % joiner.name)
+        self.assertIsNone(join.poll(), "the join gave up at its first failed dial: %s" % (
+            join.communicate()[1] if join.poll() is not None else ""))
+
+    def test_join_retries_a_contact_that_is_not_listening_yet(self):
+        port = self.free_port()
+        a = self.c.add("a", start=False, listen="127.0.0.1:%d" % port)
+        b = self.c.add("b")
+        join = self.join_in_background(b, "a@127.0.0.1:%d" % port, 15000)
+        self.assert_join_retrying(b, join)
+        a.start()
+        out, err = join.communicate(timeout=30)
+        self.assertEqual(join.returncode, 0, err)
+        self.assertEqual(b.members(), sorted([a.name, b.name]))
+        wait_for(lambda: a.members() == sorted([a.name, b.name]), 10, "the contact to see the joiner")
+
+    def test_join_waits_for_a_stopped_contact_past_the_handshake_timeout(self):
+        a = self.c.add("a")
+        b = self.c.add("b")
+        a.signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            join = self.join_in_background(b, a.addr, 15000)
+            # Past connect_timeout_ms (2 s), where a join used to give up.
+            wait_for(lambda: join.poll() is not None or time.monotonic() - t0 > CONNECT_TIMEOUT_MS / 1000 + 1,
+                     10, "the join to outlive the handshake timeout")
+            self.assertIsNone(join.poll(), "the join gave up on its stopped contact: %s" % (
+                join.communicate()[1] if join.poll() is not None else ""))
+        finally:
+            a.signal(signal.SIGCONT)
+        out, err = join.communicate(timeout=30)
+        self.assertEqual(join.returncode, 0, err)
+        self.assertIn(a.name, b.nodes())
+
+    def test_join_to_a_contact_that_never_answers_fails_at_its_timeout(self):
+        a = self.c.add("a")
+        silent = socket.socket()                 # listens, never speaks: a hung contact
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        try:
+            for port, last in ((self.free_port(), "Connection refused"), (silent.getsockname()[1], "")):
+                t0 = time.monotonic()
+                r = a.ctl("join", "127.0.0.1:%d" % port, "--timeout", "3000", check=False)
+                took = time.monotonic() - t0
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("no answer from 127.0.0.1:%d within" % port, r.stderr)
+                self.assertIn(last, r.stderr)
+                self.assertGreaterEqual(took, 2.9, "failed before its timeout: %s" % r.stderr)
+                self.assertLess(took, 10, "the timeout is 3 s")
+        finally:
+            silent.close()
 
     def test_bad_peer_frames_close_only_that_connection(self):
         ds = self.start_joined(2)

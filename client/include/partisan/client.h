@@ -380,9 +380,13 @@ void partisan_conn_list_free(partisan_conn_list_t *l);
 /* Connections per node and channel, of one node or (NULL) all. */
 int partisan_connections(partisan_t *c, const char *node, partisan_conn_list_t *out);
 
-/* Join the cluster through target, NAME@HOST:PORT or HOST:PORT. With
- * timeout_ms > 0 wait until connected (sync_join), ETIMEDOUT if not in time;
- * 0 returns once the join started. */
+/* Join the cluster through target, NAME@HOST:PORT or HOST:PORT. A contact
+ * that does not answer (not listening yet, busy, paused) is dialled again
+ * with backoff until timeout_ms; one that answers no (a refusal) fails at
+ * once with ENOCONNECTION. With timeout_ms > 0 wait until connected
+ * (sync_join; to another member the contact named, if the contact went
+ * away), ETIMEDOUT if not in time; 0 returns once the contact answered,
+ * tried for up to 20 s (ENOCONNECTION after). */
 int partisan_join(partisan_t *c, const char *target, int timeout_ms);
 /* Remove node (NULL: this node) from the cluster. */
 int partisan_leave(partisan_t *c, const char *node);
