@@ -265,7 +265,7 @@ fuzz: deps
 	  mkdir -p build/fuzz/corpus/$$t tests/fuzz/corpus/$$t && \
 	  $(B)/fuzz/$$t --write-seeds build/fuzz/corpus/$$t && \
 	  PARTISAN_SRCDIR=$(CURDIR) build/fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -runs=$(FUZZ_RUNS) -max_len=8192 -print_final_stats=1 \
+	    -runs=$(FUZZ_RUNS) -max_len=8192 -print_final_stats=1 -artifact_prefix=build/fuzz/ \
 	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t || exit 1; done
 
 # Minimise what `make fuzz` found, with the committed corpus, into
