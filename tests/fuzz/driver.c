@@ -19,7 +19,7 @@
 #include "fuzz.h"
 
 #define MAX_SEEDS 64
-#define MAX_INPUT 8192
+#define FUZZ_MAX_INPUT 8192
 #define POOL      256 /* recent inputs kept to mutate further */
 
 static uint64_t rng;
@@ -42,7 +42,7 @@ static void mutate(struct fuzz_buf *b, const struct fuzz_buf *other)
 	static const uint8_t special[] = {0, 1, 0x7f, 0x80, 0xff, 0x0a, 0x22, 0x3a};
 	size_t ops = 1 + below(4);
 
-	b->data = realloc(b->data, MAX_INPUT);
+	b->data = realloc(b->data, FUZZ_MAX_INPUT);
 	for (size_t k = 0; k < ops; k++) {
 		size_t at = below(b->len + 1), n;
 
@@ -57,7 +57,7 @@ static void mutate(struct fuzz_buf *b, const struct fuzz_buf *other)
 			break;
 		case 2: /* insert random bytes */
 			n = 1 + below(16);
-			if (b->len + n > MAX_INPUT)
+			if (b->len + n > FUZZ_MAX_INPUT)
 				break;
 			memmove(b->data + at + n, b->data + at, b->len - at);
 			for (size_t i = 0; i < n; i++)
@@ -73,14 +73,14 @@ static void mutate(struct fuzz_buf *b, const struct fuzz_buf *other)
 			if (at >= b->len)
 				break;
 			n = 1 + below(b->len - at);
-			if (b->len + n > MAX_INPUT)
+			if (b->len + n > FUZZ_MAX_INPUT)
 				break;
 			memmove(b->data + at + n, b->data + at, b->len - at);
 			b->len += n;
 			break;
 		case 5: /* splice in a piece of another input */
 			n = below(other->len + 1);
-			if (n == 0 || b->len + n > MAX_INPUT)
+			if (n == 0 || b->len + n > FUZZ_MAX_INPUT)
 				break;
 			memmove(b->data + at + n, b->data + at, b->len - at);
 			memcpy(b->data + at, other->data + below(other->len - n + 1), n);
@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 		/* Start from a seed, or from an earlier mutant (deeper changes). */
 		const struct fuzz_buf *from =
 		    r >= POOL && below(2) ? &pool[below(POOL)] : &seeds[below(nseeds)];
-		struct fuzz_buf b = {malloc(MAX_INPUT), from->len};
+		struct fuzz_buf b = {malloc(FUZZ_MAX_INPUT), from->len};
 
 		memcpy(b.data, from->data, from->len);
 		mutate(&b, &seeds[below(nseeds)]);
