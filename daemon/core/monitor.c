@@ -219,7 +219,14 @@ void monitors_node_down(struct monitors *t, const char *node, const char *reason
 		if (m->kind == MON_OUT)
 			note(out, MON_TELL_SESSION, m->watcher, NULL, k, m->target_ref,
 			     "noconnection");
-		monitors_drop(t, k); /* MON_IN: the watcher's node is gone */
+		/* MON_IN: the watcher's node is lost to us, and the monitor with
+		 * it. The loss may be ours alone (our link to it failed while its
+		 * link to us lives): then it still hears us, and must get its
+		 * DOWN now, as no other will come. If it is really gone, the
+		 * note goes nowhere. */
+		else if (m->kind == MON_IN)
+			note(out, MON_TELL_NODE, 0, node, k, m->target_ref, "noconnection");
+		monitors_drop(t, k);
 	}
 	if ((w = strmap_del(&t->nodes, node)) != NULL) {
 		for (size_t i = 0; i < w->n; i++)

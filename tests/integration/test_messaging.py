@@ -186,6 +186,25 @@ class MessagingTest(ClusterTestCase):
         rc, out, err = mon.finish(10)
         self.assertEqual(out.split()[-1], "noconnection", out + err)
 
+    def test_a_monitor_fires_when_only_the_targets_node_lost_the_link(self):
+        # b's links to a reset (ss -K: every TCP connection toward a's peer
+        # port, so b's own, with a reset that a's ends of them see too),
+        # while a's link to b lives: b takes a down and drops the monitors a
+        # holds on b's endpoints, though a sees no nodedown. a must get its
+        # DOWN noconnection then, or it waits forever (found by the fault
+        # campaign, seed 15).
+        a, b = self.cluster(2)
+        target = self.client(b, "hold", "victim")
+        mon = self.monitor_down(a, target.ready[0])
+        self.assertEqual(target.proc.stdout.readline().strip(), "got", "the monitor is in place")
+        r = subprocess.run(["ss", "-K", "dport", "=", ":%d" % a.port], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: "%s: down" % a.name in b.logtext(), 10, "b to take a down")
+        rc, out, err = mon.finish(10)
+        self.assertEqual(out.split()[-1], "noconnection", out + err)
+        self.assertIn(b.name, a.nodes(), "a never lost its link to b")
+        wait_for(lambda: a.name in b.nodes(), 10, "b linked to a again")
+
     def test_monitor_of_a_missing_name_fires_noproc_at_once(self):
         a, b = self.cluster(2)
         mon = self.monitor_down(a, "partisan:name:%s:ghost" % b.name)

@@ -145,7 +145,7 @@ START_TEST(test_node_loss_fires_noconnection_and_forgets_that_nodes_watchers)
 {
 	struct monitors *t = monitors_create();
 	struct mon_notes l;
-	size_t tells = 0;
+	size_t tells = 0, told_node = 0;
 
 	mon_notes_init(&l);
 	monitors_add_out(t, "partisan:ref:me@h:1", 1, "partisan:pid:a@h:4", "a@h");
@@ -156,12 +156,22 @@ START_TEST(test_node_loss_fires_noconnection_and_forgets_that_nodes_watchers)
 
 	monitors_node_down(t, "a@h", "connection closed", &l);
 	for (size_t i = 0; i < l.n; i++) {
-		ck_assert_int_eq(l.v[i].kind, MON_TELL_SESSION);
 		ck_assert_str_eq(l.v[i].reason, "noconnection");
+		if (l.v[i].kind == MON_TELL_NODE) {
+			/* a@h's monitor of our session 3: a@h is told, should it
+			 * still hear us (a loss on our side only). */
+			ck_assert_str_eq(l.v[i].node, "a@h");
+			ck_assert_str_eq(l.v[i].mref, "partisan:ref:a@h:7");
+			ck_assert_str_eq(l.v[i].target, "partisan:pid:me@h:3");
+			told_node++;
+			continue;
+		}
+		ck_assert_int_eq(l.v[i].kind, MON_TELL_SESSION);
 		ck_assert(strstr(l.v[i].target, ":a@h:") != NULL);
 		tells++;
 	}
 	ck_assert_uint_eq(tells, 2);
+	ck_assert_uint_eq(told_node, 1);
 	mon_notes_clear(&l);
 	/* b@h's and the local monitor stay; a@h's watcher is forgotten, so the
 	 * session it watched going later tells nobody there. */
