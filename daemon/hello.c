@@ -461,8 +461,8 @@ void hello_timeout(struct pconn *c)
 	const char *why = pconn_transport_error(c);
 
 	if (why == NULL && c->state == PC_WAIT_CHALLENGE && c->d->transport->direct_io)
-		why = "no challenge from the peer (a TLS node? tls and cluster.secret_file must "
-		      "agree on both sides)";
+		why = "no challenge from the peer (busy or stopped, or a TLS node? tls and "
+		      "cluster.secret_file must agree on both sides)";
 	if (why == NULL) {
 		pconn_close(c, "handshake timed out");
 		return;

@@ -164,7 +164,7 @@ class TestTlsRefusals(TlsCase):
         self.join_fails(plain, self.a)
         self.assert_logged(self.a, "no TLS handshake from the peer (a plain-TCP node?)",
                            "a plain node dialling a TLS one")
-        self.assert_logged(plain, "no challenge from the peer (a TLS node?", "the plain side's reason")
+        self.assert_logged(plain, "no challenge from the peer (busy or stopped, or a TLS node?", "the plain side's reason")
         b = self.tls_node("n2")
         self.join_fails(b, plain)
         self.assert_logged(plain, "the peer speaks TLS and links here are plain TCP", "TLS dialling plain")
