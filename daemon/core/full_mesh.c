@@ -416,7 +416,10 @@ static int fm_receive(void *mp, const char *from, const PartisanPeer__PeerMsg *m
 	case PARTISAN_PEER__PEER_MSG__BODY_MEMBERSHIP:
 		return fm_receive_membership(m, from, msg->membership, out, why);
 	case PARTISAN_PEER__PEER_MSG__BODY_DIGEST:
-		if (msg->digest->hash != orset_hash(&m->set) && fm_is_up(m, from))
+		/* Answered also when from is linked to us only by its own link
+		 * (past its hello): a node restarted without a join knows nobody
+		 * and dials nobody, and learns the cluster from this answer. */
+		if (msg->digest->hash != orset_hash(&m->set))
 			fm_send_state(m, from, out);
 		return 0;
 	case PARTISAN_PEER__PEER_MSG__BODY_LEAVE:

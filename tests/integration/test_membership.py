@@ -49,6 +49,23 @@ class MembershipTest(unittest.TestCase):
         for d in ds[:3]:
             self.assertIn(victim.name, d.members())
 
+    def test_a_node_restarted_without_a_join_learns_the_cluster_from_those_that_redial_it(self):
+        # Restarted on its port with no join (none in a config): it knows
+        # nobody, but the others redial it, and their digests must bring
+        # it their state, or it stays half linked, timed out over and over.
+        ds = self.start_joined(3)
+        r = ds[2]
+        port = r.port
+        r.kill()
+        r.listen = "127.0.0.1:%d" % port
+        r.start()
+        t0 = time.monotonic()
+        want = sorted(d.name for d in ds)
+        wait_for(lambda: r.members() == want, 10, "the restarted node to learn every member")
+        wait_for(lambda: r.nodes() == sorted(d.name for d in ds[:2]), 10,
+                 "the restarted node linked to the others")
+        print("  restarted without a join: linked to all again in %.2fs" % (time.monotonic() - t0))
+
     def test_sigstop_drops_node_within_failure_timeout_and_sigcont_brings_it_back(self):
         ds = self.start_joined(3)
         victim = ds[2]
