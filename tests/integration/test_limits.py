@@ -265,6 +265,9 @@ class LimitsTest(ClusterTestCase):
         try:
             big = evil.members_frame(10000, closed_port())
             t0 = time.monotonic()
+            # The daemon reads a 10,000-member state slowly under a
+            # sanitizer on a busy host: the sends wait for it (backpressure).
+            evil.sock.settimeout(120)
             for i in range(30):
                 evil.sock.sendall(big)
             # Then pushes ten times smaller (still over the cap): a daemon
