@@ -288,7 +288,7 @@ $(B)/bench/tls_crypto: bench/tls_crypto.c
 
 $(B)/bench/%: bench/%.c $(B)/libpartisan-client.a
 	@mkdir -p $(dir $@)
-	$(COMPILE) $(LDFLAGS) -o $@ $< $(B)/libpartisan-client.a -lprotobuf-c -lm
+	$(COMPILE) $(LDFLAGS) -o $@ $< $(B)/libpartisan-client.a -lprotobuf-c -lm -pthread
 
 bench: deps
 	@sh tests/deps.sh --bench

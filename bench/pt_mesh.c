@@ -3,7 +3,9 @@
  * and finer than spawning partisanctl per poll). LIST is a file with one
  * socket path per line; the first daemon is the contact everyone joins.
  *   pt_mesh converge LIST TIMEOUT_S
- *       every other daemon joins the contact at once; time until every
+ *       every other daemon joins the contact at once (the joins issued
+ *       concurrently, JOIN_THREADS at a time, as serf's bench pipelines its
+ *       join requests); time until every
  *       daemon counts all N members ("members"), and until every daemon is
  *       connected to the N-1 others ("connected"); both from status()
  *   pt_mesh down LIST VICTIM PID SIGNAL TIMEOUT_S
@@ -19,7 +21,9 @@
  * Output: "KEY SECONDS" lines, "max" and "median" over the daemons polled;
  * exit 3 with "unsupported ..." when the daemon refuses a feature. */
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,8 @@
 
 #include <partisan/client.h>
 
-#define MAXN 1024
+#define MAXN         1024
+#define JOIN_THREADS 32
 
 static partisan_t *sess[MAXN];
 static char names[MAXN][PARTISAN_NODE_MAX];
@@ -160,6 +165,49 @@ static int all_nodes(int i, const void *arg)
 	return status_count(i, false, (unsigned)n - 1);
 }
 
+struct joiner {
+	pthread_t t;
+	int first, step, failed_at, rc;
+	const char *target;
+};
+
+/* Daemons first, first + step, ... join target, each one after the other. */
+static void *join_some(void *arg)
+{
+	struct joiner *j = arg;
+
+	for (int i = j->first; i < n; i += j->step)
+		if ((j->rc = partisan_join(sess[i], j->target, 0)) < 0) {
+			j->failed_at = i;
+			break;
+		}
+	return NULL;
+}
+
+/* Every daemon but the contact joins it, JOIN_THREADS joins in flight (a
+ * thread that cannot start does its share here). */
+static int join_all(const char *target)
+{
+	struct joiner js[JOIN_THREADS];
+	bool threaded[JOIN_THREADS];
+	int nt = n - 1 < JOIN_THREADS ? n - 1 : JOIN_THREADS, bad = 0;
+
+	for (int k = 0; k < nt; k++) {
+		js[k] =
+		    (struct joiner){.first = 1 + k, .step = nt, .failed_at = -1, .target = target};
+		threaded[k] = pthread_create(&js[k].t, NULL, join_some, &js[k]) == 0;
+		if (!threaded[k])
+			join_some(&js[k]);
+	}
+	for (int k = 0; k < nt; k++) {
+		if (threaded[k])
+			pthread_join(js[k].t, NULL);
+		if (js[k].failed_at >= 0 && !bad)
+			bad = fail("join", js[k].failed_at, js[k].rc);
+	}
+	return bad;
+}
+
 static int do_converge(double timeout)
 {
 	partisan_node_spec_t *spec;
@@ -174,9 +222,8 @@ static int do_converge(double timeout)
 	snprintf(target, sizeof(target), "%s:%u", spec->name, (unsigned)spec->addrs[0].port);
 	partisan_node_spec_free(spec);
 	t0 = now_s();
-	for (int i = 1; i < n; i++)
-		if ((rc = partisan_join(sess[i], target, 0)) < 0)
-			return fail("join", i, rc);
+	if (join_all(target))
+		return 1;
 	printf("joins_issued %.4f\n", now_s() - t0);
 	reset_when();
 	got = poll_until(all_members, NULL, -1, t0, timeout, 10);

@@ -782,9 +782,10 @@ static void ipc_drain_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		ipc_session_free(s);
-	else if (!s->closing)
+	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		if (!s->reading)
+			ipc_session_free(s);
+	} else if (!s->closing)
 		router_session_drained(s);
 }
 
@@ -801,7 +802,8 @@ static void ipc_session_close(struct session *s, const char *why)
 		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 		return;
 	}
-	ipc_session_free(s);
+	if (!s->reading) /* else ipc_read_cb frees it once it is done with it */
+		ipc_session_free(s);
 }
 
 /* big: a Send's payload split out of the frame (splice.h), or NULL. */
@@ -830,9 +832,24 @@ static int ipc_handle(struct session *s, PartisanIpc__Request *rq, struct evbuff
 /* The path of the bytes a Send carries: Request.send, Send.payload. */
 static const uint32_t ipc_send_path[] = {PARTISAN_IPC__REQUEST__BODY_SEND, 2};
 
+static void ipc_read_frames(struct session *s, struct bufferevent *bev);
+
+/* A handler may close the session (a wrong hello, a violation): it is
+ * freed here, after the last look at it. */
 static void ipc_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
+
+	s->reading = true;
+	ipc_read_frames(s, bev);
+	s->reading = false;
+	if (s->closing &&
+	    (s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0))
+		ipc_session_free(s);
+}
+
+static void ipc_read_frames(struct session *s, struct bufferevent *bev)
+{
 	struct daemon *d = s->d;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	const struct framer fr = {&partisan_ipc__request__descriptor, ipc_send_path, &d->ipc_arena,

@@ -20,6 +20,7 @@ struct session {
 	pid_t pid;
 	bool hello_done;
 	bool closing;
+	bool reading;     /* in its read callback: a close there frees it on the way out */
 	bool clean_close; /* the client said goodbye (EOF after a complete frame) */
 	bool paused;      /* reading stopped: a peer link it sends to is full */
 	char ref[300];    /* its endpoint ref */

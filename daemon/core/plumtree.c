@@ -5,7 +5,15 @@
  * them. Two rings indexed by that number bound the memory: the payload store
  * (max_store) and the seen ids (4 * max_store); `known` maps an id's hash to
  * its sequence number. Lazy queues hold sequence numbers, so an announcement
- * whose message left the store is simply dropped. */
+ * whose message left the store is simply dropped.
+ *
+ * An id forgotten from the seen ring may still come back: a node that
+ * restarted took a whole store from one exchange as its newest messages,
+ * and passes them on, store to store, long after the others forgot them.
+ * So each forgotten id raises its origin incarnation's floor (floors:
+ * hash of origin and incarnation -> highest forgotten counter), and an id
+ * at or below its floor counts as seen: it was delivered, or it is so late
+ * (older than seen_cap arrivals) that it is dropped. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +44,12 @@ struct pt_msg {
 	size_t idlen, len, bytes;
 	uint8_t *id, *payload; /* id, topic, origin, payload follow the struct */
 	char *topic, *origin;
+};
+
+struct pt_seen {
+	uint64_t key;  /* hash of the id */
+	uint64_t okey; /* hash of its origin and incarnation */
+	uint64_t ctr;  /* its counter */
 };
 
 struct pt_lazy {
@@ -74,7 +88,8 @@ struct plumtree {
 
 	uint64_t seq;          /* messages received so far */
 	struct pt_map known;   /* id hash -> sequence number, for the seen ids */
-	uint64_t *seen;        /* ring: seq % seen_cap -> id hash */
+	struct pt_seen *seen;  /* ring: seq % seen_cap -> the id seen */
+	struct pt_map floors;  /* origin incarnation hash -> highest forgotten counter */
 	size_t seen_size;      /* allocated slots, grows up to seen_cap */
 	struct pt_msg **store; /* ring: seq % max_store -> message */
 	size_t store_size;
@@ -182,6 +197,26 @@ static uint64_t pt_hash(const uint8_t *p, size_t n)
 	return h ? h : 1;
 }
 
+/* The counter of a well-formed id, and the hash of its origin and
+ * incarnation (the id without its counter). */
+static uint64_t pt_id_counter(const uint8_t *id)
+{
+	uint64_t c = 0;
+
+	for (int i = 8; i < PT_ID_HEAD; i++)
+		c = c << 8 | id[i];
+	return c;
+}
+
+static uint64_t pt_id_origin_key(const uint8_t *id, size_t idlen)
+{
+	uint8_t buf[PT_ID_HEAD + PT_ORIGIN_MAX];
+
+	memcpy(buf, id, 8);
+	memcpy(buf + 8, id + PT_ID_HEAD, idlen - PT_ID_HEAD);
+	return pt_hash(buf, idlen - 8);
+}
+
 static bool pt_id_ok(const ProtobufCBinaryData *id)
 {
 	return id->data != NULL && id->len > PT_ID_HEAD && id->len <= PT_ID_HEAD + PT_ORIGIN_MAX;
@@ -254,11 +289,38 @@ static void *pt_ring_reserve(void *v, size_t *size, size_t cap, uint64_t seq, si
 
 static void pt_forget_oldest_seen(struct plumtree *pt, uint64_t seq)
 {
-	uint64_t old = pt->seen[seq % pt->seen_cap];
-	uint64_t *at = pt_map_get(&pt->known, old);
+	const struct pt_seen *old = &pt->seen[seq % pt->seen_cap];
+	uint64_t *at = pt_map_get(&pt->known, old->key), *floor;
 
 	if (at && *at == seq - pt->seen_cap)
-		pt_map_del(&pt->known, old);
+		pt_map_del(&pt->known, old->key);
+	floor = pt_map_get(&pt->floors, old->okey);
+	if (floor) {
+		if (old->ctr > *floor)
+			*floor = old->ctr;
+		return;
+	}
+	/* Bounded like the rest: origins past seen_cap (a flood of made-up
+	 * ones) start the floors afresh. */
+	if (pt->floors.n >= pt->seen_cap) {
+		pt_map_free(&pt->floors);
+		pt->stats.floors_reset++;
+	}
+	pt_map_put(&pt->floors, old->okey, old->ctr);
+}
+
+/* Whether id (well-formed, hash key) was seen here, or is older than what
+ * this node already forgot of its origin. */
+static bool pt_seen_id(const struct plumtree *pt, uint64_t key, const uint8_t *id, size_t idlen)
+{
+	const uint64_t *floor;
+
+	if (pt_map_get(&pt->known, key))
+		return true;
+	if (pt->floors.n == 0)
+		return false;
+	floor = pt_map_get(&pt->floors, pt_id_origin_key(id, idlen));
+	return floor && pt_id_counter(id) <= *floor;
 }
 
 /* Number m, keep it (dropping the oldest beyond the bounds) and mark it seen. */
@@ -267,10 +329,11 @@ static void pt_remember(struct plumtree *pt, struct pt_msg *m)
 	uint64_t seq = pt->seq++;
 	struct pt_msg **slot;
 
-	pt->seen = pt_ring_reserve(pt->seen, &pt->seen_size, pt->seen_cap, seq, sizeof(uint64_t));
+	pt->seen = pt_ring_reserve(pt->seen, &pt->seen_size, pt->seen_cap, seq, sizeof(*pt->seen));
 	if (seq >= pt->seen_cap)
 		pt_forget_oldest_seen(pt, seq);
-	pt->seen[seq % pt->seen_cap] = m->key;
+	pt->seen[seq % pt->seen_cap] = (struct pt_seen){
+	    .key = m->key, .okey = pt_id_origin_key(m->id, m->idlen), .ctr = pt_id_counter(m->id)};
 	pt->store = pt_ring_reserve(pt->store, &pt->store_size, pt->max_store, seq,
 	                            sizeof(struct pt_msg *));
 	slot = &pt->store[seq % pt->max_store];
@@ -648,7 +711,7 @@ static int pt_on_gossip(struct plumtree *pt, const char *from, const PartisanPee
 	if (!pt_gossip_ok(g, why))
 		return -1;
 	key = pt_hash(g->id.data, g->id.len);
-	if (pt_map_get(&pt->known, key)) {
+	if (pt_seen_id(pt, key, g->id.data, g->id.len)) {
 		pt_on_duplicate(pt, from, g->catch_up, out);
 		return 0;
 	}
@@ -714,7 +777,7 @@ static int pt_on_ihave(struct plumtree *pt, const char *from, const PartisanPeer
 	for (size_t i = 0; i < ih->n_ids; i++) {
 		uint64_t key = pt_hash(ih->ids[i].data, ih->ids[i].len);
 
-		if (pt_map_get(&pt->known, key))
+		if (pt_seen_id(pt, key, ih->ids[i].data, ih->ids[i].len))
 			pt_ihave_add(pt, &ack, ih->ids[i].data, ih->ids[i].len, NULL, out);
 		else
 			pt_missing_note(pt, key, &ih->ids[i], from, env->now_ms);
@@ -753,7 +816,7 @@ static bool pt_exchange_diff(struct plumtree *pt, const char *from,
 		uint64_t key = pt_hash(ex->ids[i].data, ex->ids[i].len);
 
 		pt_map_put(&theirs, key, 1);
-		lacking = lacking || pt_map_get(&pt->known, key) == NULL;
+		lacking = lacking || !pt_seen_id(pt, key, ex->ids[i].data, ex->ids[i].len);
 	}
 	for (uint64_t s = first; s < pt->seq; s++) {
 		const struct pt_msg *m = pt_stored(pt, s);
@@ -936,6 +999,7 @@ void plumtree_destroy(struct plumtree *pt)
 		free(pt->store[i]);
 	strmap_free(&pt->by_name);
 	pt_map_free(&pt->known);
+	pt_map_free(&pt->floors);
 	pt_map_free(&pt->missing_at);
 	free(pt->missing);
 	free(pt->peers);
@@ -997,8 +1061,8 @@ size_t plumtree_memory(const struct plumtree *pt)
 {
 	size_t n = sizeof(*pt) + strlen(pt->self) + 1 + pt->store_bytes;
 
-	n += pt->seen_size * sizeof(uint64_t) + pt->store_size * sizeof(struct pt_msg *);
-	n += (pt->known.cap + pt->missing_at.cap) * sizeof(struct pt_slot);
+	n += pt->seen_size * sizeof(*pt->seen) + pt->store_size * sizeof(struct pt_msg *);
+	n += (pt->known.cap + pt->floors.cap + pt->missing_at.cap) * sizeof(struct pt_slot);
 	n += pt->by_name.cap * sizeof(struct strmap_slot) + pt->cappeers * sizeof(*pt->peers);
 	for (size_t i = 0; i < pt->npeers; i++)
 		n += sizeof(struct pt_peer) + 2 * (strlen(pt->peers[i]->name) + 1) +

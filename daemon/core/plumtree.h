@@ -20,7 +20,10 @@
  * Memory is bounded: the max_store most recent messages keep their payload
  * (for Graft and Exchange); the 4 * max_store most recent ids are remembered
  * as seen, so each id is delivered once on a node as long as it is among
- * those. Ids are compared by a 64-bit hash of the wire id.
+ * those; an id older than those (one that lingered in a store, passed on
+ * by exchanges) is known by its origin incarnation's floor, the highest
+ * counter forgotten, and never delivered a second time. Ids are compared by
+ * a 64-bit hash of the wire id.
  *
  * Not re-entrant: a deliver callback must not call back into its plumtree.
  */
@@ -59,6 +62,7 @@ struct plumtree_stats {
 	uint32_t hops_max;
 	uint32_t last_hops; /* hops of the latest delivery (read it in the callback) */
 	uint64_t refused;   /* malformed messages */
+	uint64_t floors_reset; /* more origin incarnations than seen ids: floors dropped */
 };
 
 /* self: this node's name (copied, 1..255 bytes). incarnation: distinct on

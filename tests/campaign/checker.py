@@ -178,6 +178,12 @@ def check(records):
     acklost = defaultdict(list)  # sid -> [(t, target host)]
     for r in by_kind["ack_lost"]:
         acklost[r["sid"]].append((r["t"], host_of.get(r["to"].split(":")[2] if r["to"].count(":") >= 3 else r["to"])))
+    # A session lives on one daemon incarnation: a delivery to a session
+    # that began before a death of its daemon was handed over by an older
+    # incarnation than one to a session begun after it (the worker stamps
+    # what it reads, so a delivery stamped just after the kill may still be
+    # the old daemon's).
+    session_t = {r["sid"]: r["t"] for r in by_kind["session_up"]}
     delivered = defaultdict(list)
     last_seq = {}
     order_bad = 0
@@ -200,7 +206,8 @@ def check(records):
         res.violate("misdelivered", "an inbox on host %d got a payload it never sent: %r" % (r["host"], r["payload"]))
     dups = dups_restart = 0
     for key, ds in delivered.items():
-        if len(ds) > 1 and all(any(a["t"] <= k <= b["t"] for k, _ in deaths[key[1]])
+        if len(ds) > 1 and all(a["rid"] != b["rid"] and
+                               any(session_t.get(a["rid"], a["t"]) <= k <= b["t"] for k, _ in deaths[key[1]])
                                for a, b in zip(ds, ds[1:])):
             # SPEC: exactly once "while both daemons live". The receiver's
             # daemon died after handing it over and before its Ack left; the

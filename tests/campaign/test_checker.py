@@ -118,6 +118,18 @@ class CheckerTest(unittest.TestCase):
         h.drop(kind="nemesis", nid=1)
         self.assertFlags(h, "duplicate")
 
+    def test_a_delivery_stamped_just_after_the_kill_was_the_old_incarnations(self):
+        # campaign seed 15: the inbox read seq 89 0.1 ms after the nemesis
+        # stamped the kill; the restarted daemon handed it over again.
+        h = History()
+        h.add(0.5, 1, "session_up", role="inbox", sid="h1.inbox1", ref="partisan:pid:%s:3" % NODES[1])
+        h.fault(1, "kill_same_port", 1.349, 1.45, host=1)
+        h.add(1.5, 1, "deliver", rid="h1.inbox2", sender="h0.sender1", to_host=1, seq=3)
+        self.assertFlags(h)
+        h.drop(kind="deliver", rid="h1.inbox2")  # the same session twice: no excuse
+        h.add(1.5, 1, "deliver", rid="h1.inbox1", sender="h0.sender1", to_host=1, seq=3)
+        self.assertFlags(h, "duplicate")
+
     def test_the_next_incarnation_handing_over_again_is_not_out_of_order(self):
         h = History()
         h.fault(1, "kill_same_port", 1.36, 1.45, host=1)  # after seq 3, before its Ack left

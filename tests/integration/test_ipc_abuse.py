@@ -224,6 +224,25 @@ print(len(data), "%.4f" % (time.monotonic() - t0))
         self.assertEqual(rc, 0, err)
         print("  slow resumed: %d/%d in order; sender %s" % (n, n, out.strip()))
 
+    def test_a_wrong_hello_version_with_more_frames_behind_it_closes_that_session_alone(self):
+        # The fuzzer's first IPC crash: a session closed by its hello's
+        # handler (version mismatch) was freed while the read loop still
+        # looked at it for the next frame (use after free under ASan).
+        d = self.c.add("n0")
+        other = PyClient(d.sock)
+        bad = frame(ipc_pb2.Request(id=1, hello=ipc_pb2.Hello(version=99, client="old")))
+        more = frame(ipc_pb2.Request(id=2, nodes=ipc_pb2.Nodes()))
+        for _ in range(20):
+            s = harness.raw_frame(d.sock, bad + more * 5)
+            reply = read_frame(s)
+            self.assertEqual(reply.response.error, ipc_pb2.EVERSION, reply)
+            self.assertIn("version", reply.response.error_msg)
+            s.settimeout(10)
+            self.assertEqual(s.recv(4096), b"", "the session was not closed")
+            s.close()
+        self.assertEqual(other.request(nodes=ipc_pb2.Nodes()).WhichOneof("body"), "nodes")
+        self.assertIsNone(d.proc.poll())
+
     def test_thousands_of_sessions_at_once(self):
         d = self.c.add("many")
         pid = d.proc.pid

@@ -970,6 +970,94 @@ START_TEST(test_store_and_seen_ids_stay_bounded)
 }
 END_TEST
 
+/* Campaign seed 15: a restarted node took a whole store from one exchange,
+ * old messages with it, and passed them on long after the others had
+ * forgotten their ids; they were delivered a second time. A forgotten id is
+ * still known by its origin incarnation's floor. */
+START_TEST(test_an_id_forgotten_but_lingering_in_a_store_is_not_delivered_again)
+{
+	struct plumtree *a = plumtree_create("a", 1, LAZY_MS, EXCH_MS, 16);
+	struct plumtree *b = plumtree_create("b", 1, LAZY_MS, EXCH_MS, 16);
+	struct plumtree *c = plumtree_create("c", 1, LAZY_MS, EXCH_MS, 16);
+	struct plumtree *a2 = plumtree_create("a", 2, LAZY_MS, EXCH_MS, 16);
+	struct actions g0, ga, back, ex, push, ann;
+	struct core_env env = env_at(0);
+	int da = 0, db = 0, dc = 0;
+
+	actions_init(&g0);
+	actions_init(&ga);
+	actions_init(&back);
+	actions_init(&ex);
+	actions_init(&push);
+	actions_init(&ann);
+	plumtree_neighbor_up(a, "b");
+	plumtree_neighbor_up(b, "a");
+	plumtree_neighbor_up(b, "c");
+	plumtree_neighbor_up(c, "b");
+	plumtree_broadcast(a, "t", (const uint8_t *)"m0", 2, &env, &g0, count_deliveries, &da);
+	ck_assert_int_eq(receive_all(b, "a", &g0, 1, &back, &db), 0);
+	ck_assert_int_eq(receive_all(c, "a", &g0, 1, &back, &dc), 0); /* c: m0 in its store */
+	ck_assert_int_eq(db, 1);
+	for (int i = 0; i < 100; i++) { /* b forgets m0's id: 64 seen ids kept */
+		actions_clear(&ga);
+		plumtree_broadcast(a, "t", (const uint8_t *)"x", 1, &env, &ga, count_deliveries,
+		                   &da);
+		ck_assert_int_eq(receive_all(b, "a", &ga, 2, &back, &db), 0);
+	}
+	ck_assert_int_eq(db, 101);
+	/* b's exchange to c: c pushes m0, which b's list lacks. */
+	exchange_of(b, &ex);
+	ck_assert_int_eq(receive_all(c, "b", &ex, 3, &push, &dc), 0);
+	ck_assert_uint_ge(count_kind(&push, PARTISAN_PEER__PEER_MSG__BODY_GOSSIP), 1);
+	actions_clear(&back);
+	ck_assert_int_eq(receive_all(b, "c", &push, 4, &back, &db), 0);
+	ck_assert_int_eq(db, 101);
+	/* Nor does an announcement of it get grafted. */
+	{
+		PartisanPeer__PeerMsg *gm = unpack_action(&g0, 0),
+		                      pm = PARTISAN_PEER__PEER_MSG__INIT;
+		PartisanPeer__IHave ih = PARTISAN_PEER__IHAVE__INIT;
+		const char *why;
+
+		ih.n_ids = 1;
+		ih.ids = &gm->gossip->id;
+		pm.body_case = PARTISAN_PEER__PEER_MSG__BODY_IHAVE;
+		pm.ihave = &ih;
+		env = env_at(5 * LAZY_MS);
+		actions_clear(&back);
+		ck_assert_int_eq(
+		    plumtree_receive(b, "c", &pm, &env, &back, count_deliveries, &db, &why), 0);
+		ck_assert(sent_kind(&back, "c", PARTISAN_PEER__PEER_MSG__BODY_IHAVE)); /* its ack */
+		partisan_peer__peer_msg__free_unpacked(gm, NULL);
+	}
+	env = env_at(20 * LAZY_MS);
+	plumtree_tick(b, &env, &back);
+	ck_assert(!sent_kind(&back, "c", PARTISAN_PEER__PEER_MSG__BODY_GRAFT));
+	/* Another origin's first id is news. */
+	actions_clear(&ann);
+	plumtree_broadcast(c, "t", (const uint8_t *)"c0", 2, &env, &ann, count_deliveries, &dc);
+	ck_assert_int_eq(receive_all(b, "c", &ann, 20 * LAZY_MS, &back, &db), 0);
+	ck_assert_int_eq(db, 102); /* c0 only */
+	/* a's next incarnation starts afresh. */
+	actions_clear(&ga);
+	plumtree_neighbor_up(a2, "b");
+	plumtree_broadcast(a2, "t", (const uint8_t *)"n0", 2, &env, &ga, count_deliveries, &da);
+	ck_assert_int_eq(receive_all(b, "a", &ga, 21 * LAZY_MS, &back, &db), 0);
+	ck_assert_int_eq(db, 103);
+	ck_assert_uint_eq(plumtree_stats(b)->floors_reset, 0);
+	actions_free(&g0);
+	actions_free(&ga);
+	actions_free(&back);
+	actions_free(&ex);
+	actions_free(&push);
+	actions_free(&ann);
+	plumtree_destroy(a);
+	plumtree_destroy(a2);
+	plumtree_destroy(b);
+	plumtree_destroy(c);
+}
+END_TEST
+
 static Suite *plumtree_suite(void)
 {
 	Suite *s = suite_create("plumtree");
@@ -983,6 +1071,7 @@ static Suite *plumtree_suite(void)
 	tcase_add_test(core, test_restarted_origin_uses_fresh_ids);
 	tcase_add_test(core, test_exchange_pushes_what_the_peer_lacks_and_pulls_what_it_has);
 	tcase_add_test(core, test_store_and_seen_ids_stay_bounded);
+	tcase_add_test(core, test_an_id_forgotten_but_lingering_in_a_store_is_not_delivered_again);
 	tcase_set_timeout(net, 300);
 	tcase_add_test(net, test_every_node_delivers_every_broadcast_exactly_once);
 	tcase_add_test(net, test_stable_tree_broadcast_costs_n_minus_one_messages);
