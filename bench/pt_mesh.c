@@ -5,7 +5,8 @@
  *   pt_mesh converge LIST TIMEOUT_S
  *       every other daemon joins the contact at once (the joins issued
  *       concurrently, JOIN_THREADS at a time, as serf's bench pipelines its
- *       join requests); time until every
+ *       join requests; PT_MESH_JOINS=K in the environment: K at a time, 1
+ *       for one after the other); time until every
  *       daemon counts all N members ("members"), and until every daemon is
  *       connected to the N-1 others ("connected"); both from status()
  *   pt_mesh down LIST VICTIM PID SIGNAL TIMEOUT_S
@@ -190,7 +191,9 @@ static int join_all(const char *target)
 {
 	struct joiner js[JOIN_THREADS];
 	bool threaded[JOIN_THREADS];
-	int nt = n - 1 < JOIN_THREADS ? n - 1 : JOIN_THREADS, bad = 0;
+	const char *env = getenv("PT_MESH_JOINS");
+	int want = env && atoi(env) > 0 && atoi(env) <= JOIN_THREADS ? atoi(env) : JOIN_THREADS;
+	int nt = n - 1 < want ? n - 1 : want, bad = 0;
 
 	for (int k = 0; k < nt; k++) {
 		js[k] =
