@@ -179,6 +179,32 @@ class FullMeshHostsTest(HostsTestCase):
         self.assertEqual(json.loads(inbox.stdout.readline())["message"], "healed")
         print("  partition 2|3 healed: full mesh again in %.2fs" % took)
 
+    def test_a_join_whose_contact_dies_midway_is_done_through_the_member_it_learned(self):
+        # The contact answers the join (its first link passes) but no other
+        # link from the joiner to it can open (host 0 takes one connection
+        # from host 2, nftables ct count), so the join waits for its bulk
+        # channel; then the contact dies. What the contact told is the
+        # cluster: the join is done once the joiner is linked to n1.
+        cfg = {"channels": {"bulk": {"parallelism": 2}}}
+        ds = [self.start(i, cfg) for i in range(3)]
+        ds[1].ctl("join", self.contact(0))
+        self.mesh(ds[:2])
+        self.bed._rules(0, ["ip saddr %s tcp dport %d ct count over 1 drop" % (self.bed.ip[2], PORT),
+                            "ip6 saddr %s tcp dport %d drop" % (self.bed.ip6[2], PORT)])
+        t0 = time.monotonic()
+        join = subprocess.Popen([PARTISANCTL, "-s", ds[2].sock, "join", self.contact(0), "--timeout", "30000"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(join)
+        wait_for(lambda: ds[1].name in ds[2].nodes(), 15, "the joiner linked to the member it learned")
+        self.assertIsNone(join.poll(), "the join ended before the contact died")
+        ds[0].kill()
+        out, err = join.communicate(timeout=25)
+        took = time.monotonic() - t0
+        self.assertEqual(join.returncode, 0, "join: %s %s" % (out, err))
+        self.assertLess(took, 20, "the join waited for its timeout")
+        self.assertIn(ds[2].name, ds[1].nodes())
+        print("  contact killed mid-join: done through n1 %.2fs after it began" % took)
+
     def test_a_spec_with_no_usable_address_is_refused_at_join_with_a_clear_error(self):
         a = self.start(0)
         # A node that advertises only loopback, dialling from its host address.
