@@ -296,7 +296,14 @@ class HyParViewHostsTest(HostsTestCase):
         self.assertEqual(ds[0].ctl_json("registry", "svc")["registry"][0]["refs"][0].split(":")[2],
                          ds[9].name)
         # Calls to "the name wherever it is", and transitive calls and sends.
-        self.assertEqual(ds[0].ctl("call", "--any", "svc", "ping").stdout.strip(), "ping")
+        # A call is not retransmitted: one sent on a link the overlay drops at
+        # that moment (a shuffle right after forming) times out, as the SPEC
+        # allows; the name must still answer the next call.
+        r = ds[0].ctl("call", "--any", "svc", "ping", check=False)
+        if r.returncode != 0 and "timed out" in r.stderr:
+            print("  (first call timed out on a changing overlay; called again)")
+            r = ds[0].ctl("call", "--any", "svc", "ping", check=False)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ping"), r.stderr)
         far = [d for d in ds[:9] if ds[9].name not in d.nodes()][0]
         self.assertEqual(far.ctl("call", ds[9].name, "svc", "hop", "--transitive").stdout.strip(), "hop")
         r = far.ctl("call", "--any", "nobody", "x", check=False)
