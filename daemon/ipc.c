@@ -778,14 +778,23 @@ static void ipc_session_free(struct session *s)
 	free(s);
 }
 
+/* Free a closing session once its output is flushed, unless its read
+ * callback is still looking at it (that callback reaps it on the way out). */
+static void ipc_session_reap(struct session *s)
+{
+	if (s->closing && !s->reading &&
+	    (s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0))
+		ipc_session_free(s);
+}
+
 static void ipc_drain_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		if (!s->reading)
-			ipc_session_free(s);
-	} else if (!s->closing)
+	(void)bev;
+	if (s->closing)
+		ipc_session_reap(s);
+	else
 		router_session_drained(s);
 }
 
@@ -802,8 +811,7 @@ static void ipc_session_close(struct session *s, const char *why)
 		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 		return;
 	}
-	if (!s->reading) /* else ipc_read_cb frees it once it is done with it */
-		ipc_session_free(s);
+	ipc_session_reap(s);
 }
 
 /* big: a Send's payload split out of the frame (splice.h), or NULL. */
@@ -843,9 +851,7 @@ static void ipc_read_cb(struct bufferevent *bev, void *arg)
 	s->reading = true;
 	ipc_read_frames(s, bev);
 	s->reading = false;
-	if (s->closing &&
-	    (s->bev == NULL || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0))
-		ipc_session_free(s);
+	ipc_session_reap(s);
 }
 
 static void ipc_read_frames(struct session *s, struct bufferevent *bev)
